@@ -1,0 +1,199 @@
+"""ConvGRU layers for PyTorch (Ballas et al. 2015, arXiv:1511.06432).
+
+A cell holds the seed's three gate convolutions over ``cat[x, h]`` (``reset_gate``,
+``update_gate``, ``out_gate``), so seed state dicts load unchanged. A convolution over
+``cat[x, h]`` is the sum of one over ``x`` and one over ``h``; the fast path uses that:
+
+    gx_t      = W_x * x_t + b                  (all T steps in one batched convolution)
+    r_t, z_t  = sigmoid(gx_{r,z} + W_h{r,z} * h)  (one convolution for both gates)
+    n_t       = tanh(gx_n + W_hn * (r_t . h))
+    h_t       = h + z_t . (n_t - h)            (= (1 - z) h + z n, the seed's update)
+
+Only the hidden-to-hidden convolutions run inside the time loop.
+"""
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import _checks
+
+# Size of one chunk of the batched input projection: small enough to stay in cache.
+_PROJECTION_CHUNK_BYTES = 8 << 20
+
+
+def gru_update(gx: Tensor, h: Tensor, w_h_gates: Tensor, w_h_out: Tensor, padding: int) -> Tensor:
+    """One ConvGRU step given the input projection ``gx`` (reset, update, out; with bias)."""
+    gx_r, gx_z, gx_n = gx.chunk(3, 1)
+    gh_r, gh_z = F.conv2d(h, w_h_gates, padding=padding).chunk(2, 1)
+    reset = torch.sigmoid(gx_r + gh_r)
+    update = torch.sigmoid(gx_z + gh_z)
+    candidate = torch.tanh(gx_n + F.conv2d(reset * h, w_h_out, padding=padding))
+    return h + update * (candidate - h)
+
+
+class ConvGRUCell(nn.Module):
+    """One ConvGRU layer: ``cell(x, h)`` advances one (B,C,H,W) step; ``run`` a whole clip."""
+
+    def __init__(self, input_size: int, hidden_size: int, kernel_size: int, *, device=None, dtype=None):
+        super().__init__()
+        self.input_size = _checks.positive_int("input_size", input_size)
+        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
+        self.kernel_size = _checks.odd_kernel("kernel_size", kernel_size)
+        self.padding = kernel_size // 2
+        conv = dict(kernel_size=kernel_size, padding=self.padding, device=device, dtype=dtype)
+        self.reset_gate = nn.Conv2d(input_size + hidden_size, hidden_size, **conv)
+        self.update_gate = nn.Conv2d(input_size + hidden_size, hidden_size, **conv)
+        self.out_gate = nn.Conv2d(input_size + hidden_size, hidden_size, **conv)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The seed's init: orthogonal weights, zero bias."""
+        for gate in (self.reset_gate, self.update_gate, self.out_gate):
+            if not gate.weight.is_meta:
+                nn.init.orthogonal_(gate.weight)
+            nn.init.zeros_(gate.bias)
+
+    def split_weights(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(W_x for all gates, bias, W_h for reset+update, W_h for out) from the gate convs."""
+        c = self.input_size
+        weight = torch.cat([self.reset_gate.weight, self.update_gate.weight, self.out_gate.weight], 0)
+        bias = torch.cat([self.reset_gate.bias, self.update_gate.bias, self.out_gate.bias], 0)
+        split = 2 * self.hidden_size
+        return weight[:, :c], bias, weight[:split, c:], weight[split:, c:]
+
+    def init_state(self, x: Tensor) -> Tensor:
+        """Zero state on the input's device and dtype, for a (B,C,H,W) step or (B,T,C,H,W) clip."""
+        return x.new_zeros((x.shape[0], self.hidden_size, x.shape[-2], x.shape[-1]))
+
+    def forward(self, input_: Tensor, prev_state: Optional[Tensor] = None) -> Tensor:
+        """Advance one (B,C,H,W) step from ``prev_state`` (zeros if None); return the new state."""
+        w_x, bias, w_h_gates, w_h_out = self.split_weights()
+        state = self.init_state(input_) if prev_state is None else prev_state
+        gx = F.conv2d(input_, w_x, bias, padding=self.padding)
+        return gru_update(gx, state, w_h_gates, w_h_out, self.padding)
+
+    def project(self, x: Tensor, w_x: Tensor, bias: Tensor) -> List[Tensor]:
+        """Input projection of every step of a (B,T,C,H,W) clip, in cache-sized batched chunks."""
+        b, t, c, height, width = x.shape
+        step_bytes = b * 3 * self.hidden_size * height * width * x.element_size()
+        chunk = max(1, min(t, _PROJECTION_CHUNK_BYTES // max(step_bytes, 1)))
+        steps: List[Tensor] = []
+        for part in x.split(chunk, 1):
+            n = part.shape[1]
+            gx = F.conv2d(part.reshape(b * n, c, height, width), w_x, bias, padding=self.padding)
+            steps.extend(gx.view(b, n, 3 * self.hidden_size, height, width).unbind(1))
+        return steps
+
+    def run(self, x: Tensor, state: Optional[Tensor] = None, lengths: Optional[Tensor] = None,
+            reverse: bool = False) -> Tuple[Tensor, Tensor]:
+        """Run a (B,T,C,H,W) clip; return (every step's state (B,T,hidden,H,W), final state).
+
+        With ``lengths`` (B,), steps at or past a sample's length leave its state unchanged and
+        output zeros, so the final state is the one at its last valid step. ``reverse`` runs
+        from the last step to the first (from each sample's last valid step when padded).
+        """
+        w_x, bias, w_h_gates, w_h_out = self.split_weights()
+        steps = self.project(x, w_x, bias)
+        h = self.init_state(x) if state is None else state
+        outputs: List[Tensor] = []
+        order = list(range(len(steps)))
+        if reverse:
+            order.reverse()
+        for t in order:
+            h_new = gru_update(steps[t], h, w_h_gates, w_h_out, self.padding)
+            if lengths is not None:
+                valid = (lengths > t).view(-1, 1, 1, 1)
+                h_new = torch.where(valid, h_new, h)
+                outputs.append(h_new * valid.to(h_new.dtype))
+            else:
+                outputs.append(h_new)
+            h = h_new
+        if reverse:
+            outputs.reverse()
+        return torch.stack(outputs, 1), h
+
+
+class ConvGRU(nn.Module):
+    """Stacked ConvGRU, a drop-in for the seed's ``ConvGRU(input_size, hidden_sizes, kernel_sizes, n_layers)``.
+
+    - ``model(x)`` on a (B,C,H,W) step returns the list of per-layer states (the seed's API);
+      ``model(x, hidden)`` continues from them.
+    - ``model(clip)`` on (B,T,C,H,W) (or (T,B,C,H,W) with ``batch_first=False``) returns
+      ``(outputs, states)``: every step of the last layer and each layer's final state.
+      ``lengths`` (B,) handles padded batches. Feeding a clip in pieces with the states carried
+      over equals feeding it whole.
+    - ``bidirectional=True`` adds a reverse cell per layer (``ConvGRUCell_00_reverse``...);
+      outputs concatenate both directions, states are ordered [layer0 fwd, layer0 rev, ...].
+    """
+
+    def __init__(self, input_size, hidden_sizes, kernel_sizes, n_layers, *, batch_first: bool = True,
+                 bidirectional: bool = False, device=None, dtype=None):
+        super().__init__()
+        hidden_sizes, kernel_sizes = _checks.layer_sizes(input_size, hidden_sizes, kernel_sizes, n_layers)
+        self.input_size = input_size
+        self.hidden_sizes = hidden_sizes
+        self.kernel_sizes = kernel_sizes
+        self.n_layers = n_layers
+        self.batch_first = batch_first
+        self.bidirectional = bidirectional
+        directions = 2 if bidirectional else 1
+        for i in range(n_layers):
+            in_size = input_size if i == 0 else hidden_sizes[i - 1] * directions
+            for suffix in ("", "_reverse")[:directions]:
+                cell = ConvGRUCell(in_size, hidden_sizes[i], kernel_sizes[i], device=device, dtype=dtype)
+                self.add_module(f"ConvGRUCell_{i:02d}{suffix}", cell)
+
+    @property
+    def cells(self) -> List[ConvGRUCell]:
+        """Cells in run order: [layer0, (layer0 reverse), layer1, ...]."""
+        return list(self.children())
+
+    def state_shapes(self, batch: int, height: int, width: int) -> List[Tuple[int, int, int, int]]:
+        return [(batch, cell.hidden_size, height, width) for cell in self.cells]
+
+    def _check(self, x: Tensor, hidden, lengths):
+        shape = _checks.input_shape(x.shape, self.input_size, self.batch_first)
+        if len(shape) == 4 and self.bidirectional:
+            raise ValueError(f"x must be a clip (5-D) for a bidirectional ConvGRU, got a step of shape {shape}")
+        if len(shape) == 5 and not self.batch_first:
+            shape = (shape[1], shape[0]) + shape[2:]
+        batch, height, width = shape[0], shape[-2], shape[-1]
+        hidden = _checks.state_list(hidden, self.state_shapes(batch, height, width))
+        for i, h in enumerate(hidden):
+            if h is not None and (h.device != x.device or h.dtype != x.dtype):
+                raise ValueError(f"hidden[{i}] must be on {x.device} with dtype {x.dtype} like x, "
+                                 f"got {h.device} {h.dtype}")
+        if lengths is not None:
+            if len(shape) == 4:
+                raise ValueError("lengths applies to clips (5-D x), got a step of shape {}".format(shape))
+            if not isinstance(lengths, Tensor):
+                lengths = torch.as_tensor(lengths)
+            if lengths.dim() != 1 or lengths.dtype.is_floating_point:
+                raise ValueError(f"lengths must be a 1-D integer tensor (B,), got {lengths.dtype} of shape "
+                                 f"{tuple(lengths.shape)}")
+            _checks.lengths_values(lengths.tolist(), batch, shape[1])
+            lengths = lengths.to(x.device)
+        return hidden, lengths
+
+    def forward(self, x: Tensor, hidden=None, lengths=None):
+        hidden, lengths = self._check(x, hidden, lengths)
+        if x.dim() == 4:
+            states, inp = [], x
+            for cell, h in zip(self.cells, hidden):
+                inp = cell(inp, h)
+                states.append(inp)
+            return states
+        clip = x if self.batch_first else x.transpose(0, 1)
+        cells, states = self.cells, []
+        step = 2 if self.bidirectional else 1
+        for i in range(0, len(cells), step):
+            out, h = cells[i].run(clip, hidden[i], lengths)
+            states.append(h)
+            if self.bidirectional:
+                out_rev, h_rev = cells[i + 1].run(clip, hidden[i + 1], lengths, reverse=True)
+                states.append(h_rev)
+                out = torch.cat([out, out_rev], 2)
+            clip = out
+        return (clip if self.batch_first else clip.transpose(0, 1)), states
