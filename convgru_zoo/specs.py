@@ -32,3 +32,21 @@ INPUT_SIZE = (1, 64, 64)
 NUM_CLASSES = 40  # 10 digits x 4 directions of motion
 MEAN = (0.5,)
 STD = (0.5,)
+
+
+@dataclass(frozen=True)
+class ForecasterSpec:
+    """A ConvGRU encoder-forecaster: frames folded space-to-depth by patch_size, a stacked ConvGRU
+    reads input_frames, then predicts output_frames closed loop (convgru_zoo.forecasters)."""
+    in_chans: int = 1
+    patch_size: int = 4
+    hidden_sizes: tuple = (64, 64, 64)
+    kernel_size: int = 3
+    input_frames: int = 10
+    output_frames: int = 10
+
+
+FORECASTERS = {
+    "convgru_forecaster": ForecasterSpec(),                             # Moving MNIST 10 -> 10
+    "convgru_forecaster_tiny": ForecasterSpec(hidden_sizes=(32, 32)),  # CPU demos and tests
+}
