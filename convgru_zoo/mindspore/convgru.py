@@ -1,0 +1,210 @@
+"""ConvGRU layers for MindSpore (Ballas et al. 2015, arXiv:1511.06432), twins of ``convgru_zoo.torch``.
+
+Same parameters (names and layout), same equations and the same fast path as the PyTorch file:
+the input-to-hidden convolutions of all T steps run as one batched convolution, and only the
+hidden-to-hidden convolutions (reset and update fused into one) run inside the time loop.
+``tanh`` is computed as ``2 * sigmoid(2x) - 1``: MindSpore's CPU tanh is off by up to 1e-4,
+this form agrees with PyTorch's tanh to ~1e-6.
+
+Works in PYNATIVE_MODE and compiled (GRAPH_MODE, ``mindspore.jit``). Argument checks run in
+Python before the call (``ConvGRU.__call__``); a parent cell compiled around a ConvGRU calls
+:meth:`ConvGRU.check_inputs` itself if it wants them.
+"""
+from typing import Optional
+
+import mindspore as ms
+import numpy as np
+from mindspore import Tensor, nn, ops
+from mindspore.common import initializer as init
+
+from .. import _checks
+from .conv import Conv2d, TeardownSafeCell, conv2d
+
+
+def tanh(x):
+    """tanh as 2 * sigmoid(2x) - 1: matches PyTorch's tanh to ~1e-6 (MindSpore's CPU tanh: 1e-4)."""
+    return 2 * ops.sigmoid(2 * x) - 1
+
+
+def gru_update(gx, h, w_h_gates, w_h_out, padding, im2col):
+    """One ConvGRU step given the input projection ``gx`` (reset, update, out; with bias)."""
+    gx_r, gx_z, gx_n = ops.split(gx, gx.shape[1] // 3, 1)
+    gh_r, gh_z = ops.split(conv2d(h, w_h_gates, None, 1, padding, im2col), h.shape[1], 1)
+    reset = ops.sigmoid(gx_r + gh_r)
+    update = ops.sigmoid(gx_z + gh_z)
+    candidate = tanh(gx_n + conv2d(reset * h, w_h_out, None, 1, padding, im2col))
+    return h + update * (candidate - h)
+
+
+class ConvGRUCell(TeardownSafeCell):
+    """One ConvGRU layer: ``cell(x, h)`` advances one (B,C,H,W) step; ``run`` a whole clip.
+
+    ``im2col`` is passed to the gate convolutions (:class:`Conv2d`; None picks by device target).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, kernel_size: int, *,
+                 im2col: Optional[bool] = None, dtype=ms.float32):
+        super().__init__()
+        self.input_size = _checks.positive_int("input_size", input_size)
+        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
+        self.kernel_size = _checks.odd_kernel("kernel_size", kernel_size)
+        self.padding = kernel_size // 2
+        conv = dict(padding=self.padding, im2col=im2col, dtype=dtype)
+        self.reset_gate = Conv2d(input_size + hidden_size, hidden_size, kernel_size, **conv)
+        self.update_gate = Conv2d(input_size + hidden_size, hidden_size, kernel_size, **conv)
+        self.out_gate = Conv2d(input_size + hidden_size, hidden_size, kernel_size, **conv)
+        self.im2col = self.reset_gate.im2col
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The seed's init: orthogonal weights, zero bias."""
+        for gate in (self.reset_gate, self.update_gate, self.out_gate):
+            weight, bias = gate.weight, gate.bias
+            weight.set_data(init.initializer(init.Orthogonal(), weight.shape, weight.dtype))
+            bias.set_data(init.initializer("zeros", bias.shape, bias.dtype))
+
+    def split_weights(self):
+        """(W_x for all gates, bias, W_h for reset+update, W_h for out) from the gate convs."""
+        c = self.input_size
+        weight = ops.cat([self.reset_gate.weight, self.update_gate.weight, self.out_gate.weight], 0)
+        bias = ops.cat([self.reset_gate.bias, self.update_gate.bias, self.out_gate.bias], 0)
+        split = 2 * self.hidden_size
+        return weight[:, :c], bias, weight[:split, c:], weight[split:, c:]
+
+    def init_state(self, x):
+        """Zero state with the input's dtype, for a (B,C,H,W) step or (B,T,C,H,W) clip."""
+        return ops.zeros((x.shape[0], self.hidden_size, x.shape[-2], x.shape[-1]), x.dtype)
+
+    def construct(self, input_, prev_state=None):
+        """Advance one (B,C,H,W) step from ``prev_state`` (zeros if None); return the new state."""
+        w_x, bias, w_h_gates, w_h_out = self.split_weights()
+        state = self.init_state(input_) if prev_state is None else prev_state
+        gx = conv2d(input_, w_x, bias, 1, self.padding, self.im2col)
+        return gru_update(gx, state, w_h_gates, w_h_out, self.padding, self.im2col)
+
+    def run(self, x, state=None, lengths=None, reverse=False):
+        """Run a (B,T,C,H,W) clip; return (every step's state (B,T,hidden,H,W), final state).
+
+        With ``lengths`` (B,) int tensor, steps at or past a sample's length leave its state
+        unchanged and output zeros, so the final state is the one at its last valid step.
+        ``reverse`` runs from the last step to the first (from each sample's last valid step
+        when padded).
+        """
+        w_x, bias, w_h_gates, w_h_out = self.split_weights()
+        b, t, c, height, width = x.shape
+        gx = conv2d(x.reshape(b * t, c, height, width), w_x, bias, 1, self.padding, self.im2col)
+        steps = ops.unstack(gx.reshape(b, t, 3 * self.hidden_size, height, width), 1)
+        h = self.init_state(x) if state is None else state
+        outputs = []
+        order = range(t - 1, -1, -1) if reverse else range(t)
+        for i in order:
+            h_new = gru_update(steps[i], h, w_h_gates, w_h_out, self.padding, self.im2col)
+            if lengths is not None:
+                valid = (lengths > i).reshape(-1, 1, 1, 1)
+                h_new = ops.where(valid, h_new, h)
+                outputs.append(h_new * valid.astype(h_new.dtype))
+            else:
+                outputs.append(h_new)
+            h = h_new
+        if reverse:
+            outputs = outputs[::-1]
+        return ops.stack(outputs, 1), h
+
+
+class ConvGRU(TeardownSafeCell):
+    """Stacked ConvGRU, a drop-in for the seed's ``ConvGRU(input_size, hidden_sizes, kernel_sizes, n_layers)``.
+
+    Same API and parameter names as :class:`convgru_zoo.torch.ConvGRU` (``ConvGRUCell_00.reset_gate.weight``...):
+
+    - ``model(x)`` on a (B,C,H,W) step returns the list of per-layer states; ``model(x, hidden)``
+      continues from them.
+    - ``model(clip)`` on (B,T,C,H,W) (or (T,B,C,H,W) with ``batch_first=False``) returns
+      ``(outputs, states)``: every step of the last layer and each layer's final state.
+      ``lengths`` (B,) handles padded batches.
+    - ``bidirectional=True`` adds a reverse cell per layer (``ConvGRUCell_00_reverse``...);
+      outputs concatenate both directions, states are ordered [layer0 fwd, layer0 rev, ...].
+
+    The cells in run order are ``model.cells()`` (MindSpore's own method; the torch model's
+    ``cells`` property).
+    """
+
+    def __init__(self, input_size, hidden_sizes, kernel_sizes, n_layers, *, batch_first: bool = True,
+                 bidirectional: bool = False, im2col: Optional[bool] = None, dtype=ms.float32):
+        super().__init__()
+        hidden_sizes, kernel_sizes = _checks.layer_sizes(input_size, hidden_sizes, kernel_sizes, n_layers)
+        self.input_size = input_size
+        self.hidden_sizes = hidden_sizes
+        self.kernel_sizes = kernel_sizes
+        self.n_layers = n_layers
+        self.batch_first = batch_first
+        self.bidirectional = bidirectional
+        directions = 2 if bidirectional else 1
+        layers = []
+        for i in range(n_layers):
+            in_size = input_size if i == 0 else hidden_sizes[i - 1] * directions
+            for suffix in ("", "_reverse")[:directions]:
+                cell = ConvGRUCell(in_size, hidden_sizes[i], kernel_sizes[i], im2col=im2col, dtype=dtype)
+                setattr(self, f"ConvGRUCell_{i:02d}{suffix}", cell)
+                layers.append(cell)
+        # A plain tuple (not a CellList) so parameter names stay ``ConvGRUCell_00...``.
+        self.layers = tuple(layers)
+
+    def state_shapes(self, batch: int, height: int, width: int):
+        return [(batch, cell.hidden_size, height, width) for cell in self.layers]
+
+    def check_inputs(self, x, hidden=None, lengths=None):
+        """Validate ``construct``'s arguments in Python; return (hidden, lengths) ready for it.
+
+        ``lengths`` may be any int sequence or array; it comes back as an int32 Tensor.
+        """
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a mindspore Tensor, got {type(x).__name__}")
+        shape = _checks.input_shape(x.shape, self.input_size, self.batch_first)
+        if len(shape) == 4 and self.bidirectional:
+            raise ValueError(f"x must be a clip (5-D) for a bidirectional ConvGRU, got a step of shape {shape}")
+        if len(shape) == 5 and not self.batch_first:
+            shape = (shape[1], shape[0]) + shape[2:]
+        batch, height, width = shape[0], shape[-2], shape[-1]
+        hidden = _checks.state_list(hidden, self.state_shapes(batch, height, width))
+        for i, h in enumerate(hidden):
+            if h is not None and (not isinstance(h, Tensor) or h.dtype != x.dtype):
+                raise ValueError(f"hidden[{i}] must be a Tensor with dtype {x.dtype} like x, "
+                                 f"got {getattr(h, 'dtype', type(h).__name__)}")
+        if lengths is not None:
+            if len(shape) == 4:
+                raise ValueError(f"lengths applies to clips (5-D x), got a step of shape {shape}")
+            values = np.asarray(lengths.asnumpy() if isinstance(lengths, Tensor) else lengths)
+            if values.ndim != 1 or values.dtype.kind not in "iu":
+                raise ValueError(f"lengths must be a 1-D integer tensor (B,), got {values.dtype} of shape "
+                                 f"{values.shape}")
+            _checks.lengths_values(values.tolist(), batch, shape[1])
+            lengths = Tensor(values.astype(np.int32))
+        return hidden, lengths
+
+    def __call__(self, x, hidden=None, lengths=None):
+        hidden, lengths = self.check_inputs(x, hidden, lengths)
+        return super().__call__(x, hidden, lengths)
+
+    def construct(self, x, hidden=None, lengths=None):
+        cells = self.layers
+        if hidden is None:
+            hidden = [None] * len(cells)
+        if x.ndim == 4:
+            states = []
+            inp = x
+            for i in range(len(cells)):
+                inp = cells[i](inp, hidden[i])
+                states.append(inp)
+            return states
+        clip = x if self.batch_first else ops.swapaxes(x, 0, 1)
+        states = []
+        step = 2 if self.bidirectional else 1
+        for i in range(0, len(cells), step):
+            out, h = cells[i].run(clip, hidden[i], lengths)
+            states.append(h)
+            if self.bidirectional:
+                out_rev, h_rev = cells[i + 1].run(clip, hidden[i + 1], lengths, True)
+                states.append(h_rev)
+                out = ops.cat([out, out_rev], 2)
+            clip = out
+        return (clip if self.batch_first else ops.swapaxes(clip, 0, 1)), states
