@@ -1,0 +1,72 @@
+"""ConvGRU forecasters by name, for either framework: ``create_forecaster("convgru_forecaster")``.
+
+Framework-free: the PyTorch or MindSpore module is imported only when a model of that framework
+is asked for. The argument checks both frameworks' forecasters share live here too, so they
+accept and reject exactly the same configurations and clips.
+"""
+from collections.abc import Sequence
+from importlib import import_module
+
+from . import _checks
+from .specs import FORECASTERS
+
+FRAMEWORKS = {"torch": "convgru_zoo.torch.forecaster", "mindspore": "convgru_zoo.mindspore.forecaster"}
+
+
+def list_forecasters():
+    """Names accepted by :func:`create_forecaster`, sorted."""
+    return sorted(FORECASTERS)
+
+
+def create_forecaster(name="convgru_forecaster", framework="torch", pretrained=False, **kwargs):
+    """Build the forecaster ``name`` (a key of ``specs.FORECASTERS``) for ``framework``.
+
+    ``kwargs`` override the variant's spec (e.g. ``output_frames=20``) or pass ``device``/``dtype``
+    (PyTorch); ``pretrained=True`` (or a tag name) loads the variant's published weights.
+    """
+    if name not in FORECASTERS:
+        raise ValueError(f"name must be one of {list_forecasters()}, got {name!r}")
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"framework must be one of {sorted(FRAMEWORKS)}, got {framework!r}")
+    try:
+        module = import_module(FRAMEWORKS[framework])
+    except ImportError as error:
+        raise ImportError(f"framework={framework!r} needs {framework} installed "
+                          f"(pip install 'convgru-zoo[{framework}]'): {error}") from error
+    return module.create_forecaster(name, pretrained=pretrained, **kwargs)
+
+
+def check_config(in_chans, patch_size, hidden_sizes, kernel_size, input_frames, output_frames):
+    """Validate a forecaster's constructor arguments; return hidden_sizes as a list."""
+    _checks.positive_int("in_chans", in_chans)
+    _checks.positive_int("patch_size", patch_size)
+    _checks.positive_int("input_frames", input_frames)
+    _checks.positive_int("output_frames", output_frames)
+    if not isinstance(hidden_sizes, Sequence) or isinstance(hidden_sizes, str) or not hidden_sizes:
+        raise ValueError(f"hidden_sizes must be a non-empty sequence of ints (one per ConvGRU layer), "
+                         f"got {hidden_sizes!r}")
+    hidden_sizes = [_checks.positive_int(f"hidden_sizes[{i}]", h) for i, h in enumerate(hidden_sizes)]
+    _checks.per_layer("kernel_size", kernel_size, len(hidden_sizes), _checks.odd_kernel)
+    return hidden_sizes
+
+
+def check_clip(shape, in_chans, patch_size, input_frames, output_frames):
+    """Check a context clip's (B,T,C,H,W) shape and the number of frames to forecast.
+
+    Returns ``output_frames`` (a positive int). Raises before any computation.
+    """
+    shape = tuple(shape)
+    if len(shape) != 5:
+        raise ValueError(f"clip must be 5-D (B, T, C, H, W), got a {len(shape)}-D shape {shape}")
+    batch, frames, channels, height, width = shape
+    if frames != input_frames:
+        raise ValueError(f"clip must hold input_frames={input_frames} frames (dim 1), got {frames} "
+                         f"in shape {shape}")
+    if channels != in_chans:
+        raise ValueError(f"clip must have in_chans={in_chans} channels (dim 2), got {channels} in shape {shape}")
+    if batch == 0 or height == 0 or width == 0:
+        raise ValueError(f"clip must not have an empty dimension, got shape {shape}")
+    if height % patch_size or width % patch_size:
+        raise ValueError(f"clip height and width must be divisible by patch_size={patch_size}, "
+                         f"got {height}x{width} in shape {shape}")
+    return _checks.positive_int("output_frames", output_frames)

@@ -1,0 +1,84 @@
+"""ConvGRU encoder-forecaster for video prediction (PyTorch), e.g. Moving MNIST 10 -> 10 frames.
+
+Each (C,H,W) frame is folded space-to-depth by ``patch_size`` (1x64x64 -> 16x16x16 for patch 4),
+so the recurrent core runs at 1/patch resolution with every pixel kept. One stacked ConvGRU
+reads the ``input_frames`` context frames (their input convolutions batched), then forecasts
+closed loop: a 1x1 convolution head maps the last layer's state to ``C * patch**2`` channels, a
+sigmoid gives the next frame in [0, 1] (unfolded depth-to-space for the output) and that
+prediction is the next step's input. The loop is differentiable end to end, so training sees the
+model's own errors. ``input_frames + output_frames - 1`` recurrent steps in all.
+"""
+from dataclasses import asdict
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..forecasters import check_clip, check_config
+from ..specs import FORECASTERS
+from .convgru import ConvGRU
+
+__all__ = ["ConvGRUForecaster", "create_forecaster", "convgru_forecaster", "convgru_forecaster_tiny"]
+
+
+class ConvGRUForecaster(nn.Module):
+    """``model(clip)``: (B, input_frames, C, H, W) frames in [0, 1] -> (B, output_frames, C, H, W).
+
+    Parameters: ``convgru.ConvGRUCell_00.*`` ... (a :class:`ConvGRU` over ``C * patch**2`` input
+    channels) and ``head.weight``/``head.bias`` (1x1 convolution); the MindSpore twin has the same.
+    """
+
+    def __init__(self, in_chans: int = 1, patch_size: int = 4, hidden_sizes=(64, 64, 64), kernel_size=3,
+                 input_frames: int = 10, output_frames: int = 10, device=None, dtype=None):
+        super().__init__()
+        hidden_sizes = check_config(in_chans, patch_size, hidden_sizes, kernel_size, input_frames, output_frames)
+        self.in_chans = in_chans
+        self.patch_size = patch_size
+        self.input_frames = input_frames
+        self.output_frames = output_frames
+        folded = in_chans * patch_size ** 2
+        self.convgru = ConvGRU(folded, hidden_sizes, kernel_size, len(hidden_sizes), device=device, dtype=dtype)
+        self.head = nn.Conv2d(hidden_sizes[-1], folded, 1, device=device, dtype=dtype)
+
+    def forward(self, clip: Tensor, output_frames: Optional[int] = None) -> Tensor:
+        """Forecast ``output_frames`` (default: the model's) frames after the context ``clip``."""
+        if not isinstance(clip, Tensor):
+            raise TypeError(f"clip must be a torch.Tensor (B, T, C, H, W), got {type(clip).__name__}")
+        output_frames = check_clip(clip.shape, self.in_chans, self.patch_size, self.input_frames,
+                                   self.output_frames if output_frames is None else output_frames)
+        if not clip.is_floating_point():
+            raise TypeError(f"clip must be floating point with values in [0, 1], got {clip.dtype}")
+        _, states = self.convgru(F.pixel_unshuffle(clip, self.patch_size))
+        folded_frames = []
+        for step in range(output_frames):
+            frame = torch.sigmoid(self.head(states[-1]))
+            folded_frames.append(frame)
+            if step + 1 < output_frames:
+                states = self.convgru(frame, states)
+        # The sigmoid commutes with depth-to-space, so the loop feeds back folded frames directly.
+        return F.pixel_shuffle(torch.stack(folded_frames, 1), self.patch_size)
+
+
+def _load_pretrained(model: ConvGRUForecaster, name: str, pretrained) -> None:
+    raise NotImplementedError(f"pretrained weights for {name!r} are not available yet; use pretrained=False")
+
+
+def create_forecaster(name: str, pretrained=False, **kwargs) -> ConvGRUForecaster:
+    """The forecaster variant ``name`` of ``specs.FORECASTERS``; ``kwargs`` override its spec."""
+    if name not in FORECASTERS:
+        raise ValueError(f"name must be one of {sorted(FORECASTERS)}, got {name!r}")
+    model = ConvGRUForecaster(**{**asdict(FORECASTERS[name]), **kwargs})
+    if pretrained:
+        _load_pretrained(model, name, pretrained)
+    return model
+
+
+def convgru_forecaster(pretrained=False, **kwargs) -> ConvGRUForecaster:
+    """ConvGRU forecaster, Moving MNIST 10 -> 10 frames: patch 4, 3 ConvGRU layers x 64, kernel 3."""
+    return create_forecaster("convgru_forecaster", pretrained, **kwargs)
+
+
+def convgru_forecaster_tiny(pretrained=False, **kwargs) -> ConvGRUForecaster:
+    """Small ConvGRU forecaster for CPU demos and tests: patch 4, 2 ConvGRU layers x 32, kernel 3."""
+    return create_forecaster("convgru_forecaster_tiny", pretrained, **kwargs)

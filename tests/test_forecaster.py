@@ -1,0 +1,192 @@
+"""ConvGRU encoder-forecaster: shapes, closed-loop equations, errors, training, PyTorch <-> MindSpore."""
+import pytest
+import torch
+
+import convgru_zoo
+from convgru_zoo.forecasters import create_forecaster, list_forecasters
+from convgru_zoo.specs import FORECASTERS
+from convgru_zoo.torch.forecaster import ConvGRUForecaster
+from convgru_zoo.torch.reference import reference_step
+
+SMALL = dict(patch_size=4, hidden_sizes=(8, 8), input_frames=3, output_frames=3)  # 32x32 frames
+
+
+def small_torch_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return ConvGRUForecaster(**{**SMALL, **overrides})
+
+
+def fixed_clip(batch=2, frames=6, size=32, seed=1):
+    """A (B, frames, 1, size, size) clip in [0, 1]: a bright square moving one pixel per frame."""
+    generator = torch.Generator().manual_seed(seed)
+    clip = 0.1 * torch.rand(batch, frames, 1, size, size, generator=generator)
+    for b in range(batch):
+        for t in range(frames):
+            top, left = 4 + 3 * b + t, 6 + 2 * t
+            clip[b, t, 0, top:top + 8, left:left + 8] = 1.0
+    return clip
+
+
+def reference_forecast(model, clip, output_frames):
+    """The forecaster written plainly from its description: fold, one step at a time, unfold."""
+    p = model.patch_size
+
+    def fold(frame):  # (B,C,H,W) -> (B, C*p*p, H/p, W/p), channel c*p*p + i*p + j
+        b, c, h, w = frame.shape
+        return frame.reshape(b, c, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4).reshape(b, c * p * p, h // p, w // p)
+
+    def unfold(folded):
+        b, cpp, h, w = folded.shape
+        c = cpp // (p * p)
+        return folded.reshape(b, c, p, p, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c, h * p, w * p)
+
+    cells = model.convgru.cells
+    b, _, _, h, w = clip.shape
+    states = [clip.new_zeros(b, cell.hidden_size, h // p, w // p) for cell in cells]
+
+    def advance(frame):
+        inp = fold(frame)
+        for i, cell in enumerate(cells):
+            states[i] = reference_step(cell, inp, states[i])
+            inp = states[i]
+
+    for t in range(clip.shape[1]):
+        advance(clip[:, t])
+    predictions = []
+    for _ in range(output_frames):
+        frame = unfold(torch.sigmoid(model.head(states[-1])))
+        predictions.append(frame)
+        advance(frame)
+    return torch.stack(predictions, 1)
+
+
+# ---------------------------------------------------------------- PyTorch
+
+def test_variants_build_by_name_with_their_spec_and_default_shapes():
+    assert list_forecasters() == sorted(FORECASTERS) and "convgru_forecaster" in FORECASTERS
+    model = create_forecaster("convgru_forecaster", device="meta")
+    spec = FORECASTERS["convgru_forecaster"]
+    assert (model.in_chans, model.patch_size, model.input_frames, model.output_frames) == (1, 4, 10, 10)
+    assert model.convgru.input_size == 16 and model.convgru.hidden_sizes == [64, 64, 64] == list(spec.hidden_sizes)
+    assert model.convgru.kernel_sizes == [3, 3, 3] and tuple(model.head.weight.shape) == (16, 64, 1, 1)
+    tiny = create_forecaster("convgru_forecaster_tiny", output_frames=4)
+    out = tiny(torch.rand(1, 10, 1, 64, 64))
+    assert out.shape == (1, 4, 1, 64, 64)
+
+
+def test_device_and_dtype_reach_every_parameter():
+    model = create_forecaster("convgru_forecaster_tiny", device="meta", dtype=torch.float64)
+    assert {(p.device.type, p.dtype) for p in model.parameters()} == {("meta", torch.float64)}
+
+
+def test_predictions_follow_the_closed_loop_equations_in_values_and_gradients():
+    model = small_torch_model(in_chans=2, kernel_size=[3, 1])
+    clip = torch.rand(2, 3, 2, 32, 24, requires_grad=True)
+    out = model(clip)
+    expected = reference_forecast(model, clip, 3)
+    assert out.shape == (2, 3, 2, 32, 24)
+    assert (out - expected).abs().max() <= 1e-5
+    weights = torch.randn_like(out)
+    params = [clip, *model.parameters()]
+    grads = torch.autograd.grad((out * weights).sum(), params)
+    ref_grads = torch.autograd.grad((expected * weights).sum(), params)
+    for g, r in zip(grads, ref_grads):
+        assert (g - r).abs().max() <= 1e-5 * max(1.0, r.abs().max().item())
+
+
+def test_output_frames_override_extends_the_same_forecast():
+    model = small_torch_model()
+    clip = fixed_clip(frames=3)
+    short, long = model(clip), model(clip, output_frames=7)
+    assert short.shape[1] == 3 and long.shape[1] == 7
+    torch.testing.assert_close(long[:, :3], short, atol=1e-6, rtol=0)
+    assert model(clip, 1).shape == (2, 1, 1, 32, 32)
+
+
+def test_predictions_lie_in_unit_interval_even_for_extreme_weights():
+    model = small_torch_model()
+    with torch.no_grad():
+        model.head.bias.fill_(30.0)
+        model.head.bias[::2] = -30.0
+    out = model(fixed_clip(frames=3))
+    assert out.min() >= 0 and out.max() <= 1
+    assert out.min() < 1e-6 and out.max() > 1 - 1e-6
+
+
+def test_every_parameter_and_the_input_get_a_gradient():
+    model = small_torch_model(hidden_sizes=(8, 8, 8))
+    clip = fixed_clip(frames=3).requires_grad_()
+    model(clip).square().mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert clip.grad.abs().sum() > 0
+
+
+def test_a_few_adam_steps_lower_the_loss_on_a_fixed_batch():
+    model = small_torch_model()
+    clip = fixed_clip(frames=6)
+    inputs, targets = clip[:, :3], clip[:, 3:]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = torch.nn.functional.mse_loss(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("shape,message", [
+    ((2, 3, 1, 32), "5-D"),
+    ((2, 4, 1, 32, 32), "input_frames=3"),
+    ((2, 3, 3, 32, 32), "in_chans=1"),
+    ((2, 3, 1, 30, 32), "divisible by patch_size=4"),
+    ((0, 3, 1, 32, 32), "empty"),
+])
+def test_bad_clip_shapes_are_rejected_naming_what_was_expected(shape, message):
+    with pytest.raises(ValueError, match=message):
+        small_torch_model()(torch.rand(shape))
+
+
+def test_bad_clip_type_dtype_and_output_frames_are_rejected():
+    model = small_torch_model()
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        model(fixed_clip(frames=3).numpy())
+    with pytest.raises(TypeError, match="floating point"):
+        model(torch.zeros(2, 3, 1, 32, 32, dtype=torch.uint8))
+    for bad in (0, -1, 2.0):
+        with pytest.raises(ValueError, match="output_frames"):
+            model(fixed_clip(frames=3), output_frames=bad)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(hidden_sizes=()), "hidden_sizes must be a non-empty sequence"),
+    (dict(hidden_sizes=64), "hidden_sizes must be a non-empty sequence"),
+    (dict(hidden_sizes=(8, 0)), r"hidden_sizes\[1\]"),
+    (dict(kernel_size=4), "kernel_size"),
+    (dict(kernel_size=[3, 3, 3]), "kernel_size must have n_layers=2"),
+    (dict(patch_size=0), "patch_size"),
+    (dict(in_chans=0), "in_chans"),
+    (dict(input_frames=0), "input_frames"),
+    (dict(output_frames=0), "output_frames"),
+])
+def test_bad_configurations_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ConvGRUForecaster(**{**SMALL, **kwargs})
+
+
+def test_create_forecaster_rejects_unknown_names_frameworks_and_arguments():
+    with pytest.raises(ValueError, match="name must be one of"):
+        create_forecaster("convgru_tiny")
+    with pytest.raises(ValueError, match="framework must be one of"):
+        create_forecaster(framework="jax")
+    with pytest.raises(TypeError, match="num_classes"):
+        create_forecaster("convgru_forecaster_tiny", num_classes=10)
+
+
+def test_forecasters_stay_out_of_the_timm_classification_registry():
+    timm = pytest.importorskip("timm")
+    import convgru_zoo.torch  # noqa: F401  (registers the backbones, if any)
+    assert not timm.list_models("*forecaster*")
+    assert convgru_zoo.forecasters.create_forecaster is create_forecaster
