@@ -1,0 +1,159 @@
+"""``convgru-zoo``: train, evaluate and demo ConvGRU models on Moving MNIST from the command line.
+
+    convgru-zoo train --task forecast --model convgru_forecaster --mnist DIR --out runs/fc
+    convgru-zoo eval  --task forecast --weights runs/fc --mnist DIR
+    convgru-zoo demo  --mnist DIR
+    torchrun --nproc_per_node=2 -m convgru_zoo.cli train ...   (data-parallel)
+
+Argument errors name the argument, what was expected and what came, and exit with status 2
+before any work starts.
+"""
+import argparse
+import dataclasses
+import math
+import sys
+
+from . import train as training
+
+EXIT_USAGE = 2
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
+    return value
+
+
+def _number(rule, ok):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number {rule}, got {text!r}") from None
+        if not math.isfinite(value) or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number {rule}, got {text!r}")
+        return value
+    parse.__name__ = f"number {rule}"
+    return parse
+
+
+_positive_float = _number("> 0", lambda v: v > 0)
+_non_negative_float = _number(">= 0", lambda v: v >= 0)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _add_train_arguments(p, defaults):
+    d = defaults
+    p.add_argument("--task", choices=training.TASKS, required=True,
+                   help="forecast: Moving MNIST 10 -> 10 frames; classify: Motion MNIST, 40 classes")
+    p.add_argument("--model", required=True, help="forecaster name or convgru_* backbone (timm)")
+    p.add_argument("--mnist", required=True, help="folder of MNIST idx files (the digits clips are made of)")
+    p.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoints/, model.safetensors")
+    p.add_argument("--steps", type=_positive_int, default=d.steps)
+    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="global batch (all ranks)")
+    p.add_argument("--num-sequences", type=_positive_int, default=d.num_sequences, help="training clips (epoch size)")
+    p.add_argument("--seed", type=_non_negative_int, default=d.seed)
+    p.add_argument("--optimizer", choices=training.OPTIMIZERS, default=d.optimizer)
+    p.add_argument("--lr", type=_positive_float, default=d.lr)
+    p.add_argument("--weight-decay", type=_non_negative_float, default=d.weight_decay)
+    p.add_argument("--momentum", type=_non_negative_float, default=d.momentum, help="sgd only")
+    p.add_argument("--schedule", choices=training.SCHEDULES, default=d.schedule)
+    p.add_argument("--warmup-steps", type=_non_negative_int, default=d.warmup_steps)
+    p.add_argument("--min-lr", type=_non_negative_float, default=d.min_lr, help="end of the cosine schedule")
+    p.add_argument("--amp", choices=training.AMP_MODES, default=d.amp,
+                   help="mixed precision: bf16 (CPU or GPU) or fp16 with a GradScaler (GPU)")
+    p.add_argument("--grad-clip", type=_non_negative_float, default=d.grad_clip, help="max grad norm; 0: off")
+    p.add_argument("--ckpt-every", type=_positive_int, default=d.ckpt_every, help="checkpoint every N steps")
+    p.add_argument("--val-every", type=_non_negative_int, default=d.val_every, help="validate every N steps; 0: off")
+    p.add_argument("--val-sequences", type=_positive_int, default=d.val_sequences)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=_non_negative_int, default=0, help="DataLoader worker processes")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_eval_arguments(p):
+    p.add_argument("--task", choices=training.TASKS, default=None,
+                   help="default: read from the weights' metadata or the run's config.json")
+    p.add_argument("--weights", required=True, help="a run folder or a .safetensors weights file")
+    p.add_argument("--model", default=None, help="model name, when the weights file does not record it")
+    p.add_argument("--mnist", default=None, help="folder of MNIST idx files (test clips are generated from it)")
+    p.add_argument("--fixed-test", default=None, help="standard fixed Moving MNIST test file (.npy, (20, N, 64, 64))")
+    p.add_argument("--num-sequences", type=_positive_int, default=1000, help="test clips (generated or first N)")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--framework", choices=("torch", "mindspore"), default="torch")
+    p.add_argument("--device", default="auto", help="torch only: auto, cpu, cuda or cuda:N")
+    p.add_argument("--out", default=None, help="where JSON and PNGs go (default: the run folder, or next to the file)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def build_parser():
+    parser = _Parser(prog="convgru-zoo", description="ConvGRU video models on Moving MNIST: train, eval, demo")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    defaults = training.TrainConfig(task="forecast", model="")
+    _add_train_arguments(sub.add_parser("train", help="train a forecaster or backbone"), defaults)
+    _add_eval_arguments(sub.add_parser("eval", help="evaluate weights; write JSON and PNGs"))
+    demo = sub.add_parser("demo", help="train a tiny forecaster for a few minutes on CPU, evaluate, plot")
+    demo.add_argument("--mnist", required=True, help="folder of MNIST idx files")
+    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--steps", type=_positive_int, default=None, help="override the demo's step count")
+    demo.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def train_config_from(args):
+    fields = {f.name for f in dataclasses.fields(training.TrainConfig)}
+    config = training.TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    runtime = training.Runtime(mnist=args.mnist, out=args.out, device=args.device, workers=args.workers,
+                               progress=not args.no_progress, resume=args.resume)
+    return config, runtime
+
+
+def _run(args):
+    if args.command == "train":
+        config, runtime = train_config_from(args)
+        summary = training.train(config, runtime)
+        if training.dist_from_env().main:
+            print(f"trained {summary['model']} for {summary['steps']} steps: {args.out}/model.safetensors")
+        return 0
+    if args.command == "eval":
+        from . import evaluate
+        report = evaluate.evaluate_from_args(args)
+        print(evaluate.summary_line(report))
+        for kind, path in report["files"].items():
+            print(f"  {kind}: {path}")
+        return 0
+    from . import demo
+    return demo.run_demo(args)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except training.ConfigError as err:
+        print(f"convgru-zoo {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
