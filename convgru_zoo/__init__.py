@@ -4,3 +4,9 @@ Framework code lives in ``convgru_zoo.torch`` and ``convgru_zoo.mindspore``; thi
 imports neither, so it works with either framework missing.
 """
 __version__ = "0.1.0"
+
+# Register the models with each framework's model zoo when that framework is installed.
+from importlib.util import find_spec as _find_spec
+
+if _find_spec("torch") and _find_spec("timm"):
+    from .torch import convgru_net as _timm_models  # noqa: F401  registers convgru_* with timm

@@ -50,3 +50,49 @@ FORECASTERS = {
     "convgru_forecaster": ForecasterSpec(),                             # Moving MNIST 10 -> 10
     "convgru_forecaster_tiny": ForecasterSpec(hidden_sizes=(32, 32)),  # CPU demos and tests
 }
+
+
+# Pretrained weights. A tag names one training run of one variant (``<arch>.<tag>``); its home is the
+# Hub repo ``HF_ORG/<arch>.<tag>``, holding one file per framework. Every door (timm, MindCV,
+# torch.hub) resolves a tag through ``convgru_zoo.pretrained``, which checks the file's sha256.
+WEIGHT_FILES = {"torch": "model.safetensors", "mindspore": "model.ckpt"}  # file names in the Hub repo
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """One set of pretrained weights: what it was trained on and the sha256 of each framework's file.
+
+    ``sha256`` maps a framework ("torch", "mindspore") to the hex digest of its file; a framework
+    missing from it has no published file yet. ``revision`` pins a Hub commit (None: main).
+    """
+    arch: str
+    tag: str
+    description: str
+    sha256: tuple = ()   # ((framework, hex digest), ...): a tuple so the spec stays immutable
+    revision: str = None
+    num_classes: int = NUM_CLASSES
+    input_size: tuple = INPUT_SIZE
+    mean: tuple = MEAN
+    std: tuple = STD
+    license: str = "mit"
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}.{self.tag}"
+
+    @property
+    def hf_hub_id(self) -> str:
+        return f"{HF_ORG}/{self.name}"
+
+    def file_sha256(self, framework: str):
+        """Hex sha256 of ``framework``'s file, or None when that file is not published yet."""
+        return dict(self.sha256).get(framework)
+
+
+_MMNIST_MOTION = "Moving MNIST clips labelled digit x direction of motion (40 classes)"
+
+PRETRAINED = {w.name: w for w in (
+    PretrainedWeights("convgru_tiny", "mmnist_motion", _MMNIST_MOTION),
+    PretrainedWeights("convgru_small", "mmnist_motion", _MMNIST_MOTION),
+    PretrainedWeights("convgru_base", "mmnist_motion", _MMNIST_MOTION),
+)}

@@ -1,0 +1,128 @@
+"""Pretrained weights: a tag such as ``convgru_small.mmnist_motion`` -> a checked local file.
+
+One mechanism for every door (timm, MindCV, torch.hub) and both frameworks; nothing here
+imports a framework. A tag's file is looked up
+
+1. in the package folder ``convgru_zoo/weights/<arch>.<tag><ext>`` (small weights may ship there,
+   so ``pretrained=True`` works offline), else
+2. on the Hugging Face Hub (``HF_ORG/<arch>.<tag>``) through ``huggingface_hub.hf_hub_download``,
+   which answers from its cache when offline (``HF_HUB_OFFLINE=1``),
+
+and is used only if its sha256 matches the one recorded in ``convgru_zoo.specs.PRETRAINED``.
+Files are written with :func:`atomic_write`, so a crash never leaves a half-written file.
+"""
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+from . import specs
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+FRAMEWORKS = tuple(specs.WEIGHT_FILES)
+
+
+class PretrainedWeightsError(RuntimeError):
+    """Weights that cannot be used: unknown tag, unpublished, missing, corrupted or not fitting."""
+
+
+def get(name: str) -> specs.PretrainedWeights:
+    """The spec of pretrained weights ``<arch>.<tag>``."""
+    try:
+        return specs.PRETRAINED[name]
+    except KeyError:
+        known = ", ".join(sorted(specs.PRETRAINED))
+        raise PretrainedWeightsError(f"unknown pretrained weights {name!r}; known: {known}") from None
+
+
+def by_hf_hub_id(hf_hub_id: Optional[str]) -> Optional[specs.PretrainedWeights]:
+    """The spec whose Hub repo is ``hf_hub_id``, or None when that repo is not one of ours."""
+    return next((w for w in specs.PRETRAINED.values() if w.hf_hub_id == hf_hub_id), None)
+
+
+def sha256_of(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path, sha256: str) -> Path:
+    """Return ``path`` if the file exists and its sha256 is ``sha256``; raise naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise PretrainedWeightsError(f"weights file {path} does not exist")
+    actual = sha256_of(path)
+    if actual != sha256.lower():
+        raise PretrainedWeightsError(
+            f"weights file {path} is corrupted or not the published one: sha256 {actual}, expected {sha256}; "
+            "delete it so it is fetched again")
+    return path
+
+
+def shipped_path(name: str, framework: str = "torch") -> Path:
+    """Where the package keeps a shipped copy of ``name``'s ``framework`` file."""
+    suffix = Path(specs.WEIGHT_FILES[_framework(framework)]).suffix
+    return WEIGHTS_DIR / f"{name}{suffix}"
+
+
+def weights_file(name: str, framework: str = "torch", cache_dir=None) -> Path:
+    """Local path of ``name``'s ``framework`` weights, checked against the recorded sha256.
+
+    Uses the copy shipped in the package when there is one, else downloads from (or reads the cache
+    of) the Hub. Raises :class:`PretrainedWeightsError` naming the file and the problem.
+    """
+    weights = get(name)
+    expected = weights.file_sha256(_framework(framework))
+    if expected is None:
+        raise PretrainedWeightsError(
+            f"{name} has no published {framework} weights yet (no sha256 recorded in convgru_zoo.specs.PRETRAINED)")
+    shipped = shipped_path(name, framework)
+    if shipped.exists():
+        return verify(shipped, expected)
+    return verify(_hub_download(weights, specs.WEIGHT_FILES[framework], cache_dir, shipped), expected)
+
+
+def _hub_download(weights: specs.PretrainedWeights, filename: str, cache_dir, shipped: Path) -> Path:
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise PretrainedWeightsError(
+            f"{weights.name}: not shipped at {shipped} and huggingface_hub is not installed to fetch "
+            f"{weights.hf_hub_id}/{filename} (pip install 'convgru-zoo[hub]')") from None
+    try:
+        return Path(huggingface_hub.hf_hub_download(
+            weights.hf_hub_id, filename, revision=weights.revision, cache_dir=cache_dir))
+    except Exception as e:  # offline with an empty cache, missing repo or file, network errors
+        raise PretrainedWeightsError(
+            f"{weights.name}: not shipped at {shipped} and {weights.hf_hub_id}/{filename} could not be fetched "
+            f"from the Hub or its cache: {type(e).__name__}: {e}") from e
+
+
+def atomic_write(path, write: Callable[[str], None]) -> str:
+    """Write a file through ``write(temp_path)`` into a temp file beside ``path``, then move it in place.
+
+    Returns the new file's sha256 (the digest to record in ``specs.PRETRAINED``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        digest = sha256_of(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return digest
+
+
+def _framework(framework: str) -> str:
+    if framework not in specs.WEIGHT_FILES:
+        raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
+    return framework

@@ -1,0 +1,362 @@
+"""ConvGRU-Net: recurrent video backbones ``convgru_tiny/small/base`` for timm.
+
+The stacked GRU-RCN of Ballas et al. 2015 (arXiv:1511.06432) as a hierarchy: ConvGRUs carry a state
+through time at several resolutions, and the classifier reads the final state of the coarsest one.
+
+    clip (B,T,C,H,W)          a 4-D image (B,C,H,W) is a one-frame clip, in every method
+    stem                      Conv2d k=s=stem_stride + BatchNorm2d, on every frame
+    stage i                   (i > 0: Conv2d k=s=2 + BatchNorm2d on every frame of the previous
+                              stage's states), then depths[i] ConvGRU layers run through time
+    features                  the last stage's final state (B, dims[-1], H/r, W/r), NCHW
+    head                      global average pool -> dropout -> Linear
+
+A stage's feature (``features_only``, ``forward_intermediates``) is its final state, at stride
+``stem_stride * 2**i``. Per-sample ``lengths`` (B,) let padded clips end early: a sample's state stops
+at its last valid frame. The clip length is free; ``num_frames`` (from the spec) is the default clip
+used for the figures below. Variant specs live in :mod:`convgru_zoo.specs`, shared with MindSpore.
+
+Figures at the default clip (1 x 64 x 64 frames, T = num_frames), FLOPs of the convolutions and the
+classifier counted by ``torch.utils.flop_counter`` (2 per multiply-add; elementwise gating not
+counted), from ``python benchmarks/backbone_figures.py``:
+
+| model | dims | depths | params (M) | GFLOPs | clip (B,T,C,H,W) |
+|---|---|---|---|---|---|
+| convgru_tiny | (32, 64, 128) | (1, 1, 1) | 1.209 | 0.873 | (1, 10, 1, 64, 64) |
+| convgru_small | (48, 96, 192) | (1, 1, 2) | 4.706 | 2.599 | (1, 10, 1, 64, 64) |
+| convgru_base | (64, 128, 256) | (1, 2, 2) | 9.247 | 5.751 | (1, 10, 1, 64, 64) |
+"""
+from dataclasses import asdict, replace
+from typing import List, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from timm.layers import ClassifierHead, get_device_dtype, register_notrace_function, register_notrace_module
+from timm.models._builder import build_model_with_cfg, resolve_pretrained_cfg
+from timm.models._features import feature_take_indices
+from timm.models._manipulate import adapt_input_conv, checkpoint
+from timm.models._registry import generate_default_cfgs, register_model
+
+from .. import _checks, specs
+from ..pretrained import PretrainedWeightsError, by_hf_hub_id, weights_file
+from .convgru import ConvGRUCell
+
+__all__ = ["ConvGRUNet", "ConvGRUStage", "FrameConvNorm"]
+
+
+@register_notrace_function
+def as_clip(x: Tensor, in_chans: int) -> Tensor:
+    """A (B,T,C,H,W) clip as is, a (B,C,H,W) image as a one-frame clip; other shapes raise ValueError."""
+    if x.dim() == 4:
+        x = x.unsqueeze(1)
+    if x.dim() != 5:
+        raise ValueError("x must be a clip (B,T,C,H,W) or an image (B,C,H,W), got a {}-D tensor".format(x.dim()))
+    if x.shape[2] != in_chans:
+        raise ValueError("x must have in_chans={} channels, got {} in shape {}".format(
+            in_chans, x.shape[2], x.shape))
+    return x
+
+
+@register_notrace_function
+def check_lengths(lengths: Optional[Tensor], clip: Tensor) -> Optional[Tensor]:
+    """Validate per-sample clip lengths (B,) against a (B,T,C,H,W) clip; return them on its device."""
+    if lengths is None:
+        return None
+    if lengths.dim() != 1 or lengths.is_floating_point() or lengths.shape[0] != clip.shape[0]:
+        raise ValueError("lengths must be a 1-D integer tensor with one length per sample (B={}), got {} of "
+                         "shape {}".format(clip.shape[0], lengths.dtype, lengths.shape))
+    if lengths.numel() > 0 and (int(lengths.min()) < 1 or int(lengths.max()) > clip.shape[1]):
+        raise ValueError("lengths must lie in [1, T={}], got values from {} to {}".format(
+            clip.shape[1], int(lengths.min()), int(lengths.max())))
+    return lengths.to(clip.device)
+
+
+class FrameConvNorm(nn.Module):
+    """Conv2d (kernel = stride) + BatchNorm2d applied to every frame of a (B,T,C,H,W) clip."""
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int, device=None, dtype=None):
+        super().__init__()
+        dd = dict(device=device, dtype=dtype)
+        self.conv = nn.Conv2d(in_chs, out_chs, kernel_size=stride, stride=stride, bias=False, **dd)
+        self.norm = nn.BatchNorm2d(out_chs, **dd)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, steps = x.shape[0], x.shape[1]
+        y = self.norm(self.conv(x.flatten(0, 1)))
+        return y.reshape(batch, steps, y.shape[1], y.shape[2], y.shape[3])
+
+
+@register_notrace_module  # the time loop: a leaf for torch.fx
+class ConvGRUStage(nn.Module):
+    """Per-frame 2x downsampling (unless first), then ConvGRU layers run through time.
+
+    ``stage(x, lengths)`` takes a (B,T,C,H,W) clip or a (B,C,H,W) one-frame clip and returns
+    (every step's state of the last layer (B,T,C',H',W'), its final state (B,C',H',W')).
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, depth: int, kernel_size: int, downsample: bool,
+                 device=None, dtype=None):
+        super().__init__()
+        dd = dict(device=device, dtype=dtype)
+        if not downsample and in_chs != out_chs:
+            raise ValueError(f"a stage without downsampling keeps its width: in_chs {in_chs} != out_chs {out_chs}")
+        self.downsample = FrameConvNorm(in_chs, out_chs, 2, **dd) if downsample else nn.Identity()
+        self.blocks = nn.ModuleList([ConvGRUCell(out_chs, out_chs, kernel_size, **dd) for _ in range(depth)])
+
+    def forward(self, x: Tensor, lengths: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        if x.dim() == 4:
+            x = x.unsqueeze(1)
+        x = self.downsample(x)
+        state: Optional[Tensor] = None
+        for block in self.blocks:
+            x, state = block.run(x, None, lengths)
+        assert state is not None
+        return x, state
+
+
+class ConvGRUNet(nn.Module):
+    """Hierarchical ConvGRU video backbone with a classifier on the final state (see module docstring)."""
+
+    def __init__(
+            self,
+            dims: Tuple[int, ...] = (32, 64, 128),
+            depths: Tuple[int, ...] = (1, 1, 1),
+            kernel_size: int = 3,
+            stem_stride: int = 4,
+            num_frames: int = 10,
+            in_chans: int = 1,
+            num_classes: int = 40,
+            global_pool: str = 'avg',
+            drop_rate: float = 0.,
+            device=None,
+            dtype=None,
+    ):
+        """
+        Args:
+            dims: Channels (hidden size) of each stage.
+            depths: ConvGRU layers in each stage.
+            kernel_size: ConvGRU kernel size (odd).
+            stem_stride: Patch size and stride of the stem.
+            num_frames: Default clip length (example inputs, FLOP counts); any length can be fed.
+            in_chans: Channels of each frame.
+            num_classes: Classifier outputs, 0 for none.
+            global_pool: Pooling of the final state ('avg', 'max', ..., '' for none).
+            drop_rate: Dropout before the classifier.
+        """
+        super().__init__()
+        dd = dict(device=device, dtype=dtype)
+        dims, depths = tuple(dims), tuple(depths)
+        if len(dims) != len(depths) or not dims:
+            raise ValueError(f"dims and depths must give one entry per stage, got dims {dims} and depths {depths}")
+        for i, (dim, depth) in enumerate(zip(dims, depths)):
+            _checks.positive_int(f"dims[{i}]", dim)
+            _checks.positive_int(f"depths[{i}]", depth)
+        _checks.odd_kernel("kernel_size", kernel_size)
+        self.in_chans = _checks.positive_int("in_chans", in_chans)
+        self.stem_stride = _checks.positive_int("stem_stride", stem_stride)
+        self.num_frames = _checks.positive_int("num_frames", num_frames)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
+        if not 0. <= drop_rate < 1.:
+            raise ValueError(f"drop_rate must lie in [0, 1), got {drop_rate!r}")
+        self.num_classes = num_classes
+        self.drop_rate = drop_rate
+        self.grad_checkpointing = False
+
+        self.stem = FrameConvNorm(in_chans, dims[0], stem_stride, **dd)
+        stages, self.feature_info = [], []
+        for i, (dim, depth) in enumerate(zip(dims, depths)):
+            in_chs = dims[max(i - 1, 0)]
+            stages.append(ConvGRUStage(in_chs, dim, depth, kernel_size, downsample=i > 0, **dd))
+            self.feature_info.append(dict(num_chs=dim, reduction=stem_stride * 2 ** i, module=f'stages.{i}'))
+        self.stages = nn.ModuleList(stages)
+        self.num_features = dims[-1]
+        self.head = ClassifierHead(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate, **dd)
+        self.head_hidden_size = self.head.num_features
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False):
+        return dict(
+            stem=r'^stem',
+            blocks=r'^stages\.(\d+)' if coarse else [
+                (r'^stages\.(\d+)\.downsample', (0,)),
+                (r'^stages\.(\d+)\.blocks\.(\d+)', None),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each stage in backward instead of keeping its activations."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """New classifier with ``num_classes`` outputs (0: none); pooling kept unless ``global_pool`` is given."""
+        self.num_classes = num_classes
+        self.head.reset(num_classes, global_pool, in_features=self.num_features, **get_device_dtype(self))
+        self.head_hidden_size = self.head.num_features
+
+    def forward_intermediates(
+            self,
+            x: Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+            lengths: Optional[Tensor] = None,
+    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
+        """Final states of the selected stages, with or without the final features.
+
+        Args:
+            x: Clip (B,T,C,H,W) or image (B,C,H,W).
+            indices: Take the last n stages if int, all if None, those listed if a sequence.
+            norm: Unused (there is no final norm); kept for the timm API.
+            stop_early: Stop after the last stage asked for.
+            output_fmt: Only 'NCHW'.
+            intermediates_only: Return only the intermediates.
+            lengths: Optional per-sample clip lengths (B,).
+        """
+        assert output_fmt == 'NCHW', 'Output format must be NCHW.'
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        x = as_clip(x, self.in_chans)
+        lengths = check_lengths(lengths, x)
+        x = self.stem(x)
+        if torch.jit.is_scripting() or not stop_early:
+            stages = self.stages
+        else:
+            stages = self.stages[:max_index + 1]
+        intermediates: List[Tensor] = []
+        state: Optional[Tensor] = None
+        for i, stage in enumerate(stages):
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x, state = checkpoint(stage, x, lengths)
+            else:
+                x, state = stage(x, lengths)
+            if i in take_indices:
+                intermediates.append(state)
+        if intermediates_only:
+            return intermediates
+        assert state is not None
+        return state, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        """Drop the stages after the last one in ``indices`` (and the head); return the kept indices."""
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        prune_end = max_index < len(self.stages) - 1
+        self.stages = self.stages[:max_index + 1]
+        if prune_end:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]['num_chs']
+        if prune_head or prune_end:
+            self.reset_classifier(0, '')
+        return take_indices
+
+    def forward_features(self, x: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
+        """The last stage's final state (B, num_features, H/r, W/r) for a clip or an image."""
+        x = as_clip(x, self.in_chans)
+        lengths = check_lengths(lengths, x)
+        x = self.stem(x)
+        state: Optional[Tensor] = None
+        for stage in self.stages:
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x, state = checkpoint(stage, x, lengths)
+            else:
+                x, state = stage(x, lengths)
+        assert state is not None
+        return state
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        return self.head(x, pre_logits=True) if pre_logits else self.head(x)
+
+    def forward(self, x: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
+        return self.forward_head(self.forward_features(x, lengths))
+
+
+def checkpoint_filter_fn(state_dict, model: ConvGRUNet):
+    """Unwrap a training checkpoint and fit the stem to the model's ``in_chans``."""
+    for key in ('state_dict', 'model'):
+        if key in state_dict and isinstance(state_dict[key], dict):
+            state_dict = state_dict[key]
+    stem = state_dict.get('stem.conv.weight')
+    if stem is not None and stem.shape[1] != model.in_chans:
+        state_dict = dict(state_dict)
+        state_dict['stem.conv.weight'] = adapt_input_conv(model.in_chans, stem, base_chans=stem.shape[1])
+    return state_dict
+
+
+def _verified_pretrained_cfg(variant: str, kwargs: dict):
+    """The pretrained cfg, pointed at the sha256-checked local file when the weights are ours.
+
+    A user's own source (``local-dir:``, a file, a URL, another Hub repo) is left to timm as given.
+    """
+    cfg = resolve_pretrained_cfg(
+        variant, pretrained_cfg=kwargs.get('pretrained_cfg'), pretrained_cfg_overlay=kwargs.pop('pretrained_cfg_overlay', None))
+    weights = by_hf_hub_id(cfg.hf_hub_id)
+    if weights is None or cfg.source == 'local-dir' or cfg.file or cfg.state_dict or cfg.url:
+        return cfg
+    return replace(cfg, file=str(weights_file(weights.name, 'torch')), source=None, custom_load=False)
+
+
+def _create_convgru_net(variant: str, pretrained: bool = False, **kwargs) -> ConvGRUNet:
+    model_args = dict(asdict(specs.BACKBONES[variant]), **kwargs)
+    file = None
+    if pretrained:
+        model_args['pretrained_cfg'] = _verified_pretrained_cfg(variant, model_args)
+        file = model_args['pretrained_cfg'].file
+    try:
+        return build_model_with_cfg(
+            ConvGRUNet, variant, pretrained,
+            pretrained_filter_fn=checkpoint_filter_fn,
+            feature_cfg=dict(feature_cls='getter', out_indices=tuple(range(len(specs.BACKBONES[variant].dims)))),
+            **model_args)
+    except RuntimeError as e:
+        if file and 'state_dict' in str(e):
+            raise PretrainedWeightsError(f"weights file {file} does not fit {variant}: {e}") from e
+        raise
+
+
+def _cfg(arch: str, **kwargs):
+    spec = specs.BACKBONES[arch]
+    reduction = spec.stem_stride * 2 ** (len(spec.dims) - 1)
+    return {
+        'num_classes': specs.NUM_CLASSES, 'input_size': specs.INPUT_SIZE,
+        'pool_size': tuple(s // reduction for s in specs.INPUT_SIZE[1:]),
+        'crop_pct': 1.0, 'interpolation': 'bilinear', 'mean': specs.MEAN, 'std': specs.STD,
+        'first_conv': 'stem.conv', 'classifier': 'head.fc',
+        'paper_ids': 'arXiv:1511.06432', 'paper_name': 'Delving Deeper into Convolutional Networks for Learning Video Representations',
+        **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs({
+    w.name: _cfg(
+        w.arch, hf_hub_id=w.hf_hub_id, num_classes=w.num_classes, input_size=w.input_size,
+        mean=w.mean, std=w.std, license=w.license, description=w.description)
+    for w in specs.PRETRAINED.values()
+})
+
+
+@register_model
+def convgru_tiny(pretrained: bool = False, **kwargs) -> ConvGRUNet:
+    """ConvGRU-Tiny: three stages of one ConvGRU layer each."""
+    return _create_convgru_net('convgru_tiny', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def convgru_small(pretrained: bool = False, **kwargs) -> ConvGRUNet:
+    """ConvGRU-Small: wider stages, two ConvGRU layers in the last."""
+    return _create_convgru_net('convgru_small', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def convgru_base(pretrained: bool = False, **kwargs) -> ConvGRUNet:
+    """ConvGRU-Base: widest stages, two ConvGRU layers in the last two."""
+    return _create_convgru_net('convgru_base', pretrained=pretrained, **kwargs)
