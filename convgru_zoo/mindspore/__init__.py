@@ -1,5 +1,5 @@
 """MindSpore ConvGRU layers: ``from convgru_zoo.mindspore import ConvGRU, ConvGRUCell``."""
 from .conv import Conv2d
-from .convgru import ConvGRU, ConvGRUCell
+from .convgru import ConvGRU, ConvGRUCell, load_seed_params
 
-__all__ = ["Conv2d", "ConvGRU", "ConvGRUCell"]
+__all__ = ["Conv2d", "ConvGRU", "ConvGRUCell", "load_seed_params"]

@@ -18,6 +18,7 @@ from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
 
 from .. import _checks
+from ..convert import assign_strict
 from .conv import Conv2d, TeardownSafeCell, conv2d
 
 
@@ -208,3 +209,21 @@ class ConvGRU(TeardownSafeCell):
                 out = ops.cat([out, out_rev], 2)
             clip = out
         return (clip if self.batch_first else ops.swapaxes(clip, 0, 1)), states
+
+
+def load_seed_params(net: ConvGRU, params) -> None:
+    """Load parameters saved by the seed's MindSpore port (``cells.0.reset_gate.weight``...) into ``net``.
+
+    ``cells.N`` is the N-th cell in run order (``ConvGRUCell_00``, ...). Strict: any missing,
+    unexpected or shape-mismatched name raises a ValueError listing them, and nothing is loaded
+    unless everything matches. ``params`` maps names to Parameters, Tensors or arrays (e.g. what
+    ``mindspore.load_checkpoint`` returns); values are cast to the parameter's dtype.
+    """
+    if not isinstance(net, ConvGRU):
+        raise TypeError(f"net must be a convgru_zoo.mindspore.ConvGRU, got {type(net).__name__}")
+    index = {name: i for i, name in enumerate(net.name_cells())}
+    own = {}  # seed name -> our Parameter
+    for param in net.get_parameters():
+        cell, rest = param.name.split(".", 1)
+        own[f"cells.{index[cell]}.{rest}"] = param
+    assign_strict(own, params, f"{type(net).__name__} in the seed layout (cells.N.<gate>.weight/bias)")

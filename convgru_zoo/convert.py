@@ -1,0 +1,125 @@
+"""Weights between PyTorch state dicts and MindSpore parameter dicts, both ways, for any convgru_zoo model.
+
+Convolution (and linear) weights and biases keep their names and layout. Normalisation layers are
+renamed: BatchNorm ``weight/bias/running_mean/running_var`` <-> ``gamma/beta/moving_mean/moving_variance``
+(``num_batches_tracked`` exists only in PyTorch: dropped one way, set to 0 the other), and any layer
+listed in ``norm_prefixes`` (LayerNorm, GroupNorm) ``weight/bias`` <-> ``gamma/beta``. BatchNorm
+layers are found by their running statistics, so only other norm layers need listing.
+
+Framework-free: values may be torch tensors, MindSpore tensors/parameters or numpy arrays; both
+directions return ``{name: np.ndarray}``. Frameworks are imported only where a function needs one.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+_TORCH_TO_MS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+_MS_TO_TORCH = {ms_name: torch_name for torch_name, ms_name in _TORCH_TO_MS.items()}
+
+
+def to_numpy(value) -> np.ndarray:
+    """A numpy copy of a torch tensor, MindSpore tensor/parameter or array-like."""
+    if hasattr(value, "asnumpy"):  # mindspore.Tensor / Parameter
+        return value.asnumpy().copy()
+    if hasattr(value, "detach"):  # torch.Tensor
+        return value.detach().cpu().numpy().copy()
+    return np.array(value)
+
+
+def _split(name):
+    prefix, _, leaf = name.rpartition(".")
+    return prefix, leaf
+
+
+def _norm_layers(names, stats_leaf, norm_prefixes):
+    """Prefixes of norm layers: those holding ``stats_leaf`` plus the listed ``norm_prefixes``."""
+    found = {_split(n)[0] for n in names if _split(n)[1] == stats_leaf}
+    return found | set(norm_prefixes or ())
+
+
+def torch_to_mindspore(state_dict, norm_prefixes=None) -> dict:
+    """A PyTorch state dict as MindSpore parameter names -> arrays (see the module docstring)."""
+    norms = _norm_layers(state_dict, "running_mean", norm_prefixes)
+    params = {}
+    for name, value in state_dict.items():
+        prefix, leaf = _split(name)
+        if prefix in norms:
+            if leaf == "num_batches_tracked":
+                continue
+            leaf = _TORCH_TO_MS.get(leaf, leaf)
+        params[f"{prefix}.{leaf}" if prefix else leaf] = to_numpy(value)
+    return params
+
+
+def mindspore_to_torch(params, norm_prefixes=None) -> dict:
+    """MindSpore parameters (name -> value, or a Cell) as a PyTorch state dict of arrays.
+
+    BatchNorm layers get ``num_batches_tracked = 0`` (int64), which ``load_state_dict`` requires.
+    """
+    if hasattr(params, "parameters_and_names"):  # a mindspore Cell
+        params = {p.name: p for p in params.get_parameters()}
+    norms = _norm_layers(params, "moving_mean", norm_prefixes)
+    state = {}
+    for name, value in params.items():
+        prefix, leaf = _split(name)
+        if prefix in norms:
+            leaf = _MS_TO_TORCH.get(leaf, leaf)
+        state[f"{prefix}.{leaf}" if prefix else leaf] = to_numpy(value)
+        if prefix in norms and leaf == "running_mean":
+            state[f"{prefix}.num_batches_tracked"] = np.array(0, dtype=np.int64)
+    return state
+
+
+def save_mindspore_checkpoint(params, path) -> Path:
+    """Write MindSpore parameters (name -> value, or a Cell) to ``path`` atomically.
+
+    The format follows the suffix (``.ckpt`` or ``.safetensors``). The file is written next to
+    ``path`` under a temporary name and moved into place, so no half-written file is ever left.
+    """
+    import mindspore as ms
+
+    path = Path(path)
+    formats = {".ckpt": "ckpt", ".safetensors": "safetensors"}
+    if path.suffix not in formats:
+        raise ValueError(f"path must end in .ckpt or .safetensors, got {str(path)!r}")
+    if hasattr(params, "parameters_and_names"):
+        params = {p.name: p for p in params.get_parameters()}
+    entries = [{"name": name, "data": ms.Tensor(to_numpy(value))} for name, value in params.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        ms.save_checkpoint(entries, tmp, format=formats[path.suffix])
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load_mindspore_params(net, params) -> None:
+    """Set a MindSpore Cell's parameters from ``{name: value}`` strictly (see :func:`assign_strict`)."""
+    assign_strict({p.name: p for p in net.get_parameters()}, params, type(net).__name__)
+
+
+def assign_strict(targets, params, what) -> None:
+    """Set each Parameter in ``targets`` (name -> Parameter) from ``params`` (name -> value).
+
+    Any missing, unexpected or shape-mismatched name raises one ValueError listing them all,
+    before anything is set; values are cast to each parameter's dtype.
+    """
+    import mindspore as ms
+
+    arrays = {name: to_numpy(value) for name, value in params.items()}
+    missing = [name for name in targets if name not in arrays]
+    unexpected = [name for name in arrays if name not in targets]
+    mismatched = [f"{name}: expected {tuple(targets[name].shape)}, got {arr.shape}"
+                  for name, arr in arrays.items() if name in targets and arr.shape != tuple(targets[name].shape)]
+    if missing or unexpected or mismatched:
+        raise ValueError(f"params must match the parameters of {what}: missing {missing}, "
+                         f"unexpected {unexpected}, shape mismatch {mismatched}")
+    for name, arr in arrays.items():
+        targets[name].set_data(ms.Tensor(arr, targets[name].dtype))

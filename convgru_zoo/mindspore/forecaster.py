@@ -1,0 +1,122 @@
+"""ConvGRU encoder-forecaster for MindSpore, the twin of :mod:`convgru_zoo.torch.forecaster`.
+
+Same architecture, parameter names (``convgru.ConvGRUCell_00.reset_gate.weight``...,
+``head.weight``/``head.bias``) and numerics: frames folded space-to-depth by ``patch_size``, a
+stacked ConvGRU reads the context, then a 1x1 convolution head and a sigmoid predict each next
+frame, which is fed back as the next input (closed loop, differentiable end to end).
+
+Works in PYNATIVE_MODE and compiled (GRAPH_MODE, ``mindspore.jit``). Arguments are checked in
+Python before the call; ``output_frames`` is a compile-time constant (each value compiles once).
+"""
+from dataclasses import asdict
+from typing import Optional
+
+import mindspore as ms
+from mindspore import Tensor, ops
+
+from ..forecasters import check_clip, check_config
+from ..specs import FORECASTERS
+from .conv import Conv2d, TeardownSafeCell
+from .convgru import ConvGRU
+
+__all__ = ["ConvGRUForecaster", "create_forecaster", "convgru_forecaster", "convgru_forecaster_tiny"]
+
+
+def space_to_depth(x, patch):
+    """(N, C, H, W) -> (N, C*p*p, H/p, W/p), channel c*p*p + i*p + j (torch's pixel_unshuffle)."""
+    n, c, height, width = x.shape
+    x = x.reshape(n, c, height // patch, patch, width // patch, patch).transpose(0, 1, 3, 5, 2, 4)
+    return x.reshape(n, c * patch * patch, height // patch, width // patch)
+
+
+def depth_to_space(x, patch):
+    """Inverse of :func:`space_to_depth` (torch's pixel_shuffle)."""
+    n, folded, height, width = x.shape
+    c = folded // (patch * patch)
+    x = x.reshape(n, c, patch, patch, height, width).transpose(0, 1, 4, 2, 5, 3)
+    return x.reshape(n, c, height * patch, width * patch)
+
+
+class ConvGRUForecaster(TeardownSafeCell):
+    """``model(clip)``: (B, input_frames, C, H, W) frames in [0, 1] -> (B, output_frames, C, H, W).
+
+    ``im2col`` is passed to every convolution (None picks the fast path for the device target).
+    """
+
+    def __init__(self, in_chans: int = 1, patch_size: int = 4, hidden_sizes=(64, 64, 64), kernel_size=3,
+                 input_frames: int = 10, output_frames: int = 10, *, im2col: Optional[bool] = None,
+                 dtype=ms.float32):
+        super().__init__()
+        hidden_sizes = check_config(in_chans, patch_size, hidden_sizes, kernel_size, input_frames, output_frames)
+        self.in_chans = in_chans
+        self.patch_size = patch_size
+        self.input_frames = input_frames
+        self.output_frames = output_frames
+        folded = in_chans * patch_size ** 2
+        self.convgru = ConvGRU(folded, hidden_sizes, kernel_size, len(hidden_sizes), im2col=im2col, dtype=dtype)
+        self.head = Conv2d(hidden_sizes[-1], folded, 1, im2col=im2col, dtype=dtype)
+
+    def __call__(self, clip, output_frames: Optional[int] = None):
+        if not isinstance(clip, Tensor):
+            raise TypeError(f"clip must be a mindspore Tensor (B, T, C, H, W), got {type(clip).__name__}")
+        output_frames = check_clip(clip.shape, self.in_chans, self.patch_size, self.input_frames,
+                                   self.output_frames if output_frames is None else output_frames)
+        if not ops.is_floating_point(clip):
+            raise TypeError(f"clip must be floating point with values in [0, 1], got {clip.dtype}")
+        return super().__call__(clip, output_frames)
+
+    def construct(self, clip, output_frames=None):
+        """Forecast ``output_frames`` (default: the model's) frames after the context ``clip``.
+
+        Called directly inside a compiled graph, where ``__call__``'s checks do not run.
+        """
+        if output_frames is None:
+            output_frames = self.output_frames
+        b, t, c, height, width = clip.shape
+        p = self.patch_size
+        context = space_to_depth(clip.reshape(b * t, c, height, width), p)
+        inputs = context.reshape((b, t) + context.shape[1:])
+        # The cells are called directly: ConvGRU.__call__ holds Python-side checks a graph cannot run.
+        cells = self.convgru.layers
+        states = []
+        for i in range(len(cells)):
+            inputs, state = cells[i].run(inputs)
+            states.append(state)
+        folded_frames = []
+        for step in range(output_frames):
+            frame = ops.sigmoid(self.head(states[-1]))
+            folded_frames.append(frame)
+            if step + 1 < output_frames:
+                inputs, new_states = frame, []
+                for i in range(len(cells)):
+                    inputs = cells[i](inputs, states[i])
+                    new_states.append(inputs)
+                states = new_states
+        # The sigmoid commutes with depth-to-space, so the loop feeds back folded frames directly.
+        folded = ops.stack(folded_frames, 1)
+        frames = depth_to_space(folded.reshape((b * output_frames,) + folded.shape[2:]), p)
+        return frames.reshape(b, output_frames, c, height, width)
+
+
+def _load_pretrained(model: ConvGRUForecaster, name: str, pretrained) -> None:
+    raise NotImplementedError(f"pretrained weights for {name!r} are not available yet; use pretrained=False")
+
+
+def create_forecaster(name: str, pretrained=False, **kwargs) -> ConvGRUForecaster:
+    """The forecaster variant ``name`` of ``specs.FORECASTERS``; ``kwargs`` override its spec."""
+    if name not in FORECASTERS:
+        raise ValueError(f"name must be one of {sorted(FORECASTERS)}, got {name!r}")
+    model = ConvGRUForecaster(**{**asdict(FORECASTERS[name]), **kwargs})
+    if pretrained:
+        _load_pretrained(model, name, pretrained)
+    return model
+
+
+def convgru_forecaster(pretrained=False, **kwargs) -> ConvGRUForecaster:
+    """ConvGRU forecaster, Moving MNIST 10 -> 10 frames: patch 4, 3 ConvGRU layers x 64, kernel 3."""
+    return create_forecaster("convgru_forecaster", pretrained, **kwargs)
+
+
+def convgru_forecaster_tiny(pretrained=False, **kwargs) -> ConvGRUForecaster:
+    """Small ConvGRU forecaster for CPU demos and tests: patch 4, 2 ConvGRU layers x 32, kernel 3."""
+    return create_forecaster("convgru_forecaster_tiny", pretrained, **kwargs)
