@@ -122,7 +122,7 @@ def build_model(task: str, name: str, **kwargs):
         from .forecasters import create_forecaster
         return create_forecaster(name, framework="torch", **kwargs)
     import timm
-    import convgru_zoo.torch  # noqa: F401  (registers the convgru_* backbones)
+    from .torch import convgru_net  # noqa: F401  (registers the convgru_* backbones with timm)
     return timm.create_model(name, num_classes=NUM_CLASSES, num_frames=CONTEXT_FRAMES, **kwargs)
 
 
@@ -131,7 +131,7 @@ def model_names(task: str):
         from .forecasters import list_forecasters
         return list_forecasters()
     import timm
-    import convgru_zoo.torch  # noqa: F401
+    from .torch import convgru_net  # noqa: F401
     return timm.list_models("convgru*")
 
 

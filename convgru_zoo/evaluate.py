@@ -1,0 +1,241 @@
+"""Evaluate trained weights on Moving MNIST, in PyTorch or MindSpore, and write JSON and PNGs.
+
+- forecast: MSE and MAE per frame (OpenSTL's convention: summed over a frame's pixels on the 0-1
+  scale, averaged over frames and sequences), SSIM and PSNR, each also per predicted step; on
+  generated test clips (the ``test`` split, disjoint digits) or the standard fixed test file.
+- classify: top-1/top-5 on Motion MNIST test clips, and for contrast the same model fed only the
+  first frame of each clip (one frame cannot show the direction of motion).
+
+Files, named ``eval_<task>_<framework>.*`` in the output folder: the metrics JSON, for forecasts a
+grid of input / truth / prediction frames and the per-step metric curves; and ``training_curves.png``
+from the run's ``metrics.jsonl`` when there is one.
+"""
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from . import metrics as zoo_metrics
+from . import plots
+from .specs import NUM_CLASSES
+from .train import CONTEXT_FRAMES, TASKS, ConfigError, build_model, model_names, normalize
+
+
+# ---------------------------------------------------------------- which weights
+def resolve_weights(weights, task=None, model=None):
+    """(state dict, task, model name, run folder or None) of a run folder or a safetensors file.
+
+    A run folder holds ``model.safetensors`` and ``metrics.jsonl``; a file written by ``train``
+    records task and model in its metadata, other files need ``--task`` and ``--model``.
+    """
+    path = Path(weights)
+    run_dir = None
+    if path.is_dir():
+        run_dir, path = path, path / "model.safetensors"
+        if not path.is_file():
+            raise ConfigError(f"--weights must be a run folder holding model.safetensors or a .safetensors file, "
+                              f"got the folder {str(run_dir)!r} without model.safetensors (training not finished?)")
+    elif not path.is_file():
+        raise ConfigError(f"--weights must be a run folder or a .safetensors file, got {str(path)!r} (not found)")
+    try:
+        state, meta = ckpt.load_weights(path)
+    except ValueError as err:
+        raise ConfigError(f"--weights must be a readable safetensors file: {err}") from None
+    for name, given, recorded in (("task", task, meta.get("task")), ("model", model, meta.get("model"))):
+        if given is not None and recorded is not None and given != recorded:
+            raise ConfigError(f"--{name} must match the weights, which were trained as {name} {recorded!r}, "
+                              f"got {given!r}")
+    task, model = task or meta.get("task"), model or meta.get("model")
+    if task is None or model is None:
+        raise ConfigError(f"--task and --model must be given for weights without metadata, got task={task!r}, "
+                          f"model={model!r} for {str(path)!r}")
+    if task not in TASKS:
+        raise ConfigError(f"--task must be one of {TASKS}, got {task!r}")
+    if model not in model_names(task):
+        raise ConfigError(f"--model must be one of {model_names(task)} for --task {task}, got {model!r}")
+    return state, task, model, run_dir
+
+
+# ---------------------------------------------------------------- predictors
+class TorchPredictor:
+    """Numpy in, numpy out, through a PyTorch model in eval mode."""
+
+    def __init__(self, task, model_name, state, device="auto"):
+        import torch
+        from .train import Dist, resolve_device
+        self.torch = torch
+        self.device = resolve_device(device, Dist())
+        self.model = build_model(task, model_name).to(self.device).eval()
+        try:
+            self.model.load_state_dict(state)
+        except RuntimeError as err:
+            raise ConfigError(f"--weights must fit {model_name}: {err}") from None
+
+    def __call__(self, x):
+        with self.torch.no_grad():
+            return self.model(self.torch.from_numpy(np.ascontiguousarray(x)).to(self.device)).float().cpu().numpy()
+
+
+class MindSporePredictor:
+    """The MindSpore twin, loaded with the converted PyTorch weights, run compiled (GRAPH_MODE)."""
+
+    def __init__(self, task, model_name, state):
+        import mindspore as ms
+        from .convert import load_mindspore_params, torch_to_mindspore
+        ms.set_device("CPU")
+        self.ms = ms
+        if task == "forecast":
+            from .forecasters import create_forecaster
+            self.model = create_forecaster(model_name, framework="mindspore")
+        else:
+            from .mindspore import convgru_net
+            self.model = getattr(convgru_net, model_name)(num_classes=NUM_CLASSES, num_frames=CONTEXT_FRAMES)
+        load_mindspore_params(self.model, torch_to_mindspore(state))
+        self.model.set_train(False)
+
+    def __call__(self, x):
+        return self.model(self.ms.Tensor(np.ascontiguousarray(x))).asnumpy()
+
+
+@contextlib.contextmanager
+def framework_mode(framework):
+    """MindSpore runs compiled (GRAPH_MODE) here; the previous mode comes back afterwards."""
+    if framework != "mindspore":
+        yield
+        return
+    import mindspore as ms
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        yield
+    finally:
+        ms.set_context(mode=previous)
+
+
+# ---------------------------------------------------------------- the evaluations
+def _batches(n, batch_size):
+    return [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+
+
+def evaluate_forecast(predict, dataset, batch_size, progress=True):
+    """Forecast metrics over ``dataset`` (items (20, 1, H, W)) and the first batch's frames for plots."""
+    accumulator = zoo_metrics.ForecastMetrics()
+    example = None
+    for indices in tqdm(_batches(len(dataset), batch_size), desc="eval forecast", unit="batch", disable=not progress):
+        clips = dataset.batch(indices)
+        context, future = clips[:, :CONTEXT_FRAMES], clips[:, CONTEXT_FRAMES:]
+        pred = predict(context)
+        accumulator.update(pred, future)
+        if example is None:
+            example = (context, future, pred)
+    return accumulator.compute(), example
+
+
+def evaluate_classify(predict, dataset, batch_size, progress=True):
+    """Top-1/top-5 on whole clips and on their first frame alone."""
+    clip_acc, frame_acc = zoo_metrics.TopkAccuracy(), zoo_metrics.TopkAccuracy()
+    for indices in tqdm(_batches(len(dataset), batch_size), desc="eval classify", unit="batch",
+                        disable=not progress):
+        clips, labels = dataset.batch(indices)
+        clips = normalize(clips).astype(np.float32)
+        clip_acc.update(predict(clips), labels)
+        frame_acc.update(predict(np.ascontiguousarray(clips[:, :1])), labels)
+    return {"num_sequences": len(dataset), "clip": clip_acc.compute(), "single_frame": frame_acc.compute()}
+
+
+def _test_set(task, mnist, fixed_test, num_sequences):
+    from .data.moving_mnist import FixedMovingMNIST, MotionMNIST, MovingMNIST
+    if fixed_test is not None:
+        if task != "forecast":
+            raise ConfigError(f"--fixed-test applies to --task forecast, got --task {task}")
+        if not Path(fixed_test).is_file():
+            raise ConfigError(f"--fixed-test must be a .npy file of uint8 (20, N, 64, 64), got {fixed_test!r} (not found)")
+        try:
+            full = FixedMovingMNIST(fixed_test)
+        except ValueError as err:
+            raise ConfigError(f"--fixed-test: {err}") from None
+        return _FirstN(full, min(num_sequences, len(full))), {"source": "fixed", "path": str(fixed_test)}
+    if mnist is None or not Path(mnist).is_dir():
+        raise ConfigError(f"--mnist must be a folder holding MNIST idx files (or give --fixed-test), got {mnist!r}")
+    if task == "forecast":
+        dataset = MovingMNIST(mnist, "test", num_sequences, seq_len=2 * CONTEXT_FRAMES)
+    else:
+        dataset = MotionMNIST(mnist, "test", num_sequences, seq_len=CONTEXT_FRAMES)
+    return dataset, {"source": "generated", "split": "test", "seed": dataset.seed, "mnist": str(mnist)}
+
+
+class _FirstN:
+    """The first ``n`` items of a dataset with ``batch``."""
+
+    def __init__(self, dataset, n):
+        self.dataset, self.n = dataset, n
+
+    def __len__(self):
+        return self.n
+
+    def batch(self, indices):
+        return self.dataset.batch(indices)
+
+
+def training_curves(run_dir, path):
+    """``training_curves.png`` from a run's metrics.jsonl (train loss, and validation when logged)."""
+    log = Path(run_dir) / "metrics.jsonl"
+    if not log.is_file():
+        return None
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    if not records:
+        return None
+    series = {"train loss": ([r["step"] for r in records], [r["loss"] for r in records])}
+    val = [r for r in records if "val_loss" in r]
+    if val:
+        series["validation loss"] = ([r["step"] for r in val], [r["val_loss"] for r in val])
+    return plots.save_curves(path, series, title="training", ylabel="loss", log_y=True)
+
+
+def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_sequences=1000, batch_size=32,
+             framework="torch", device="auto", out=None, progress=True):
+    """Evaluate ``weights``; write JSON and PNGs into ``out``; return the report (with ``files``)."""
+    if framework not in ("torch", "mindspore"):
+        raise ConfigError(f"--framework must be torch or mindspore, got {framework!r}")
+    state, task, model, run_dir = resolve_weights(weights, task, model)
+    dataset, data = _test_set(task, mnist, fixed_test, num_sequences)
+    out = Path(out) if out else (run_dir if run_dir is not None else Path(weights).with_suffix("")) / "eval"
+    stem = f"eval_{task}_{framework}"
+    with framework_mode(framework):
+        predict = (TorchPredictor(task, model, state, device) if framework == "torch"
+                   else MindSporePredictor(task, model, state))
+        report = {"task": task, "model": model, "framework": framework, "weights": str(weights), "data": data}
+        files = {}
+        if task == "forecast":
+            results, (context, future, pred) = evaluate_forecast(predict, dataset, batch_size, progress)
+            report["metrics"] = results
+            files["frames"] = str(plots.save_forecast_grid(out / f"{stem}_frames.png", context, future, pred))
+            files["per_step"] = str(plots.save_metric_curves(out / f"{stem}_per_step.png", results["per_frame"],
+                                                             title=f"{model}: metrics per predicted frame"))
+        else:
+            report["metrics"] = evaluate_classify(predict, dataset, batch_size, progress)
+    if run_dir is not None and (curves := training_curves(run_dir, out / "training_curves.png")):
+        files["training_curves"] = str(curves)
+    files["json"] = str(out / f"{stem}.json")
+    report["files"] = files
+    ckpt.atomic_write_json(out / f"{stem}.json", report)
+    return report
+
+
+def evaluate_from_args(args):
+    return evaluate(args.weights, mnist=args.mnist, task=args.task, model=args.model, fixed_test=args.fixed_test,
+                    num_sequences=args.num_sequences, batch_size=args.batch_size, framework=args.framework,
+                    device=args.device, out=args.out, progress=not args.no_progress)
+
+
+def summary_line(report):
+    m = report["metrics"]
+    if report["task"] == "forecast":
+        return (f"{report['model']} ({report['framework']}) on {m['num_sequences']} clips: MSE {m['mse']:.2f} "
+                f"MAE {m['mae']:.2f} per frame, SSIM {m['ssim']:.4f}, PSNR {m['psnr']:.2f} dB")
+    return (f"{report['model']} ({report['framework']}) on {m['num_sequences']} clips: top-1 {m['clip']['top1']:.4f} "
+            f"top-5 {m['clip']['top5']:.4f}; first frame only: top-1 {m['single_frame']['top1']:.4f} "
+            f"top-5 {m['single_frame']['top5']:.4f}")
