@@ -190,3 +190,138 @@ def test_forecasters_stay_out_of_the_timm_classification_registry():
     import convgru_zoo.torch  # noqa: F401  (registers the backbones, if any)
     assert not timm.list_models("*forecaster*")
     assert convgru_zoo.forecasters.create_forecaster is create_forecaster
+
+
+# ---------------------------------------------------------------- MindSpore twin
+
+TWIN = dict(in_chans=2, patch_size=4, hidden_sizes=(8, 8), kernel_size=[3, 1], input_frames=3, output_frames=3)
+
+
+def twin_clip():
+    """(2, 6, 2, 32, 24): the moving square and its mirror image as two channels."""
+    clip = fixed_clip(frames=6)
+    return torch.cat([clip, clip.flip(-1)], 2)[..., :24]
+
+
+@pytest.fixture(scope="session")
+def ms():
+    mindspore = pytest.importorskip("mindspore")
+    mindspore.set_device("CPU")
+    return mindspore
+
+
+def load_torch_weights(ms_model, torch_model):
+    """Copy a PyTorch forecaster's weights into its MindSpore twin (names map 1:1), strictly.
+
+    Written in place with ``ops.assign``: a function already compiled by ``mindspore.jit`` keeps
+    reading the old values after ``set_data`` / ``load_param_into_net`` (measured, MindSpore 2.10).
+    """
+    from convgru_zoo.convert import torch_to_mindspore
+    import mindspore
+    arrays = torch_to_mindspore(torch_model.state_dict())
+    params = {p.name: p for p in ms_model.get_parameters()}
+    assert sorted(params) == sorted(arrays)
+    for name, value in arrays.items():
+        mindspore.ops.assign(params[name], mindspore.Tensor(value))
+
+
+def forecast_loss_and_grads(ms_model):
+    """(MSE loss, predictions) and the loss gradients of every parameter, for ``ms.value_and_grad``."""
+    import mindspore
+    from mindspore import ops
+
+    def loss_fn(clip, target):
+        predictions = ms_model(clip)
+        return ops.mse_loss(predictions, target), predictions
+
+    return mindspore.value_and_grad(loss_fn, None, ms_model.trainable_params(), has_aux=True)
+
+
+def torch_loss_and_grads(torch_model, clip, target):
+    predictions = torch_model(clip)
+    loss = torch.nn.functional.mse_loss(predictions, target)
+    grads = torch.autograd.grad(loss, list(torch_model.parameters()))
+    return loss, predictions, dict(zip([n for n, _ in torch_model.named_parameters()], grads))
+
+
+@pytest.fixture(scope="session")
+def compiled_twin(ms):
+    """A MindSpore twin and its loss-and-gradient function compiled once (``mindspore.jit``)."""
+    from convgru_zoo.mindspore.forecaster import ConvGRUForecaster as MsForecaster
+    model = MsForecaster(**TWIN)
+    return model, ms.jit(forecast_loss_and_grads(model))
+
+
+def assert_twin_matches_torch(ms, ms_model, loss_and_grads):
+    torch_model = small_torch_model(seed=3, **TWIN)
+    load_torch_weights(ms_model, torch_model)
+    clip = twin_clip()
+    inputs, target = clip[:, :3], clip[:, 3:]
+    (loss, predictions), grads = loss_and_grads(ms.Tensor(inputs.numpy()), ms.Tensor(target.numpy()))
+    expected_loss, expected, expected_grads = torch_loss_and_grads(torch_model, inputs, target)
+    assert abs(loss.asnumpy() - expected_loss.item()) <= 1e-5
+    assert abs(predictions.asnumpy() - expected.detach().numpy()).max() <= 1e-5
+    names = [p.name for p in ms_model.trainable_params()]
+    assert sorted(names) == sorted(expected_grads)
+    for name, grad in zip(names, grads):
+        want = expected_grads[name].numpy()
+        assert abs(want).max() > 0, name
+        assert abs(grad.asnumpy() - want).max() <= 1e-5 * max(1.0, abs(want).max()), name
+
+
+def test_mindspore_twin_has_the_torch_parameter_names_and_shapes(ms):
+    twin = create_forecaster("convgru_forecaster", framework="mindspore")
+    torch_model = create_forecaster("convgru_forecaster", device="meta")
+    assert {p.name: tuple(p.shape) for p in twin.get_parameters()} == \
+        {n: tuple(p.shape) for n, p in torch_model.named_parameters()}
+
+
+def test_mindspore_twin_matches_torch_in_pynative_mode(ms):
+    from convgru_zoo.mindspore.forecaster import ConvGRUForecaster as MsForecaster
+    model = MsForecaster(**TWIN)
+    assert_twin_matches_torch(ms, model, forecast_loss_and_grads(model))
+
+
+def test_mindspore_twin_matches_torch_compiled(ms, compiled_twin):
+    assert_twin_matches_torch(ms, *compiled_twin)
+
+
+def test_mindspore_output_frames_override_and_unit_interval(ms):
+    torch_model = small_torch_model(seed=3, **TWIN)
+    twin = create_forecaster("convgru_forecaster_tiny", framework="mindspore", **TWIN)
+    load_torch_weights(twin, torch_model)
+    inputs = twin_clip()[:, :3]
+    out = twin(ms.Tensor(inputs.numpy()), output_frames=1).asnumpy()
+    assert out.shape == (2, 1, 2, 32, 24) and out.min() >= 0 and out.max() <= 1
+    expected = torch_model(inputs, output_frames=1).detach().numpy()
+    assert abs(out - expected).max() <= 1e-5
+
+
+def test_mindspore_twin_rejects_what_torch_rejects(ms):
+    twin = create_forecaster("convgru_forecaster_tiny", framework="mindspore", **SMALL)
+    for shape, message in [((2, 3, 1, 32), "5-D"), ((2, 4, 1, 32, 32), "input_frames=3"),
+                           ((2, 3, 3, 32, 32), "in_chans=1"), ((2, 3, 1, 30, 32), "patch_size=4")]:
+        with pytest.raises(ValueError, match=message):
+            twin(ms.Tensor(torch.rand(shape).numpy()))
+    with pytest.raises(ValueError, match="output_frames"):
+        twin(ms.Tensor(torch.rand(2, 3, 1, 32, 32).numpy()), output_frames=0)
+    with pytest.raises(TypeError, match="floating point"):
+        twin(ms.Tensor(torch.zeros(2, 3, 1, 32, 32, dtype=torch.uint8).numpy()))
+    with pytest.raises(TypeError, match="mindspore Tensor"):
+        twin(torch.rand(2, 3, 1, 32, 32))
+    with pytest.raises(ValueError, match="kernel_size"):
+        create_forecaster("convgru_forecaster_tiny", framework="mindspore", kernel_size=2)
+
+
+def test_mindspore_adam_steps_lower_the_loss_on_a_fixed_batch(ms, compiled_twin):
+    model, loss_and_grads = compiled_twin
+    load_torch_weights(model, small_torch_model(seed=3, **TWIN))
+    optimizer = ms.nn.Adam(model.trainable_params(), learning_rate=1e-2)
+    clip = twin_clip()
+    inputs, target = ms.Tensor(clip[:, :3].numpy()), ms.Tensor(clip[:, 3:].numpy())
+    losses = []
+    for _ in range(15):
+        (loss, _), grads = loss_and_grads(inputs, target)
+        optimizer(grads)
+        losses.append(float(loss.asnumpy()))
+    assert losses[-1] < 0.5 * losses[0]
