@@ -309,7 +309,10 @@ def test_fixed_test_file_loads_eagerly_and_lazily(tmp_path):
     ds = FixedMovingMNIST(tmp_path / "mnist_test_seq.npy")
     assert len(ds) == 3 and ds.seq_len == 20 and ds.image_size == 64
     np.testing.assert_array_equal(ds[2], clips[2])
+    np.testing.assert_array_equal(ds.batch([0, -1]), clips[[0, 2]])
     assert ds[2].dtype == np.float32
+    with pytest.raises(IndexError, match="index 3 out of range for 3 sequences"):
+        ds[3]
 
 
 @pytest.mark.parametrize("array, message", [

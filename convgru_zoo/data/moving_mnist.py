@@ -121,13 +121,6 @@ class _GeneratedClips:
     def _rng(self, index):
         return np.random.default_rng([self._stream, self.seed, SPLITS.index(self.split), index])
 
-    def _index(self, index):
-        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
-            raise TypeError(f"index must be an int, got {type(index).__name__}")
-        if not -self.num_sequences <= index < self.num_sequences:
-            raise IndexError(f"index {index} out of range for {self.num_sequences} sequences")
-        return int(index) % self.num_sequences
-
     def _corners(self, positions):
         """Pixel top-left corners from positions in [0, 1], truncated as the reference generator."""
         free = self.image_size - np.array(self.digits.shape[1:])
@@ -161,7 +154,7 @@ class MovingMNIST(_GeneratedClips):
 
     def batch(self, indices):
         """Clips (B, seq_len, 1, S, S) of the items ``indices``, drawn in one vectorised pass."""
-        indices = [self._index(i) for i in indices]
+        indices = [_check_index(i, self.num_sequences) for i in indices]
         n = self.num_digits
         digit_ids = np.empty((len(indices), n), np.int64)
         start = np.empty((len(indices), n, 2))
@@ -177,10 +170,22 @@ class MovingMNIST(_GeneratedClips):
         return self._clips(render(self.digits, digit_ids, corners, self.image_size))
 
 
+def motion_velocity(direction, fraction):
+    """Unit velocities (B, 2) as (row, col) in the quadrants ``direction`` (see ``DIRECTIONS``).
+
+    ``fraction`` in [0, 1) places the angle from the horizontal between ``MOTION_ANGLE_MARGIN``
+    and ``90 - MOTION_ANGLE_MARGIN`` degrees, so neither component is small.
+    """
+    angle = np.deg2rad(MOTION_ANGLE_MARGIN + np.asarray(fraction) * (90 - 2 * MOTION_ANGLE_MARGIN))
+    sign_row = np.where(np.asarray(direction) >= 2, -1.0, 1.0)  # up
+    sign_col = np.where(np.asarray(direction) % 2 == 1, -1.0, 1.0)  # left
+    return np.stack([sign_row * np.sin(angle), sign_col * np.cos(angle)], -1)
+
+
 class MotionMNIST(_GeneratedClips):
     """One moving digit per clip, labelled ``digit_class * 4 + direction`` (40 classes).
 
-    Items are ``(clip float32 (seq_len, 1, S, S) in [0, 1], label int64 0-d array)``; see the
+    Items are ``(clip float32 (seq_len, 1, S, S) in [0, 1], label np.int64)``; see the
     module docstring for why the label needs more than one frame.
     """
 
@@ -196,21 +201,18 @@ class MotionMNIST(_GeneratedClips):
 
     def draw(self, indices):
         """Digit ids (B,), directions (B,), start positions (B, 2) and velocities (B, 2) of the items."""
-        indices = [self._index(i) for i in indices]
+        indices = [_check_index(i, self.num_sequences) for i in indices]
         digit_ids = np.empty(len(indices), np.int64)
         direction = np.empty(len(indices), np.int64)
         start = np.empty((len(indices), 2))
-        angle = np.empty(len(indices))
+        fraction = np.empty(len(indices))
         for row, index in enumerate(indices):
             rng = self._rng(index)
             digit_ids[row] = rng.integers(len(self.digits))
             direction[row] = rng.integers(len(DIRECTIONS))
             start[row] = rng.random(2)
-            angle[row] = np.deg2rad(MOTION_ANGLE_MARGIN + rng.random() * (90 - 2 * MOTION_ANGLE_MARGIN))
-        sign_row = np.where(direction >= 2, -1.0, 1.0)
-        sign_col = np.where(direction % 2 == 1, -1.0, 1.0)
-        velocity = np.stack([sign_row * np.sin(angle), sign_col * np.cos(angle)], -1)
-        return digit_ids, direction, start, velocity
+            fraction[row] = rng.random()
+        return digit_ids, direction, start, motion_velocity(direction, fraction)
 
     def batch(self, indices):
         """Clips (B, seq_len, 1, S, S) and labels (B,) int64 of the items ``indices``."""
@@ -229,9 +231,7 @@ def single_frame_direction_ceiling(seq_len=10, frame=0, image_size=64, digit_siz
     """
     rng = np.random.default_rng(seed)
     direction = rng.integers(len(DIRECTIONS), size=samples)
-    angle = np.deg2rad(MOTION_ANGLE_MARGIN + rng.random(samples) * (90 - 2 * MOTION_ANGLE_MARGIN))
-    velocity = np.stack([np.where(direction >= 2, -1.0, 1.0) * np.sin(angle),
-                         np.where(direction % 2 == 1, -1.0, 1.0) * np.cos(angle)], -1)
+    velocity = motion_velocity(direction, rng.random(samples))
     positions = bounce(rng.random((samples, 2)), velocity, seq_len)[:, frame]
     free = image_size - digit_size
     cell = (positions * free).astype(np.int64) @ np.array([free + 1, 1])
@@ -258,14 +258,12 @@ class FixedMovingMNIST:
         return self.frames.shape[1]
 
     def __getitem__(self, index):
-        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
-            raise TypeError(f"index must be an int, got {type(index).__name__}")
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} sequences")
-        return (np.asarray(self.frames[:, index], np.float32)[:, None] / np.float32(255)).astype(np.float32)
+        return self.batch([index])[0]
 
     def batch(self, indices):
-        return np.stack([self[i] for i in indices])
+        """Clips (B, T, 1, H, W) float32 of the sequences ``indices``."""
+        frames = self.frames[:, [_check_index(i, len(self)) for i in indices]]  # (T, B, H, W) uint8
+        return np.divide(frames.transpose(1, 0, 2, 3)[:, :, None], np.float32(255), dtype=np.float32)
 
     def __repr__(self):
         return f"FixedMovingMNIST({self.path!r}, sequences={len(self)}, seq_len={self.seq_len})"
@@ -338,6 +336,15 @@ def _digits_from(root):
                              f"{images.dtype} {images.shape} and {labels.dtype} {labels.shape}")
         return images, labels
     return load_digits(root)
+
+
+def _check_index(index, length):
+    """``index`` as an int in [0, length), Python's negative indices included."""
+    if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+        raise TypeError(f"index must be an int, got {type(index).__name__}")
+    if not -length <= index < length:
+        raise IndexError(f"index {index} out of range for {length} sequences")
+    return int(index) % length
 
 
 def _check_positive(name, value):
