@@ -68,6 +68,9 @@ def _add_train_arguments(p, defaults):
     p.add_argument("--model", required=True, help="forecaster name or convgru_* backbone (timm)")
     p.add_argument("--mnist", required=True, help="folder of MNIST idx files (the digits clips are made of)")
     p.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoints/, model.safetensors")
+    p.add_argument("--framework", choices=training.FRAMEWORKS, default=d.framework,
+                   help="mindspore: compiled fine-tuning in one process (float32, no --resume)")
+    p.add_argument("--init-weights", default=d.init_weights, help="start from these weights (run folder or file)")
     p.add_argument("--steps", type=_positive_int, default=d.steps)
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="global batch (all ranks)")
     p.add_argument("--num-sequences", type=_positive_int, default=d.num_sequences, help="training clips (epoch size)")
@@ -142,11 +145,38 @@ def _run(args):
         for kind, path in report["files"].items():
             print(f"  {kind}: {path}")
         return 0
-    from . import demo
-    return demo.run_demo(args)
+    return run_demo(args)
+
+
+# The README's main job on this small CPU: a few minutes of training, then the evaluation.
+DEMO_CONFIG = dict(task="forecast", model="convgru_forecaster_tiny", steps=600, batch_size=8, num_sequences=10000,
+                   seed=0, optimizer="adamw", lr=3e-3, weight_decay=0.01, schedule="cosine", warmup_steps=30,
+                   ckpt_every=100, val_every=100, val_sequences=64)
+DEMO_EVAL_SEQUENCES = 256
+
+
+def run_demo(args):
+    """Train the tiny forecaster (resuming a demo run already in ``--out``), evaluate it, print the files."""
+    from pathlib import Path
+
+    from . import evaluate
+
+    out = Path(args.out)
+    config = training.TrainConfig(**{**DEMO_CONFIG, **({"steps": args.steps} if args.steps else {})})
+    runtime = training.Runtime(mnist=args.mnist, out=str(out), progress=not args.no_progress, resume=True)
+    print(f"demo: training {config.model} for {config.steps} steps on {training.resolve_device('auto', training.Dist())}"
+          f" (batch {config.batch_size}); run folder {out}")
+    training.train(config, runtime)
+    report = evaluate.evaluate(out, mnist=args.mnist, num_sequences=DEMO_EVAL_SEQUENCES, progress=not args.no_progress)
+    print(evaluate.summary_line(report))
+    print("demo: files written")
+    for kind, path in report["files"].items():
+        print(f"  {kind}: {path}")
+    return 0
 
 
 def main(argv=None):
+    """Entry point of ``convgru-zoo``; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
         return _run(args)

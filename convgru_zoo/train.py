@@ -34,6 +34,7 @@ TASKS = ("forecast", "classify")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
+FRAMEWORKS = ("torch", "mindspore")
 CONTEXT_FRAMES = 10  # forecast: frames in, and frames out; classify: clip length
 
 
@@ -42,6 +43,8 @@ class TrainConfig:
     """Everything that decides a run's result. Runtime choices (device, workers) live elsewhere."""
     task: str
     model: str
+    framework: str = "torch"      # mindspore: compiled fine-tuning (convgru_zoo.mindspore.train)
+    init_weights: str = ""        # start from these weights (run folder or safetensors file)
     steps: int = 1000
     batch_size: int = 16          # global: split over the ranks of a torchrun job
     num_sequences: int = 10000    # training clips generated (the epoch size)
@@ -209,6 +212,23 @@ def autocast_for(amp: str, device: torch.device):
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
+def init_weights_state(config: TrainConfig):
+    """The state dict ``--init-weights`` names (a run folder or a safetensors file), checked."""
+    path = Path(config.init_weights)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        raise ConfigError(f"--init-weights must be a run folder with model.safetensors or a .safetensors file, "
+                          f"got {config.init_weights!r} (not found)")
+    try:
+        state, meta = ckpt.load_weights(path)
+    except ValueError as err:
+        raise ConfigError(f"--init-weights must be a readable safetensors file: {err}") from None
+    if meta.get("model", config.model) != config.model:
+        raise ConfigError(f"--init-weights must hold {config.model} weights, got {meta['model']} weights in {str(path)!r}")
+    return state
+
+
 # ---------------------------------------------------------------- checks before any work
 def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> torch.device:
     """Every check that can fail before work starts; returns the device."""
@@ -242,6 +262,15 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> torch.devi
                           f"got {config.batch_size}")
     if runtime.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {runtime.workers!r}")
+    if config.framework not in FRAMEWORKS:
+        raise ConfigError(f"--framework must be one of {FRAMEWORKS}, got {config.framework!r}")
+    if config.framework == "mindspore":
+        for flag, bad in (("--amp", config.amp != "none"), ("--resume", runtime.resume), ("torchrun", env.world > 1)):
+            if bad:
+                raise ConfigError(f"--framework mindspore fine-tunes in one process in float32 without "
+                                  f"checkpoints, got {flag}")
+    if config.init_weights:
+        init_weights_state(config)
     device = resolve_device(runtime.device, env)
     if config.amp == "fp16" and device.type != "cuda":
         raise ConfigError(f"--amp fp16 needs a CUDA device (GradScaler), got --device {device}; use --amp bf16 on CPU")
@@ -320,6 +349,14 @@ def train(config: TrainConfig, runtime: Runtime) -> dict:
     env = dist_from_env()
     device = check_config(config, runtime, env)
     resume_from = check_resume(config, runtime)
+    if config.framework == "mindspore":
+        from .mindspore.train import finetune
+        init = init_weights_state(config) if config.init_weights else None
+        losses = finetune(config, runtime.mnist, runtime.out, init, progress=runtime.progress)
+        summary = {"task": config.task, "model": config.model, "steps": config.steps, "framework": "mindspore",
+                   "first_loss": losses[0], "last_loss": losses[-1]}
+        ckpt.atomic_write_json(Path(runtime.out) / "train_summary.json", summary)
+        return summary
     if env.world > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
@@ -336,7 +373,13 @@ def _train(config, runtime, env, device, resume_from):
     out = Path(runtime.out)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    model = build_model(config.task, config.model).to(device)
+    model = build_model(config.task, config.model)
+    if config.init_weights:
+        try:
+            model.load_state_dict(init_weights_state(config))
+        except RuntimeError as err:
+            raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
+    model = model.to(device)
     optimizer = make_optimizer(config, model)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
     start = 0
