@@ -1,7 +1,8 @@
 """Parameters and forward GFLOPs of each ConvGRU-Net variant at its default clip: the model docstring's table.
 
 FLOPs are those of convolutions and linear layers as counted by ``torch.utils.flop_counter``
-(2 per multiply-add); the elementwise gating is not counted.
+(2 per multiply-add); the elementwise gating is not counted. Shapes alone decide both figures, so the
+models run on the meta device: nothing is computed.
 
     python benchmarks/backbone_figures.py
 """
@@ -16,8 +17,9 @@ def figures(batch_size: int = 1):
     """One row per variant: params (M) and GFLOPs for a (batch_size, num_frames, *INPUT_SIZE) clip."""
     rows = []
     for arch, spec in specs.BACKBONES.items():
-        model = ConvGRUNet(**vars(spec), in_chans=specs.INPUT_SIZE[0], num_classes=specs.NUM_CLASSES).eval()
-        clip = torch.zeros(batch_size, model.num_frames, *specs.INPUT_SIZE)
+        model = ConvGRUNet(**vars(spec), in_chans=specs.INPUT_SIZE[0], num_classes=specs.NUM_CLASSES,
+                           device="meta").eval()
+        clip = torch.zeros(batch_size, model.num_frames, *specs.INPUT_SIZE, device="meta")
         counter = FlopCounterMode(display=False)
         with counter, torch.no_grad():
             model(clip)
