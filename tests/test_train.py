@@ -1,0 +1,148 @@
+"""The training loop in-process: data order, schedule, checks before work, checkpoints, learning."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from convgru_zoo import checkpoint as ckpt
+from convgru_zoo import train as training
+from convgru_zoo.train import ConfigError, Dist, Runtime, TrainConfig
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- data order and schedule
+def test_batches_are_a_function_of_seed_and_step_and_cover_each_epoch():
+    n, batch = 10, 4
+    first_epoch = [i for step in range(5) for i in training.batch_indices(step, batch, n, seed=7)][:n]
+    assert sorted(first_epoch) == list(range(n))
+    assert training.batch_indices(3, batch, n, 7) == training.batch_indices(3, batch, n, 7)
+    assert training.batch_indices(0, batch, n, 7) != training.batch_indices(0, batch, n, 8)
+    second = [i for step in range(5) for i in training.batch_indices(step, batch, n, 7)][n:2 * n]
+    assert sorted(second) == list(range(n)) and second != first_epoch  # reshuffled per epoch
+
+
+def test_ranks_split_each_global_batch_without_overlap():
+    world = 2
+    sampler_parts = [list(training.StepBatchSampler(3, 6, 4, 50, 1, rank, world)) for rank in range(world)]
+    for step, parts in zip(range(3, 6), zip(*sampler_parts)):
+        merged = sorted(parts[0] + parts[1])
+        assert merged == sorted(training.batch_indices(step, 4, 50, 1))
+        assert not set(parts[0]) & set(parts[1])
+
+
+def test_learning_rate_warmup_then_cosine_or_constant():
+    cosine = TrainConfig(task="forecast", model="m", steps=110, lr=1.0, warmup_steps=10, min_lr=0.1)
+    assert training.learning_rate(0, cosine) == pytest.approx(0.1)
+    assert training.learning_rate(9, cosine) == pytest.approx(1.0)
+    assert training.learning_rate(10, cosine) == pytest.approx(1.0)
+    assert training.learning_rate(60, cosine) == pytest.approx(0.55)
+    assert training.learning_rate(110, cosine) == pytest.approx(0.1)
+    rates = [training.learning_rate(s, cosine) for s in range(10, 110)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    constant = TrainConfig(task="forecast", model="m", steps=50, lr=0.3, schedule="constant")
+    assert {training.learning_rate(s, constant) for s in range(50)} == {0.3}
+
+
+# ---------------------------------------------------------------- checks before any work
+def _config(**kw):
+    return TrainConfig(**{**dict(task="forecast", model="convgru_forecaster_tiny", steps=2, batch_size=2,
+                                 num_sequences=4, ckpt_every=1), **kw})
+
+
+@needs_mnist
+@pytest.mark.parametrize("change, env, message", [
+    (dict(batch_size=3), Dist(0, 2, 0), "--batch-size must be divisible by the number of processes (2), got 3"),
+    (dict(amp="fp16"), Dist(), "--amp fp16 needs a CUDA device"),
+    (dict(model="resnet50"), Dist(), "--model must be one of"),
+    (dict(task="classify"), Dist(), "--model must be one of"),
+    (dict(framework="mindspore", amp="bf16"), Dist(), "--framework mindspore"),
+    (dict(init_weights="/no/such/weights.safetensors"), Dist(), "--init-weights must be"),
+])
+def test_bad_settings_are_refused_naming_the_argument(tmp_path, change, env, message):
+    with pytest.raises(ConfigError, match=None) as err:
+        training.check_config(_config(**change), Runtime(mnist=str(MNIST), out=str(tmp_path / "r")), env)
+    assert message in str(err.value)
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_mnist_folder_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"--mnist must be a folder .* got '.*nowhere'"):
+        training.check_config(_config(), Runtime(mnist=str(tmp_path / "nowhere"), out=str(tmp_path / "r")), Dist())
+
+
+# ---------------------------------------------------------------- whole runs
+@needs_mnist
+def test_forecaster_training_lowers_the_loss_and_writes_a_self_describing_run(tmp_path):
+    out = tmp_path / "run"
+    config = _config(steps=8, num_sequences=2, lr=3e-3, schedule="constant", ckpt_every=3)
+    summary = training.train(config, Runtime(mnist=str(MNIST), out=str(out), progress=False))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, 9))
+    assert records[-1]["loss"] < 0.5 * records[0]["loss"]  # two clips, seen 8 times: it must fit them
+    assert all(np.isfinite(r["grad_norm"]) and r["lr"] == 3e-3 for r in records)
+    state, meta = ckpt.load_weights(out / "model.safetensors")
+    assert meta["task"] == "forecast" and meta["model"] == "convgru_forecaster_tiny" and meta["step"] == "8"
+    assert summary["weights_sha256"] == json.loads((out / "train_summary.json").read_text())["weights_sha256"]
+    # checkpoints at 6 and 8 kept (keep=2), 3 pruned; the last equals the final weights
+    assert [p.name for p in ckpt.list_checkpoints(out / "checkpoints")] == ["step_0000006.json", "step_0000008.json"]
+    model = training.build_model("forecast", "convgru_forecaster_tiny")
+    optimizer = training.make_optimizer(config, model)
+    meta, _ = ckpt.load_checkpoint(ckpt.latest_checkpoint(out / "checkpoints"), model, optimizer)
+    assert meta["step"] == 8 and meta["data_position"]["next_sample"] == 16
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+    assert optimizer.state_dict()["state"][0]["step"].item() == 8
+
+    with pytest.raises(ConfigError, match="--out must be a new or empty run folder"):
+        training.train(config, Runtime(mnist=str(MNIST), out=str(out), progress=False))
+    with pytest.raises(ConfigError, match=r"--lr: the run has 0.003, got 0.1"):
+        training.train(_config(steps=8, num_sequences=2, lr=0.1, schedule="constant", ckpt_every=3),
+                       Runtime(mnist=str(MNIST), out=str(out), progress=False, resume=True))
+
+
+@needs_mnist
+def test_backbone_trains_with_bf16_autocast_and_sgd(tmp_path):
+    out = tmp_path / "cls"
+    config = TrainConfig(task="classify", model="convgru_tiny", steps=2, batch_size=2, num_sequences=4,
+                         optimizer="sgd", lr=0.05, amp="bf16", grad_clip=1.0, val_every=2, val_sequences=2)
+    training.train(config, Runtime(mnist=str(MNIST), out=str(out), progress=False))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all(np.isfinite(r["loss"]) for r in records)
+    assert 0 <= records[-1]["val_top1"] <= 1 and np.isfinite(records[-1]["val_loss"])
+    state, meta = ckpt.load_weights(out / "model.safetensors")
+    assert meta["task"] == "classify" and state["head.fc.weight"].shape == (40, 128)
+    assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())  # autocast kept fp32 weights
+
+
+def test_a_checkpoint_without_its_sidecar_or_with_a_bad_hash_is_not_used(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    folder = tmp_path / "checkpoints"
+    good = ckpt.save_checkpoint(folder, 1, model, optimizer, {"config": {}}, [ckpt.rng_state()[1]])
+    assert ckpt.latest_checkpoint(folder) == good
+    (folder / "step_0000002.safetensors").write_bytes(b"half-written")  # killed before its sidecar
+    assert ckpt.latest_checkpoint(folder) == good
+    bad = ckpt.save_checkpoint(folder, 3, model, optimizer, {"config": {}}, [ckpt.rng_state()[1]])
+    with open(bad.with_suffix(".safetensors"), "r+b") as f:
+        f.seek(-1, 2)
+        f.write(b"\x7f")
+    assert ckpt.latest_checkpoint(folder) == good
+    assert not list(folder.glob(".*.tmp"))
+    fresh = torch.nn.Linear(2, 2)
+    fresh_opt = torch.optim.AdamW(fresh.parameters())
+    ckpt.load_checkpoint(good, fresh, fresh_opt)
+    assert torch.equal(fresh.weight, model.weight)
+    assert torch.equal(fresh_opt.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
