@@ -7,7 +7,8 @@ accept and reject exactly the same configurations and clips.
 from collections.abc import Sequence
 from importlib import import_module
 
-from . import _checks
+from . import _checks, specs
+from .pretrained import PretrainedWeightsError
 from .specs import FORECASTERS
 
 FRAMEWORKS = {"torch": "convgru_zoo.torch.forecaster", "mindspore": "convgru_zoo.mindspore.forecaster"}
@@ -22,7 +23,8 @@ def create_forecaster(name="convgru_forecaster", framework="torch", pretrained=F
     """Build the forecaster ``name`` (a key of ``specs.FORECASTERS``) for ``framework``.
 
     ``kwargs`` override the variant's spec (e.g. ``output_frames=20``) or pass ``device``/``dtype``
-    (PyTorch); ``pretrained=True`` (or a tag name) loads the variant's published weights.
+    (PyTorch); ``pretrained=True`` (the variant's first tag) or a tag such as ``"mmnist"`` loads
+    published weights, sha256-checked (:func:`pretrained_weights_name`).
     """
     if name not in FORECASTERS:
         raise ValueError(f"name must be one of {list_forecasters()}, got {name!r}")
@@ -34,6 +36,21 @@ def create_forecaster(name="convgru_forecaster", framework="torch", pretrained=F
         raise ImportError(f"framework={framework!r} needs {framework} installed "
                           f"(pip install 'convgru-zoo[{framework}]'): {error}") from error
     return module.create_forecaster(name, pretrained=pretrained, **kwargs)
+
+
+def pretrained_weights_name(name, pretrained):
+    """``"<name>.<tag>"`` of the weights ``pretrained`` selects: True (the first tag of ``name`` in
+    ``specs.PRETRAINED``) or a tag. Raises :class:`PretrainedWeightsError` when there is none."""
+    tags = [w.tag for w in specs.PRETRAINED.values() if w.arch == name]
+    if pretrained is True:
+        if not tags:
+            raise PretrainedWeightsError(f"{name} has no pretrained weights yet (no tag for it in "
+                                         "convgru_zoo.specs.PRETRAINED); use pretrained=False")
+        return f"{name}.{tags[0]}"
+    if not isinstance(pretrained, str) or pretrained not in tags:
+        raise PretrainedWeightsError(f"pretrained must be True, False or one of the tags of {name} {tags}, "
+                                     f"got {pretrained!r}")
+    return f"{name}.{pretrained}"
 
 
 def check_config(in_chans, patch_size, hidden_sizes, kernel_size, input_frames, output_frames):

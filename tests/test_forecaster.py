@@ -325,3 +325,55 @@ def test_mindspore_adam_steps_lower_the_loss_on_a_fixed_batch(ms, compiled_twin)
         optimizer(grads)
         losses.append(float(loss.asnumpy()))
     assert losses[-1] < 0.5 * losses[0]
+
+
+# ---------------------------------------------------------------- pretrained weights
+
+@pytest.fixture
+def published_tiny(monkeypatch, tmp_path):
+    """Publish a tiny forecaster's PyTorch weights as tag ``unittest``, shipped in a temp folder."""
+    from safetensors.torch import save_file
+    from convgru_zoo import pretrained, specs
+
+    torch.manual_seed(5)
+    model = create_forecaster("convgru_forecaster_tiny")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    path = pretrained.shipped_path("convgru_forecaster_tiny.unittest", "torch")
+    save_file(model.state_dict(), str(path))
+    weights = specs.PretrainedWeights("convgru_forecaster_tiny", "unittest", "test weights",
+                                      sha256=(("torch", pretrained.sha256_of(path)),))
+    monkeypatch.setitem(specs.PRETRAINED, weights.name, weights)
+    return model, path
+
+
+def test_pretrained_loads_the_published_weights_by_true_or_tag(published_tiny):
+    model, _ = published_tiny
+    for pretrained in (True, "unittest"):
+        loaded = create_forecaster("convgru_forecaster_tiny", pretrained=pretrained, output_frames=2)
+        for (name, want), got in zip(model.state_dict().items(), loaded.state_dict().values()):
+            assert torch.equal(want, got), name
+
+
+def test_pretrained_weights_are_refused_when_corrupted_unfitting_or_unknown(published_tiny, monkeypatch):
+    from convgru_zoo import specs
+    from convgru_zoo.pretrained import PretrainedWeightsError
+    _, path = published_tiny
+    with pytest.raises(PretrainedWeightsError, match="do not fit"):
+        create_forecaster("convgru_forecaster_tiny", pretrained=True, hidden_sizes=(32, 16))
+    with pytest.raises(PretrainedWeightsError, match="one of the tags"):
+        create_forecaster("convgru_forecaster_tiny", pretrained="imagenet")
+    path.write_bytes(path.read_bytes()[:-1] + b"\0")
+    with pytest.raises(PretrainedWeightsError, match="corrupted"):
+        create_forecaster("convgru_forecaster_tiny", pretrained=True)
+    monkeypatch.setattr(specs, "PRETRAINED", {})
+    with pytest.raises(PretrainedWeightsError, match="no pretrained weights yet"):
+        create_forecaster("convgru_forecaster", pretrained=True)
+
+
+def test_mindspore_pretrained_converts_the_published_torch_weights(ms, published_tiny):
+    twin = create_forecaster("convgru_forecaster_tiny", framework="mindspore", pretrained=True,
+                             input_frames=3, output_frames=2)
+    inputs = fixed_clip(batch=1, frames=3)
+    torch_model = create_forecaster("convgru_forecaster_tiny", pretrained=True, input_frames=3, output_frames=2)
+    expected = torch_model(inputs).detach().numpy()
+    assert abs(twin(ms.Tensor(inputs.numpy())).asnumpy() - expected).max() <= 1e-5

@@ -14,12 +14,15 @@ from typing import Optional
 import mindspore as ms
 from mindspore import Tensor, ops
 
-from ..forecasters import check_clip, check_config
+from .. import convert
+from .. import pretrained as _pretrained
+from ..forecasters import check_clip, check_config, pretrained_weights_name
 from ..specs import FORECASTERS
 from .conv import Conv2d, TeardownSafeCell
 from .convgru import ConvGRU
+from .convgru_net import load_weights
 
-__all__ = ["ConvGRUForecaster", "create_forecaster", "convgru_forecaster", "convgru_forecaster_tiny"]
+__all__ = ["ConvGRUForecaster", "create_forecaster", "load_pretrained", "convgru_forecaster", "convgru_forecaster_tiny"]
 
 
 def space_to_depth(x, patch):
@@ -98,17 +101,34 @@ class ConvGRUForecaster(TeardownSafeCell):
         return frames.reshape(b, output_frames, c, height, width)
 
 
-def _load_pretrained(model: ConvGRUForecaster, name: str, pretrained) -> None:
-    raise NotImplementedError(f"pretrained weights for {name!r} are not available yet; use pretrained=False")
+def load_pretrained(model: ConvGRUForecaster, weights_name: str) -> None:
+    """Load the published weights ``weights_name`` (``<arch>.<tag>``, sha256-checked) strictly.
+
+    The MindSpore checkpoint when published, else the PyTorch safetensors converted.
+    """
+    weights = _pretrained.get(weights_name)
+    if weights.file_sha256("mindspore"):
+        path = _pretrained.weights_file(weights_name, "mindspore")
+        params = ms.load_checkpoint(str(path))
+    else:
+        from safetensors.numpy import load_file
+
+        path = _pretrained.weights_file(weights_name, "torch")
+        params = convert.torch_to_mindspore(load_file(str(path)))
+    try:
+        load_weights(model, params, f"{weights_name} ({path})")
+    except ValueError as error:
+        raise _pretrained.PretrainedWeightsError(str(error)) from error
 
 
 def create_forecaster(name: str, pretrained=False, **kwargs) -> ConvGRUForecaster:
     """The forecaster variant ``name`` of ``specs.FORECASTERS``; ``kwargs`` override its spec."""
     if name not in FORECASTERS:
         raise ValueError(f"name must be one of {sorted(FORECASTERS)}, got {name!r}")
+    weights_name = pretrained_weights_name(name, pretrained) if pretrained else None
     model = ConvGRUForecaster(**{**asdict(FORECASTERS[name]), **kwargs})
-    if pretrained:
-        _load_pretrained(model, name, pretrained)
+    if weights_name:
+        load_pretrained(model, weights_name)
     return model
 
 

@@ -15,11 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..forecasters import check_clip, check_config
+from ..forecasters import check_clip, check_config, pretrained_weights_name
+from ..pretrained import PretrainedWeightsError, weights_file
 from ..specs import FORECASTERS
 from .convgru import ConvGRU
 
-__all__ = ["ConvGRUForecaster", "create_forecaster", "convgru_forecaster", "convgru_forecaster_tiny"]
+__all__ = ["ConvGRUForecaster", "create_forecaster", "load_pretrained", "convgru_forecaster", "convgru_forecaster_tiny"]
 
 
 class ConvGRUForecaster(nn.Module):
@@ -60,17 +61,25 @@ class ConvGRUForecaster(nn.Module):
         return F.pixel_shuffle(torch.stack(folded_frames, 1), self.patch_size)
 
 
-def _load_pretrained(model: ConvGRUForecaster, name: str, pretrained) -> None:
-    raise NotImplementedError(f"pretrained weights for {name!r} are not available yet; use pretrained=False")
+def load_pretrained(model: ConvGRUForecaster, weights_name: str) -> None:
+    """Load the published weights ``weights_name`` (``<arch>.<tag>``, sha256-checked) strictly."""
+    from safetensors.torch import load_file
+
+    path = weights_file(weights_name, "torch")
+    try:
+        model.load_state_dict(load_file(str(path)), strict=True)
+    except RuntimeError as error:
+        raise PretrainedWeightsError(f"weights {weights_name} ({path}) do not fit this model: {error}") from error
 
 
 def create_forecaster(name: str, pretrained=False, **kwargs) -> ConvGRUForecaster:
     """The forecaster variant ``name`` of ``specs.FORECASTERS``; ``kwargs`` override its spec."""
     if name not in FORECASTERS:
         raise ValueError(f"name must be one of {sorted(FORECASTERS)}, got {name!r}")
+    weights_name = pretrained_weights_name(name, pretrained) if pretrained else None
     model = ConvGRUForecaster(**{**asdict(FORECASTERS[name]), **kwargs})
-    if pretrained:
-        _load_pretrained(model, name, pretrained)
+    if weights_name:
+        load_pretrained(model, weights_name)
     return model
 
 
