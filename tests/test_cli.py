@@ -1,0 +1,134 @@
+"""The ``convgru-zoo`` command line: argument errors before work, train -> eval files and numbers."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from convgru_zoo import cli, metrics
+from convgru_zoo.checkpoint import load_weights
+from convgru_zoo.data.moving_mnist import MotionMNIST, MovingMNIST
+from convgru_zoo.forecasters import create_forecaster
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")
+TRAIN = ["train", "--task", "forecast", "--model", "convgru_forecaster_tiny", "--mnist", str(MNIST),
+         "--steps", "2", "--batch-size", "2", "--num-sequences", "4", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "forecast"
+    assert cli.main(TRAIN + ["--out", str(out), "--val-every", "1", "--val-sequences", "2"]) == 0
+    return out
+
+
+# ---------------------------------------------------------------- argument errors
+def exit_code(argv):
+    """The status ``convgru-zoo argv`` exits with (argparse exits itself; later checks return it)."""
+    try:
+        return cli.main(argv)
+    except SystemExit as exit_:
+        return exit_.code
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "0"], "argument --steps: expected a positive int, got '0'"),
+    (["--lr", "-1"], "argument --lr: expected a finite number > 0, got '-1'"),
+    (["--lr", "nan"], "argument --lr: expected a finite number > 0, got 'nan'"),
+    (["--batch-size", "two"], "argument --batch-size: expected a positive int, got 'two'"),
+    (["--task", "segment"], "argument --task: invalid choice: 'segment'"),
+    (["--amp", "fp8"], "argument --amp: invalid choice: 'fp8'"),
+    (["--model", "resnet50"], "--model must be one of ['convgru_forecaster', 'convgru_forecaster_tiny'] for --task "
+                              "forecast, got 'resnet50'"),
+    (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a CUDA device"),
+])
+def test_train_argument_errors_name_argument_expected_and_got_before_any_work(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    assert exit_code(TRAIN + ["--out", str(out)] + args) == cli.EXIT_USAGE
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_missing_required_argument_and_bad_mnist_folder(tmp_path, capsys):
+    assert exit_code(["train", "--task", "forecast", "--model", "convgru_forecaster_tiny",
+                      "--out", str(tmp_path / "r")]) == cli.EXIT_USAGE
+    assert "the following arguments are required: --mnist" in capsys.readouterr().err
+    assert cli.main(["train", "--task", "forecast", "--model", "convgru_forecaster_tiny", "--mnist",
+                     str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == cli.EXIT_USAGE
+    assert "--mnist must be a folder holding MNIST idx files, got" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_eval_argument_errors(tmp_path, capsys):
+    assert cli.main(["eval", "--weights", str(tmp_path / "none.safetensors"), "--mnist", str(MNIST)]) == 2
+    assert "--weights must be a run folder or a .safetensors file, got" in capsys.readouterr().err
+    (tmp_path / "junk.safetensors").write_bytes(b"not a weights file")
+    assert cli.main(["eval", "--weights", str(tmp_path / "junk.safetensors"), "--mnist", str(MNIST)]) == 2
+    assert "--weights must be a readable safetensors file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- train, then eval
+@needs_mnist
+def test_eval_forecast_reports_openstl_metrics_of_the_model_and_writes_pngs(forecast_run, capsys):
+    assert cli.main(["eval", "--weights", str(forecast_run), "--mnist", str(MNIST), "--num-sequences", "6",
+                     "--batch-size", "4", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((forecast_run / "eval" / "eval_forecast_torch.json").read_text())
+    assert str(forecast_run / "eval" / "eval_forecast_torch.json") in printed
+    for kind in ("frames", "per_step", "training_curves"):
+        assert Path(report["files"][kind]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The same numbers computed here from the model and the test clips.
+    model = create_forecaster("convgru_forecaster_tiny")
+    model.load_state_dict(load_weights(forecast_run / "model.safetensors")[0])
+    clips = MovingMNIST(str(MNIST), "test", 6).batch(range(6))
+    with torch.no_grad():
+        pred = model.eval()(torch.from_numpy(clips[:, :10])).numpy()
+    expected = metrics.forecast_metrics(pred, clips[:, 10:])
+    got = report["metrics"]
+    assert got["num_sequences"] == 6 and len(got["per_frame"]["mse"]) == 10
+    for name in ("mse", "mae", "ssim", "psnr"):
+        assert got[name] == pytest.approx(expected[name], rel=1e-5)
+    # OpenSTL: summed over a frame's 64x64 pixels, so the per-frame MSE is 4096x the pixel mean
+    assert got["mse"] == pytest.approx(np.square(pred - clips[:, 10:]).mean() * 64 * 64, rel=1e-4)
+
+
+@needs_mnist
+def test_eval_on_a_fixed_test_file(forecast_run, tmp_path):
+    clips = MovingMNIST(str(MNIST), "test", 3).batch(range(3))
+    frames = np.round(clips[:, :, 0] * 255).astype(np.uint8).transpose(1, 0, 2, 3)  # (20, N, 64, 64)
+    np.save(tmp_path / "mnist_test_seq.npy", frames)
+    assert cli.main(["eval", "--weights", str(forecast_run / "model.safetensors"), "--fixed-test",
+                     str(tmp_path / "mnist_test_seq.npy"), "--out", str(tmp_path / "ev"), "--no-progress"]) == 0
+    report = json.loads((tmp_path / "ev" / "eval_forecast_torch.json").read_text())
+    assert report["data"]["source"] == "fixed" and report["metrics"]["num_sequences"] == 3
+
+
+@needs_mnist
+def test_train_and_eval_a_backbone_with_a_single_frame_baseline(tmp_path, capsys):
+    out = tmp_path / "cls"
+    assert cli.main(["train", "--task", "classify", "--model", "convgru_tiny", "--mnist", str(MNIST), "--steps", "1",
+                     "--batch-size", "2", "--num-sequences", "2", "--out", str(out), "--no-progress"]) == 0
+    assert cli.main(["eval", "--weights", str(out), "--mnist", str(MNIST), "--num-sequences", "4",
+                     "--no-progress"]) == 0
+    report = json.loads((out / "eval" / "eval_classify_torch.json").read_text())
+    m = report["metrics"]
+    assert m["num_sequences"] == 4
+    assert 0 <= m["clip"]["top1"] <= m["clip"]["top5"] <= 1
+    assert 0 <= m["single_frame"]["top1"] <= m["single_frame"]["top5"] <= 1
+    # The baseline is the same model on the first frame: recompute it.
+    model = __import__("timm").create_model("convgru_tiny", num_classes=40, num_frames=10)
+    model.load_state_dict(load_weights(out / "model.safetensors")[0])
+    clip, labels = MotionMNIST(str(MNIST), "test", 4).batch(range(4))
+    with torch.no_grad():
+        logits = model.eval()(torch.from_numpy((clip[:, :1] - 0.5) / 0.5)).numpy()
+    assert m["single_frame"] == metrics.topk_accuracy(logits, labels)
+    assert "first frame only" in capsys.readouterr().out
