@@ -189,7 +189,7 @@ def test_seed_api_one_step_returns_per_layer_states_and_continues_from_them():
 
 def test_streaming_step_by_step_and_in_pieces_equals_whole_clip():
     net = ConvGRU(3, [5, 4], 3, 2)
-    clip = randn(2, 5, 3, 6, 6)
+    clip = randn(2, 4, 3, 6, 6)
     out, states = net(Tensor(clip))
     first, mid = net(Tensor(clip[:, :2]))
     rest, pieces = net(Tensor(clip[:, 2:]), mid)
@@ -202,9 +202,8 @@ def test_streaming_step_by_step_and_in_pieces_equals_whole_clip():
         assert max_diff(p.asnumpy(), w.asnumpy()) <= 1e-6
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_lengths_give_each_samples_own_last_valid_state(bidirectional):
-    net = ConvGRU(2, [3, 4], 3, 2, bidirectional=bidirectional)
+def test_lengths_give_each_samples_own_last_valid_state_in_both_directions():
+    net = ConvGRU(2, [3, 4], 3, 2, bidirectional=True)
     clip = randn(3, 4, 2, 5, 5)
     lengths = [4, 1, 3]
     out, states = net(Tensor(clip), lengths=lengths)
@@ -319,16 +318,16 @@ def test_bad_construction_names_the_argument():
 
 
 def test_no_cell_del_noise_at_interpreter_exit():
+    """Our cells stay quiet at exit, while a plain MindSpore cell in the same script shows the noise."""
     script = textwrap.dedent("""
         import mindspore as ms, mindcv  # mindcv changes teardown order so that the noise shows
         from mindspore import nn
         ms.set_device("CPU")
         from convgru_zoo.mindspore import ConvGRU
         net = ConvGRU(3, 4, 3, 1)
-        {control}
+        plain = nn.Dense(2, 3)
     """)
-    for control, noisy in (("", False), ("plain = nn.Dense(2, 3)", True)):
-        run = subprocess.run([sys.executable, "-c", script.format(control=control)],
-                             capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0, run.stderr
-        assert ("total_instance_count" in run.stderr) is noisy, run.stderr
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    # Exactly one report: the control's; our five cells (model, layer, three gates) add none.
+    assert run.stderr.count("has no attribute 'total_instance_count'") == 1, run.stderr
