@@ -32,7 +32,7 @@ class ForecastLoss(nn.Cell):
     """MSE between the forecast of the first 10 frames and the last 10 frames of a clip."""
 
     def __init__(self, model):
-        super().__init__()
+        super().__init__(auto_prefix=False)  # the model's parameters keep their names
         self.model = model
 
     def construct(self, clip):
@@ -44,7 +44,7 @@ class ClassifyLoss(nn.Cell):
     """Cross-entropy of the backbone's logits on a normalised clip."""
 
     def __init__(self, model):
-        super().__init__()
+        super().__init__(auto_prefix=False)  # the model's parameters keep their names
         self.model = model
 
     def construct(self, clip, label):

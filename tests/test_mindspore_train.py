@@ -1,0 +1,70 @@
+"""MindSpore: eval of converted weights matches PyTorch; a compiled fine-tuning run lowers the loss."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+ms = pytest.importorskip("mindspore")
+
+from convgru_zoo import cli  # noqa: E402
+from convgru_zoo.checkpoint import load_weights  # noqa: E402
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+pytestmark = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")
+
+
+@pytest.fixture(scope="module")
+def torch_run(tmp_path_factory):
+    """A tiny forecaster trained 2 steps in PyTorch."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    ms.set_device("CPU")
+    out = tmp_path_factory.mktemp("ms") / "torch_run"
+    assert cli.main(["train", "--task", "forecast", "--model", "convgru_forecaster_tiny", "--mnist", str(MNIST),
+                     "--steps", "2", "--batch-size", "2", "--num-sequences", "4", "--out", str(out),
+                     "--no-progress"]) == 0
+    yield out
+    torch.set_num_threads(threads)
+
+
+def test_mindspore_eval_of_converted_weights_gives_the_pytorch_metrics(torch_run):
+    reports = {}
+    for framework in ("torch", "mindspore"):
+        # 4 clips in one batch: one MindSpore graph compile
+        assert cli.main(["eval", "--weights", str(torch_run), "--mnist", str(MNIST), "--num-sequences", "4",
+                         "--batch-size", "4", "--framework", framework, "--no-progress"]) == 0
+        reports[framework] = json.loads((torch_run / "eval" / f"eval_forecast_{framework}.json").read_text())["metrics"]
+    a, b = reports["torch"], reports["mindspore"]
+    for name in ("mse", "mae", "ssim", "psnr"):
+        assert b[name] == pytest.approx(a[name], rel=1e-5, abs=1e-6), name
+        assert b["per_frame"][name] == pytest.approx(a["per_frame"][name], rel=1e-5, abs=1e-6), name
+    assert ms.get_context("mode") == ms.PYNATIVE_MODE  # the compiled mode was only for the evaluation
+
+
+def test_mindspore_fine_tuning_lowers_the_loss_and_its_weights_load_in_pytorch(torch_run, tmp_path, capsys):
+    out = tmp_path / "ms_run"
+    # Two clips seen 5 times from the PyTorch weights, compiled once (one batch shape).
+    assert cli.main(["train", "--framework", "mindspore", "--init-weights", str(torch_run), "--task", "forecast",
+                     "--model", "convgru_forecaster_tiny", "--mnist", str(MNIST), "--steps", "5", "--batch-size", "2",
+                     "--num-sequences", "2", "--lr", "3e-3", "--schedule", "constant", "--out", str(out),
+                     "--no-progress"]) == 0
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 5 and losses[-1] < 0.7 * losses[0]
+    state, meta = load_weights(out / "model.safetensors")
+    assert meta["framework"] == "mindspore" and meta["model"] == "convgru_forecaster_tiny"
+    start = load_weights(torch_run / "model.safetensors")[0]
+    assert state.keys() == start.keys() and not torch.equal(state["head.weight"], start["head.weight"])
+    assert (out / "model.ckpt").stat().st_size > 0
+    assert cli.main(["eval", "--weights", str(out), "--mnist", str(MNIST), "--num-sequences", "2",
+                     "--no-progress"]) == 0
+    assert "convgru_forecaster_tiny (torch) on 2 clips" in capsys.readouterr().out
+
+
+def test_mindspore_refuses_what_it_does_not_do(tmp_path, capsys):
+    code = cli.main(["train", "--framework", "mindspore", "--amp", "bf16", "--task", "forecast", "--model",
+                     "convgru_forecaster_tiny", "--mnist", str(MNIST), "--out", str(tmp_path / "r")])
+    assert code == cli.EXIT_USAGE
+    assert "--framework mindspore fine-tunes in one process in float32 without checkpoints, got --amp" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
