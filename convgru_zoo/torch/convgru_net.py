@@ -307,6 +307,7 @@ def _verified_pretrained_cfg(variant: str, kwargs: dict):
 
 def _create_convgru_net(variant: str, pretrained: bool = False, **kwargs) -> ConvGRUNet:
     model_args = dict(asdict(specs.BACKBONES[variant]), **kwargs)
+    model_args.setdefault('in_chans', specs.INPUT_SIZE[0])  # timm fits pretrained stems to kwargs' in_chans
     file = None
     if pretrained:
         model_args['pretrained_cfg'] = _verified_pretrained_cfg(variant, model_args)
@@ -318,7 +319,7 @@ def _create_convgru_net(variant: str, pretrained: bool = False, **kwargs) -> Con
             feature_cfg=dict(feature_cls='getter', out_indices=tuple(range(len(specs.BACKBONES[variant].dims)))),
             **model_args)
     except RuntimeError as e:
-        if file and 'state_dict' in str(e):
+        if file and 'Error(s) in loading state_dict' in str(e):
             raise PretrainedWeightsError(f"weights file {file} does not fit {variant}: {e}") from e
         raise
 

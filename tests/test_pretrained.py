@@ -1,0 +1,226 @@
+"""Pretrained weights end to end with files the tests make: shipped copies, a hand-filled offline
+Hugging Face cache, timm ``local-dir:``; sha256 checks and the errors for missing/corrupted/unfitting files."""
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from convgru_zoo import pretrained, specs
+
+try:
+    import safetensors.torch as safetensors_torch
+    import timm
+    import torch
+
+    import convgru_zoo  # noqa: F401  registers the models with timm
+except ImportError:  # the framework-free part still runs
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch, timm and safetensors")
+
+REPO = Path(__file__).resolve().parents[1]
+NAME = "convgru_tiny.mmnist_motion"
+
+
+def publish(monkeypatch, name, digest, framework="torch"):
+    """Record ``digest`` as the published sha256 of ``name`` for this test."""
+    weights = dataclasses.replace(specs.PRETRAINED[name], sha256=((framework, digest),))
+    monkeypatch.setitem(specs.PRETRAINED, name, weights)
+
+
+# ---- framework-free part ----------------------------------------------------------------------
+
+def test_atomic_write_returns_the_sha256_and_leaves_nothing_half_written(tmp_path):
+    target = tmp_path / "sub" / "w.bin"
+    digest = pretrained.atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"weights"))
+    assert target.read_bytes() == b"weights"
+    assert digest == hashlib.sha256(b"weights").hexdigest() == pretrained.sha256_of(target)
+
+    def crash(tmp):
+        Path(tmp).write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        pretrained.atomic_write(target, crash)
+    assert target.read_bytes() == b"weights"           # the old file is untouched
+    assert sorted(p.name for p in target.parent.iterdir()) == ["w.bin"]  # no temp file left
+
+
+def test_verify_names_the_file_and_the_problem(tmp_path):
+    path = tmp_path / "w.safetensors"
+    with pytest.raises(pretrained.PretrainedWeightsError, match=f"{path} does not exist"):
+        pretrained.verify(path, "0" * 64)
+    path.write_bytes(b"abc")
+    good = hashlib.sha256(b"abc").hexdigest()
+    assert pretrained.verify(path, good.upper()) == path
+    with pytest.raises(pretrained.PretrainedWeightsError, match=rf"{path} is corrupted.*sha256 {good}, expected 1{{64}}"):
+        pretrained.verify(path, "1" * 64)
+
+
+def test_unknown_unpublished_and_bad_framework_are_clear():
+    with pytest.raises(pretrained.PretrainedWeightsError, match="unknown pretrained weights 'convgru_huge.x'.*known: "):
+        pretrained.weights_file("convgru_huge.x")
+    with pytest.raises(pretrained.PretrainedWeightsError, match=f"{NAME} has no published torch weights yet"):
+        pretrained.weights_file(NAME)
+    with pytest.raises(ValueError, match=r"framework must be one of \('torch', 'mindspore'\), got 'jax'"):
+        pretrained.weights_file(NAME, "jax")
+
+
+def test_shipped_copy_is_used_first_and_checked(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    shipped = tmp_path / f"{NAME}.safetensors"
+    assert pretrained.shipped_path(NAME) == shipped
+    assert pretrained.shipped_path(NAME, "mindspore") == tmp_path / f"{NAME}.ckpt"
+    shipped.write_bytes(b"tiny weights")
+    publish(monkeypatch, NAME, hashlib.sha256(b"tiny weights").hexdigest())
+    assert pretrained.weights_file(NAME) == shipped
+    shipped.write_bytes(b"tiny weightz")
+    with pytest.raises(pretrained.PretrainedWeightsError, match=f"{shipped} is corrupted"):
+        pretrained.weights_file(NAME)
+
+
+# ---- through timm -----------------------------------------------------------------------------
+
+def save_weights(model, path):
+    """Weights of ``model`` as safetensors, written atomically; returns the sha256."""
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    return pretrained.atomic_write(path, lambda tmp: safetensors_torch.save_file(state, tmp))
+
+
+def assert_same_weights(model, path, skip=()):
+    saved = safetensors_torch.load_file(str(path))
+    state = model.state_dict()
+    for key, value in saved.items():
+        if not key.startswith(skip):
+            torch.testing.assert_close(state[key], value, rtol=0, atol=0, msg=key)
+
+
+@pytest.fixture
+def shipped_tiny(tmp_path, monkeypatch):
+    """convgru_tiny weights shipped in a (temporary) package weights folder and published."""
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    torch.manual_seed(3)
+    source = timm.create_model("convgru_tiny")
+    path = tmp_path / f"{NAME}.safetensors"
+    publish(monkeypatch, NAME, save_weights(source, path))
+    return path
+
+
+@needs_torch
+def test_timm_pretrained_loads_the_checked_shipped_file(shipped_tiny):
+    model = timm.create_model("convgru_tiny", pretrained=True)
+    assert_same_weights(model, shipped_tiny)
+    assert model.pretrained_cfg["file"] == str(shipped_tiny)
+    features = timm.create_model("convgru_tiny.mmnist_motion", pretrained=True, features_only=True)
+    assert_same_weights(features.model, shipped_tiny, skip=("head.",))
+
+
+@needs_torch
+def test_timm_pretrained_adapts_in_chans_and_classes(shipped_tiny):
+    model = timm.create_model("convgru_tiny", pretrained=True, in_chans=3, num_classes=5)
+    stem = safetensors_torch.load_file(str(shipped_tiny))["stem.conv.weight"]
+    torch.testing.assert_close(model.stem.conv.weight, stem.repeat(1, 3, 1, 1) / 3)
+    assert model.head.fc.weight.shape == (5, 128)
+    assert_same_weights(model, shipped_tiny, skip=("stem.conv.", "head."))
+    x = torch.randn(1, 2, 1, 32, 32)
+    gray = timm.create_model("convgru_tiny", pretrained=True).eval()
+    with torch.no_grad():  # a gray clip replicated to RGB gives the pretrained features
+        torch.testing.assert_close(model.eval().forward_features(x.expand(-1, -1, 3, -1, -1)),
+                                   gray.forward_features(x), atol=1e-5, rtol=1e-4)
+
+
+@needs_torch
+def test_corrupted_or_unfitting_files_fail_before_use(shipped_tiny, monkeypatch):
+    data = bytearray(shipped_tiny.read_bytes())
+    data[-1] ^= 1
+    shipped_tiny.write_bytes(bytes(data))
+    with pytest.raises(pretrained.PretrainedWeightsError, match=f"{shipped_tiny} is corrupted"):
+        timm.create_model("convgru_tiny", pretrained=True)
+    # a file that passes its checksum but holds another variant's weights
+    publish(monkeypatch, NAME, save_weights(timm.create_model("convgru_small"), shipped_tiny))
+    with pytest.raises(pretrained.PretrainedWeightsError, match=f"(?s){shipped_tiny} does not fit convgru_tiny.*size mismatch"):
+        timm.create_model("convgru_tiny", pretrained=True)
+
+
+@needs_torch
+def test_unpublished_weights_are_named_through_timm():
+    with pytest.raises(pretrained.PretrainedWeightsError, match="convgru_small.mmnist_motion has no published torch"):
+        timm.create_model("convgru_small", pretrained=True)
+
+
+@needs_torch
+def test_timm_local_dir_loads_a_saved_folder(tmp_path):
+    from timm.models import save_for_hf
+
+    torch.manual_seed(4)
+    source = timm.create_model("convgru_tiny", num_classes=6)
+    save_for_hf(source, tmp_path, safe_serialization=True)
+    model = timm.create_model(f"local-dir:{tmp_path}", pretrained=True)
+    assert model.num_classes == 6
+    assert_same_weights(model, tmp_path / "model.safetensors")
+
+
+# ---- an offline Hugging Face cache, filled by hand; a fresh interpreter so HF_HUB_OFFLINE applies ----
+
+OFFLINE_CHECK = textwrap.dedent("""
+    import dataclasses, sys
+    import torch, timm
+    from safetensors.torch import load_file
+    from convgru_zoo import pretrained, specs
+
+    name, digest, expect = sys.argv[1:4]
+    specs.PRETRAINED[name] = dataclasses.replace(specs.PRETRAINED[name], sha256=(("torch", digest),))
+    if expect == "ok":
+        path = pretrained.weights_file(name)
+        saved = load_file(str(path))
+        for model in (timm.create_model("convgru_tiny", pretrained=True),
+                      timm.create_model("hf-hub:" + specs.HF_ORG + "/" + name, pretrained=True),
+                      torch.hub.load(sys.argv[4], "convgru_tiny", source="local", pretrained=True)):
+            state = model.state_dict()
+            assert all(torch.equal(state[k], v) for k, v in saved.items()), "weights differ"
+        print("loaded", path)
+    else:
+        try:
+            timm.create_model("convgru_tiny", pretrained=True)
+        except pretrained.PretrainedWeightsError as e:
+            print("ERROR", e)
+""")
+
+
+def run_offline(cache, digest, expect):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache), HF_HOME=str(cache.parent / "hf_home"))
+    done = subprocess.run([sys.executable, "-c", OFFLINE_CHECK, NAME, digest, expect, str(REPO)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@needs_torch
+def test_offline_hub_cache_end_to_end(tmp_path):
+    from timm.models import save_for_hf
+
+    cache = tmp_path / "hub"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / f"models--{specs.HF_ORG}--{NAME}"
+    snapshot = repo / "snapshots" / commit
+    torch.manual_seed(5)
+    save_for_hf(timm.create_model("convgru_tiny"), snapshot, safe_serialization=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    weights = snapshot / specs.WEIGHT_FILES["torch"]
+    digest = pretrained.sha256_of(weights)
+
+    assert f"loaded {weights}" in run_offline(cache, digest, "ok")
+
+    data = bytearray(weights.read_bytes())
+    data[100] ^= 1
+    weights.write_bytes(bytes(data))
+    assert f"ERROR weights file {weights} is corrupted" in run_offline(cache, digest, "error")
+
+    weights.unlink()
+    out = run_offline(cache, digest, "error")
+    assert f"{specs.HF_ORG}/{NAME}/model.safetensors could not be fetched from the Hub or its cache" in out
