@@ -59,8 +59,12 @@ def test_conv2d_matches_torch_in_outputs_and_gradients(im2col, c, o, k, stride, 
     assert max_diff(gb.asnumpy(), bt.grad) <= 1e-5 * max(1.0, bt.grad.abs().max().item())
 
 
-def test_conv2d_picks_im2col_on_cpu_and_rejects_bad_sizes():
-    assert Conv2d(2, 3, 3).im2col is True
+def test_conv2d_init_like_torch_picks_im2col_on_cpu_and_rejects_bad_sizes():
+    conv = Conv2d(16, 64, 3)
+    assert conv.im2col is True
+    bound = 1 / np.sqrt(16 * 9)  # torch: kaiming_uniform(a=sqrt(5)) weights, bias in +-1/sqrt(fan_in)
+    for p in (conv.weight.asnumpy(), conv.bias.asnumpy()):
+        assert np.abs(p).max() <= bound and np.abs(p).max() > 0.9 * bound
     with pytest.raises(ValueError, match="kernel_size"):
         Conv2d(2, 3, 0)
     with pytest.raises(ValueError, match="padding"):

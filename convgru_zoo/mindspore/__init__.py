@@ -1,4 +1,9 @@
-"""MindSpore ConvGRU layers: ``from convgru_zoo.mindspore import ConvGRU, ConvGRUCell``."""
+"""MindSpore ConvGRU layers: ``from convgru_zoo.mindspore import ConvGRU, ConvGRUCell``.
+
+Importing sets no MindSpore context: choose the device yourself (``mindspore.set_device("CPU")``).
+Each :class:`Conv2d` reads the device target when it is built (im2col + matmul on CPU, the native
+convolution elsewhere), so set the device before building models.
+"""
 from .conv import Conv2d
 from .convgru import ConvGRU, ConvGRUCell, load_seed_params
 
