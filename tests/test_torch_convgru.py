@@ -175,6 +175,7 @@ def test_bad_construction_names_the_argument(kwargs, match):
     (torch.randn(2, 5, 3, 4, 4), None, torch.tensor([0, 5]), ValueError, "lengths"),
     (torch.randn(2, 5, 3, 4, 4), None, torch.tensor([5]), ValueError, "one length per sample"),
     (torch.randn(2, 5, 3, 4, 4), None, torch.tensor([5.0, 4.0]), ValueError, "integer"),
+    (torch.randn(2, 5, 3, 4, 4), None, torch.tensor([True, True]), ValueError, "integer"),
     (torch.randn(2, 3, 4, 4), None, torch.tensor([1, 1]), ValueError, "clips"),
 ])
 def test_bad_input_is_rejected_before_any_work(x, hidden, lengths, exc, match):

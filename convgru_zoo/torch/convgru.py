@@ -170,7 +170,7 @@ class ConvGRU(nn.Module):
                 raise ValueError("lengths applies to clips (5-D x), got a step of shape {}".format(shape))
             if not isinstance(lengths, Tensor):
                 lengths = torch.as_tensor(lengths)
-            if lengths.dim() != 1 or lengths.dtype.is_floating_point:
+            if lengths.dim() != 1 or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
                 raise ValueError(f"lengths must be a 1-D integer tensor (B,), got {lengths.dtype} of shape "
                                  f"{tuple(lengths.shape)}")
             _checks.lengths_values(lengths.tolist(), batch, shape[1])
