@@ -362,6 +362,7 @@ def train(config: TrainConfig, runtime: Runtime) -> dict:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend, rank=env.rank, world_size=env.world)
+        dist.barrier()  # every rank has checked --out before rank 0 writes into it
     try:
         return _train(config, runtime, env, device, resume_from)
     finally:
