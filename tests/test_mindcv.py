@@ -1,0 +1,297 @@
+"""The MindCV door: ``mindcv.create_model`` / ``list_models`` for convgru_tiny/small/base.
+
+Registration and configs, clips and images, ``features_only``/``out_indices``, strict
+``checkpoint_path`` and sha256-checked ``pretrained`` loading (with weights files the tests make),
+input errors, PYNATIVE and GRAPH mode. Agreement with PyTorch is in test_backbone_parity.py.
+"""
+import re
+
+import numpy as np
+import pytest
+
+ms = pytest.importorskip("mindspore")
+mindcv = pytest.importorskip("mindcv")
+ms.set_device("CPU")
+
+from mindspore import Tensor  # noqa: E402
+
+from convgru_zoo import convert, pretrained, specs  # noqa: E402
+from convgru_zoo.mindspore import convgru_net  # noqa: E402  (registers the models)
+from convgru_zoo.mindspore.convgru_net import ConvGRUNet, adapt_first_conv  # noqa: E402
+
+VARIANTS = sorted(specs.BACKBONES)
+TAG = "convgru_tiny.mmnist_motion"
+
+
+def randn(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def tiny(**kwargs):
+    kwargs.setdefault("num_classes", 5)
+    kwargs.setdefault("in_channels", 1)
+    net = mindcv.create_model("convgru_tiny", **kwargs)
+    net.set_train(False)
+    return net
+
+
+def params_of(net):
+    return {p.name: p.asnumpy() for p in net.get_parameters()}
+
+
+def assert_same_params(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+# ----------------------------------------------------------------------------------------------
+# registry and configs
+
+
+def test_list_models_and_configs():
+    assert mindcv.list_models("convgru*") == VARIANTS
+    assert mindcv.list_models(module="convgru_net") == VARIANTS
+    for arch in VARIANTS:
+        assert mindcv.is_model(arch) and arch in convgru_net.__all__
+        cfg = mindcv.models.registry.get_pretrained_cfg(arch)
+        assert cfg["weights"].startswith(arch + ".") and cfg["weights"] in specs.PRETRAINED
+        assert cfg["hf_hub_id"] == f"{specs.HF_ORG}/{cfg['weights']}"
+        assert (cfg["num_classes"], cfg["input_size"]) == (specs.NUM_CLASSES, specs.INPUT_SIZE)
+        assert (cfg["first_conv"], cfg["classifier"]) == ("stem.conv", "head.fc")
+        published = bool(specs.PRETRAINED[cfg["weights"]].sha256)
+        assert bool(cfg["url"]) == published
+        assert (arch in mindcv.list_models("convgru*", pretrained=True)) == published
+
+
+@pytest.mark.parametrize("arch", VARIANTS)
+def test_create_model_builds_the_spec(arch):
+    spec = specs.BACKBONES[arch]
+    net = mindcv.create_model(arch, num_classes=11, in_channels=2)
+    assert isinstance(net, ConvGRUNet)
+    assert (net.num_classes, net.in_channels, net.num_frames) == (11, 2, spec.num_frames)
+    assert net.num_features == spec.dims[-1]
+    assert [f["chs"] for f in net.feature_info] == list(spec.dims)
+    assert [len(stage.blocks) for stage in net.stages] == list(spec.depths)
+    assert net.stem.conv.weight.shape == (spec.dims[0], 2, spec.stem_stride, spec.stem_stride)
+    assert net.head.fc.weight.shape == (11, spec.dims[-1])
+
+
+def test_num_frames_is_a_model_argument_not_a_limit():
+    net = tiny(num_frames=4)
+    assert net.num_frames == 4
+    assert net(Tensor(randn(1, 6, 1, 16, 16))).shape == (1, 5)
+
+
+def test_unknown_or_bad_arguments_are_rejected():
+    with pytest.raises(TypeError, match="drop_path_rate"):
+        mindcv.create_model("convgru_tiny", drop_path_rate=0.1)
+    with pytest.raises(ValueError, match="in_channels"):
+        mindcv.create_model("convgru_tiny", in_channels=0)
+    with pytest.raises(ValueError, match="out_indices"):
+        mindcv.create_model("convgru_tiny", out_indices=[0])
+    for bad in ([3], [-4], [], ["0"]):
+        with pytest.raises(ValueError, match="out_indices"):
+            mindcv.create_model("convgru_tiny", features_only=True, out_indices=bad)
+
+
+# ----------------------------------------------------------------------------------------------
+# forward: clips, images, lengths, features
+
+
+def test_clip_and_image_forward_in_pynative():
+    net = tiny()
+    clip = randn(2, 3, 1, 32, 32)
+    features = net.forward_features(Tensor(clip))
+    assert features.shape == (2, 128, 2, 2)
+    assert net.forward_head(features, pre_logits=True).shape == (2, 128)
+    np.testing.assert_allclose(net.forward_head(features).asnumpy(), net(Tensor(clip)).asnumpy(), atol=1e-6)
+    clip = clip[..., :16, :16]
+    image = clip[:, 0]
+    np.testing.assert_allclose(net(Tensor(image)).asnumpy(), net(Tensor(clip[:, :1])).asnumpy(), atol=1e-6)
+
+
+def test_lengths_stop_each_sample_at_its_last_frame():
+    net = tiny()
+    clip = randn(2, 3, 1, 16, 16)
+    logits = net(Tensor(clip), Tensor(np.array([2, 3], np.int32))).asnumpy()
+    np.testing.assert_allclose(logits[0], net(Tensor(clip[:1, :2])).asnumpy()[0], atol=1e-6)
+    np.testing.assert_allclose(logits[1], net(Tensor(clip[1:])).asnumpy()[0], atol=1e-6)
+
+
+def test_num_classes_zero_returns_pooled_features():
+    net = tiny(num_classes=0)
+    assert net.head.fc is None
+    assert net(Tensor(randn(1, 2, 1, 16, 16))).shape == (1, 128)
+
+
+def test_bad_input_is_rejected_before_any_work():
+    net = tiny()
+    with pytest.raises(ValueError, match="1 channels"):
+        net(Tensor(randn(1, 2, 3, 32, 32)))
+    with pytest.raises(ValueError, match="clip"):
+        net(Tensor(randn(1, 32, 32)))
+    with pytest.raises(ValueError, match="at least 16x16"):
+        net(Tensor(randn(1, 2, 1, 8, 8)))
+    with pytest.raises(ValueError, match="lengths"):
+        net(Tensor(randn(2, 2, 1, 16, 16)), Tensor(np.array([1, 3], np.int32)))
+    with pytest.raises(TypeError, match="Tensor"):
+        net(randn(1, 2, 1, 16, 16))
+    with pytest.raises(ValueError, match="1 channels"):
+        tiny(features_only=True)(Tensor(randn(1, 2, 3, 32, 32)))
+
+
+def test_features_only_returns_the_chosen_stage_states():
+    clip = Tensor(randn(2, 3, 1, 32, 32))
+    full = tiny()
+    states = [s.asnumpy() for s in full.forward_stages(clip)]
+    extractor = tiny(features_only=True)
+    convgru_net.load_weights(extractor.net, params_of(full))
+    assert extractor.out_channels == [32, 64, 128]
+    features = extractor(clip)
+    assert [f.shape for f in features] == [(2, 32, 8, 8), (2, 64, 4, 4), (2, 128, 2, 2)]
+    for got, want in zip(features, states):
+        np.testing.assert_allclose(got.asnumpy(), want, atol=1e-6)
+    picked = tiny(features_only=True, out_indices=[0, -1])
+    assert picked.out_channels == [32, 128]
+    assert [f.shape for f in picked(clip)] == [(2, 32, 8, 8), (2, 128, 2, 2)]
+    assert [f.shape for f in picked(Tensor(randn(2, 1, 32, 32)))] == [(2, 32, 8, 8), (2, 128, 2, 2)]
+
+
+@pytest.fixture(scope="module")
+def graph_mode_outputs():
+    """Logits and features of the same tiny weights, PYNATIVE vs GRAPH (one compile each)."""
+    clip = Tensor(randn(2, 3, 1, 32, 32, seed=4))
+    net = tiny()
+    extractor = tiny(features_only=True, out_indices=(1, 2))
+    convgru_net.load_weights(extractor.net, params_of(net))
+    eager = net(clip).asnumpy(), [f.asnumpy() for f in extractor(clip)]
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        compiled = net(clip).asnumpy(), [f.asnumpy() for f in extractor(clip)]
+    finally:
+        ms.set_context(mode=previous)
+    return eager, compiled
+
+
+def test_graph_mode_matches_pynative(graph_mode_outputs):
+    (logits, features), (graph_logits, graph_features) = graph_mode_outputs
+    np.testing.assert_allclose(graph_logits, logits, atol=1e-5)
+    assert [f.shape for f in graph_features] == [(2, 64, 4, 4), (2, 128, 2, 2)]
+    for got, want in zip(graph_features, features):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoint_path: strict
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".safetensors"])
+def test_checkpoint_path_loads_exactly(tmp_path, suffix):
+    source = tiny()
+    path = convert.save_mindspore_checkpoint(source, tmp_path / f"tiny{suffix}")
+    assert_same_params(params_of(tiny(checkpoint_path=str(path))), params_of(source))
+    assert_same_params(params_of(tiny(checkpoint_path=str(path), features_only=True)), params_of(source))
+
+
+def test_checkpoint_path_ema_weights(tmp_path):
+    source = tiny()
+    ema = {f"ema.{name}": value for name, value in params_of(source).items()}
+    path = convert.save_mindspore_checkpoint(dict(params_of(tiny()), **ema), tmp_path / "ema.ckpt")
+    assert_same_params(params_of(tiny(checkpoint_path=str(path), ema=True)), params_of(source))
+
+
+def test_checkpoint_path_errors_name_the_file(tmp_path):
+    missing = tmp_path / "missing.ckpt"
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        tiny(checkpoint_path=str(missing))
+    other = convert.save_mindspore_checkpoint(tiny(num_classes=7), tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match=r"other\.ckpt.*misshapen.*head\.fc\.weight"):
+        tiny(checkpoint_path=str(other))
+    partial = convert.save_mindspore_checkpoint(
+        {k: v for k, v in params_of(tiny()).items() if not k.startswith("stem.")}, tmp_path / "partial.ckpt")
+    with pytest.raises(ValueError, match=r"partial\.ckpt.*missing.*stem\.conv\.weight"):
+        tiny(checkpoint_path=str(partial))
+    extra = convert.save_mindspore_checkpoint(dict(params_of(tiny()), step=np.zeros(1)), tmp_path / "extra.ckpt")
+    with pytest.raises(ValueError, match=r"extra\.ckpt.*unexpected \['step'\]"):
+        tiny(checkpoint_path=str(extra))
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="garbage.ckpt"):
+        tiny(checkpoint_path=str(garbage))
+    with pytest.raises(ValueError, match="auto_mapping"):
+        tiny(checkpoint_path=str(other), auto_mapping=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# pretrained: tag -> sha256-checked file, shipped in the package folder (here a temp folder)
+
+
+@pytest.fixture
+def publish(tmp_path, monkeypatch):
+    """Publish weights for TAG: write them as the package's shipped file and record their sha256."""
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+
+    def publish_(framework, params):
+        path = pretrained.shipped_path(TAG, framework)
+        if framework == "mindspore":
+            convert.save_mindspore_checkpoint(params, path)
+        else:
+            from safetensors.numpy import save_file
+            save_file(convert.mindspore_to_torch(params), str(path))
+        weights = specs.PRETRAINED[TAG]
+        monkeypatch.setitem(specs.PRETRAINED, TAG, type(weights)(
+            weights.arch, weights.tag, weights.description, sha256=((framework, pretrained.sha256_of(path)),)))
+        return path
+
+    return publish_
+
+
+@pytest.mark.parametrize("framework", ["mindspore", "torch"])
+def test_pretrained_loads_the_published_weights(publish, framework):
+    source = tiny(num_classes=specs.NUM_CLASSES)
+    publish(framework, params_of(source))
+    net = tiny(pretrained=True, num_classes=specs.NUM_CLASSES)
+    assert_same_params(params_of(net), params_of(source))
+    assert_same_params(params_of(tiny(pretrained=True, num_classes=specs.NUM_CLASSES, features_only=True)),
+                       params_of(source))
+
+
+def test_pretrained_adapts_stem_and_classifier(publish):
+    source = params_of(tiny(num_classes=specs.NUM_CLASSES))
+    publish("mindspore", source)
+    net = tiny(pretrained=True, num_classes=10, in_channels=3)
+    loaded = params_of(net)
+    stem = source["stem.conv.weight"]
+    np.testing.assert_allclose(loaded["stem.conv.weight"], np.repeat(stem, 3, axis=1) / 3, rtol=1e-6)
+    assert loaded["head.fc.weight"].shape == (10, 128)
+    for name in source:
+        if not name.startswith(("stem.conv.", "head.fc.")):
+            np.testing.assert_array_equal(loaded[name], source[name], err_msg=name)
+    # a grey frame repeated over the channels gives what the one-channel model gives
+    gray = randn(1, 2, 1, 16, 16)
+    one = tiny(pretrained=True, num_classes=specs.NUM_CLASSES)
+    three = tiny(pretrained=True, num_classes=specs.NUM_CLASSES, in_channels=3)
+    np.testing.assert_allclose(three(Tensor(np.repeat(gray, 3, axis=2))).asnumpy(), one(Tensor(gray)).asnumpy(),
+                               atol=1e-5)
+    np.testing.assert_allclose(adapt_first_conv(np.repeat(stem, 3, axis=1), 1), 3 * stem, rtol=1e-6)
+
+
+def test_pretrained_errors_name_the_file(publish):
+    with pytest.raises(pretrained.PretrainedWeightsError, match="no published"):
+        tiny(pretrained=True)
+    path = publish("mindspore", params_of(tiny(num_classes=specs.NUM_CLASSES)))
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.raises(pretrained.PretrainedWeightsError, match=f"{re.escape(str(path))}.*sha256"):
+        tiny(pretrained=True)
+    wrong = publish("mindspore", params_of(mindcv.create_model("convgru_small", in_channels=1)))
+    with pytest.raises(pretrained.PretrainedWeightsError, match=f"{re.escape(TAG)}.*{re.escape(str(wrong))}.*misshapen"):
+        tiny(pretrained=True, num_classes=specs.NUM_CLASSES)
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        mindcv.create_model("convgru_tiny", pretrained=True, checkpoint_path=str(wrong))
+
+
+def test_other_mindcv_models_keep_mindcv_loading(tmp_path):
+    """Only ConvGRU models load strictly; MindCV's own still skip a missing checkpoint_path."""
+    mindcv.create_model("resnet18", num_classes=3, checkpoint_path=str(tmp_path / "missing.ckpt"))
