@@ -10,3 +10,5 @@ from importlib.util import find_spec as _find_spec
 
 if _find_spec("torch") and _find_spec("timm"):
     from .torch import convgru_net as _timm_models  # noqa: F401  registers convgru_* with timm
+if _find_spec("mindspore") and _find_spec("mindcv"):
+    from .mindspore import convgru_net as _mindcv_models  # noqa: F401  registers convgru_* with MindCV
