@@ -168,39 +168,37 @@ def test_timm_local_dir_loads_a_saved_folder(tmp_path):
 
 OFFLINE_CHECK = textwrap.dedent("""
     import dataclasses, sys
+    from pathlib import Path
     import torch, timm
     from safetensors.torch import load_file
     from convgru_zoo import pretrained, specs
 
-    name, digest, expect = sys.argv[1:4]
+    name, digest, repo = sys.argv[1:4]
     specs.PRETRAINED[name] = dataclasses.replace(specs.PRETRAINED[name], sha256=(("torch", digest),))
-    if expect == "ok":
-        path = pretrained.weights_file(name)
-        saved = load_file(str(path))
-        for model in (timm.create_model("convgru_tiny", pretrained=True),
-                      timm.create_model("hf-hub:" + specs.HF_ORG + "/" + name, pretrained=True),
-                      torch.hub.load(sys.argv[4], "convgru_tiny", source="local", pretrained=True)):
-            state = model.state_dict()
-            assert all(torch.equal(state[k], v) for k, v in saved.items()), "weights differ"
-        print("loaded", path)
-    else:
+    path = pretrained.weights_file(name)
+    saved = load_file(str(path))
+    for model in (timm.create_model("convgru_tiny", pretrained=True),
+                  timm.create_model("hf-hub:" + specs.HF_ORG + "/" + name, pretrained=True),
+                  torch.hub.load(repo, "convgru_tiny", source="local", pretrained=True)):
+        state = model.state_dict()
+        assert all(torch.equal(state[k], v) for k, v in saved.items()), "weights differ"
+    print("LOADED", path)
+
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))  # corrupted in the cache, then gone from it
+    for damage in ("corrupted", "missing"):
         try:
             timm.create_model("convgru_tiny", pretrained=True)
         except pretrained.PretrainedWeightsError as e:
             print("ERROR", e)
+        path.unlink(missing_ok=True)
 """)
-
-
-def run_offline(cache, digest, expect):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache), HF_HOME=str(cache.parent / "hf_home"))
-    done = subprocess.run([sys.executable, "-c", OFFLINE_CHECK, NAME, digest, expect, str(REPO)],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
 
 
 @needs_torch
 def test_offline_hub_cache_end_to_end(tmp_path):
+    """A Hub cache filled by hand, read with HF_HUB_OFFLINE=1 (set before huggingface_hub is imported)."""
     from timm.models import save_for_hf
 
     cache = tmp_path / "hub"
@@ -212,15 +210,13 @@ def test_offline_hub_cache_end_to_end(tmp_path):
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     weights = snapshot / specs.WEIGHT_FILES["torch"]
-    digest = pretrained.sha256_of(weights)
 
-    assert f"loaded {weights}" in run_offline(cache, digest, "ok")
-
-    data = bytearray(weights.read_bytes())
-    data[100] ^= 1
-    weights.write_bytes(bytes(data))
-    assert f"ERROR weights file {weights} is corrupted" in run_offline(cache, digest, "error")
-
-    weights.unlink()
-    out = run_offline(cache, digest, "error")
-    assert f"{specs.HF_ORG}/{NAME}/model.safetensors could not be fetched from the Hub or its cache" in out
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache), HF_HOME=str(tmp_path / "hf_home"))
+    done = subprocess.run([sys.executable, "-c", OFFLINE_CHECK, NAME, pretrained.sha256_of(weights), str(REPO)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded, corrupted, missing = done.stdout.strip().splitlines()
+    assert loaded == f"LOADED {weights}"
+    assert corrupted.startswith(f"ERROR weights file {weights} is corrupted or not the published one: sha256 ")
+    assert missing.startswith(f"ERROR {NAME}: not shipped at ")
+    assert f"{specs.HF_ORG}/{NAME}/model.safetensors could not be fetched from the Hub or its cache" in missing

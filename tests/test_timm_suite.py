@@ -2,9 +2,9 @@
 
 The sdist comes from PyPI once (``pip download``) and its tests/ folder is kept under the repo's
 ``.cache/`` (ignored by git); ``TIMM_TESTS_DIR`` may point at an unpacked tests/ folder instead.
-The suite runs in a subprocess with ``-p convgru_zoo``, which imports (and so registers) the models
-before timm's test module lists them. Only the two tests that load published weights
-(``test_model_load_pretrained``, ``test_model_features_pretrained``) are left out: there are none yet.
+The suite runs in a subprocess with the plugin ``tests/timm_suite/convgru_test_weights.py``, which
+registers the models before timm's test module lists them and publishes test-made weights for every
+pretrained tag, so timm's pretrained-loading tests run too, through the sha256-checked path, offline.
 """
 import os
 import subprocess
@@ -25,7 +25,7 @@ MODELS = ("convgru_tiny", "convgru_small", "convgru_base")
 EXPECTED_TESTS = (
     "test_model_forward", "test_model_backward", "test_model_default_cfgs", "test_model_forward_torchscript",
     "test_model_forward_features", "test_model_forward_fx", "test_model_backward_fx",
-    "test_model_forward_fx_torchscript",
+    "test_model_forward_fx_torchscript", "test_model_load_pretrained", "test_model_features_pretrained",
 )
 
 
@@ -58,10 +58,12 @@ def timm_tests_dir() -> Path:
 def test_timm_model_tests_pass_for_every_convgru_model(tmp_path):
     tests = timm_tests_dir()
     report = tmp_path / "report.xml"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "convgru_zoo", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "convgru_test_weights", "-p", "no:cacheprovider",
            "-W", "ignore::pytest.PytestUnknownMarkWarning", f"--rootdir={tests}", f"--junitxml={report}",
-           str(tests / "test_models.py"), "-k", "convgru and not pretrained"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
+           str(tests / "test_models.py"), "-k", "convgru"]
+    plugin_dir = str(Path(__file__).resolve().parent / "timm_suite")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", CONVGRU_TEST_WEIGHTS_DIR=str(tmp_path / "weights"),
+               PYTHONPATH=os.pathsep.join(filter(None, [plugin_dir, os.environ.get("PYTHONPATH")])))
     done = subprocess.run(cmd, cwd=tests, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"timm's model tests failed:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
 
