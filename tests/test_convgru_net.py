@@ -110,6 +110,7 @@ def test_lengths_end_each_sample_at_its_last_valid_frame():
     (torch.tensor([0, 3]), r"lengths must lie in \[1, T=3\]"),
     (torch.tensor([4, 3]), r"lengths must lie in \[1, T=3\]"),
     (torch.tensor([1.0, 2.0]), "1-D integer tensor"),
+    (torch.tensor([True, True]), "1-D integer tensor"),
     (torch.tensor([1, 2, 3]), r"one length per sample \(B=2\)"),
 ])
 def test_bad_lengths_are_named(lengths, message):

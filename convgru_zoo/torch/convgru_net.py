@@ -7,13 +7,18 @@ through time at several resolutions, and the classifier reads the final state of
     stem                      Conv2d k=s=stem_stride + BatchNorm2d, on every frame
     stage i                   (i > 0: Conv2d k=s=2 + BatchNorm2d on every frame of the previous
                               stage's states), then depths[i] ConvGRU layers run through time
-    features                  the last stage's final state (B, dims[-1], H/r, W/r), NCHW
+    features                  the last stage's final state (B, dims[-1], H/r, W/r), NCHW,
+                              r = stem_stride * 2**(len(dims) - 1)
     head                      global average pool -> dropout -> Linear
 
 A stage's feature (``features_only``, ``forward_intermediates``) is its final state, at stride
 ``stem_stride * 2**i``. Per-sample ``lengths`` (B,) let padded clips end early: a sample's state stops
 at its last valid frame. The clip length is free; ``num_frames`` (from the spec) is the default clip
 used for the figures below. Variant specs live in :mod:`convgru_zoo.specs`, shared with MindSpore.
+
+``pretrained=True`` resolves the tag (``convgru_small.mmnist_motion``) through
+:mod:`convgru_zoo.pretrained`: the copy shipped in the package or the Hub's (cache) file, used only
+if its sha256 matches, loaded from safetensors; ``in_chans`` and ``num_classes`` are adapted as in timm.
 
 Figures at the default clip (1 x 64 x 64 frames, T = num_frames), FLOPs of the convolutions and the
 classifier counted by ``torch.utils.flop_counter`` (2 per multiply-add; elementwise gating not
@@ -62,7 +67,8 @@ def check_lengths(lengths: Optional[Tensor], clip: Tensor) -> Optional[Tensor]:
     """Validate per-sample clip lengths (B,) against a (B,T,C,H,W) clip; return them on its device."""
     if lengths is None:
         return None
-    if lengths.dim() != 1 or lengths.is_floating_point() or lengths.shape[0] != clip.shape[0]:
+    if (lengths.dim() != 1 or lengths.is_floating_point() or lengths.dtype == torch.bool
+            or lengths.shape[0] != clip.shape[0]):
         raise ValueError("lengths must be a 1-D integer tensor with one length per sample (B={}), got {} of "
                          "shape {}".format(clip.shape[0], lengths.dtype, lengths.shape))
     if lengths.numel() > 0 and (int(lengths.min()) < 1 or int(lengths.max()) > clip.shape[1]):
