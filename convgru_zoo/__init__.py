@@ -1,7 +1,8 @@
 """convgru-zoo: convolutional GRU video models for PyTorch and MindSpore.
 
-Framework code lives in ``convgru_zoo.torch`` and ``convgru_zoo.mindspore``; this package
-imports neither, so it works with either framework missing.
+Framework code lives in ``convgru_zoo.torch`` and ``convgru_zoo.mindspore``. Importing the package
+imports a framework's model file only when that framework is installed (to register the models with
+timm / MindCV), so it works with either framework missing.
 """
 __version__ = "0.1.0"
 
