@@ -277,7 +277,7 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> torch.devi
     return device
 
 
-def check_resume(config: TrainConfig, runtime: Runtime):
+def check_resume(config: TrainConfig, runtime: Runtime, env: Dist):
     """The checkpoint to resume from (or None); refuse to mix two different runs in one folder."""
     out = Path(runtime.out)
     latest = ckpt.latest_checkpoint(out / "checkpoints")
@@ -288,7 +288,11 @@ def check_resume(config: TrainConfig, runtime: Runtime):
         return None
     if latest is None:
         return None
-    saved = json.loads(latest.read_text())["config"]
+    sidecar = json.loads(latest.read_text())
+    if sidecar["world_size"] != env.world:
+        raise ConfigError(f"--resume needs the run's number of processes (torchrun --nproc_per_node), "
+                          f"{sidecar['world_size']}, got {env.world}")
+    saved = sidecar["config"]
     wanted = dataclasses.asdict(config)
     changed = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
     if changed:
@@ -319,8 +323,15 @@ def weights_digest(model) -> str:
 def _metrics_lines_upto(path: Path, step: int):
     if not path.exists():
         return []
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    return [line for line in lines if json.loads(line)["step"] <= step]
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # the half-written last line of a killed run
+            continue
+        if record["step"] <= step:
+            kept.append(line)
+    return kept
 
 
 @torch.no_grad()
@@ -348,7 +359,7 @@ def train(config: TrainConfig, runtime: Runtime) -> dict:
     """Run (or resume) training; return the summary rank 0 writes to ``train_summary.json``."""
     env = dist_from_env()
     device = check_config(config, runtime, env)
-    resume_from = check_resume(config, runtime)
+    resume_from = check_resume(config, runtime, env)
     if config.framework == "mindspore":
         from .mindspore.train import finetune
         init = init_weights_state(config) if config.init_weights else None

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -11,49 +12,60 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from convgru_zoo import cli
+
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 pytestmark = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")
 
 STEPS = 8
-# One thread: the same kernels in every run, so the comparison can be bitwise.
+# One thread everywhere: the same kernels in every run, so the comparison can be bitwise.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def train_command(out, *extra):
-    return [sys.executable, "-m", "convgru_zoo.cli", "train", "--task", "forecast",
-            "--model", "convgru_forecaster_tiny", "--mnist", str(MNIST), "--out", str(out),
-            "--steps", str(STEPS), "--batch-size", "2", "--num-sequences", "6", "--ckpt-every", "2",
-            "--warmup-steps", "2", "--grad-clip", "1.0", "--seed", "3", "--no-progress", *extra]
+def train_args(out, *extra):
+    return ["train", "--task", "forecast", "--model", "convgru_forecaster_tiny", "--mnist", str(MNIST),
+            "--out", str(out), "--steps", str(STEPS), "--batch-size", "2", "--num-sequences", "6",
+            "--ckpt-every", "2", "--warmup-steps", "2", "--grad-clip", "1.0", "--seed", "3", "--no-progress", *extra]
 
 
-def final_weights(run):
-    return load_file(run / "model.safetensors")
-
-
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    # Both start together, one thread each: the two cores of a small machine.
-    uninterrupted = subprocess.Popen(train_command(straight), env=ENV)
-    proc = subprocess.Popen(train_command(killed), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_at_first_checkpoint(proc, checkpoints, outcome):
+    """SIGKILL ``proc`` as soon as a checkpoint sidecar exists (run in a thread)."""
     deadline = time.monotonic() + 240
-    while not list((killed / "checkpoints").glob("step_*.json")) and proc.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint appeared"
+    while not list(checkpoints.glob("step_*.json")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    outcome["returncode"] = proc.wait()
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, one_thread):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "convgru_zoo.cli", *train_args(killed)], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    outcome = {}
+    killer = threading.Thread(target=kill_at_first_checkpoint, args=(proc, killed / "checkpoints", outcome))
+    killer.start()
+    assert cli.main(train_args(straight)) == 0  # the uninterrupted run, here, meanwhile
+    killer.join()
+    assert outcome["returncode"] == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (killed / "model.safetensors").exists()
     saved = sorted(int(p.stem.split("_")[1]) for p in (killed / "checkpoints").glob("step_*.json"))
     assert saved and max(saved) < STEPS
 
-    subprocess.run(train_command(killed, "--resume"), check=True, env=ENV, timeout=300)
-    assert uninterrupted.wait(timeout=300) == 0
-    a, b = final_weights(straight), final_weights(killed)
+    assert cli.main(train_args(killed, "--resume")) == 0
+    a, b = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
 
-    steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
-    assert steps == list(range(1, STEPS + 1)), "metrics.jsonl must hold each step once after the resume"
-    losses = [json.loads(line)["loss"] for line in (straight / "metrics.jsonl").read_text().splitlines()]
-    resumed = [json.loads(line)["loss"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
-    assert losses == resumed
+    def losses(run):
+        return [(r["step"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+    assert losses(killed) == losses(straight), "each step logged once, with the uninterrupted run's loss"
+    assert [step for step, _ in losses(killed)] == list(range(1, STEPS + 1))

@@ -146,3 +146,18 @@ def test_a_checkpoint_without_its_sidecar_or_with_a_bad_hash_is_not_used(tmp_pat
     ckpt.load_checkpoint(good, fresh, fresh_opt)
     assert torch.equal(fresh.weight, model.weight)
     assert torch.equal(fresh_opt.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+def test_resume_keeps_the_metrics_of_checkpointed_steps_only(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 0.9}\n{"step": 3, "loss": 0.8}\n{"step": 4, "lo')
+    kept = training._metrics_lines_upto(log, 2)  # killed mid-line after checkpoint 2
+    assert [json.loads(line)["step"] for line in kept] == [1, 2]
+
+
+@needs_mnist
+@pytest.mark.xfail(strict=True, reason="ConvGRUForecaster feeds its bf16 prediction back with float32 states "
+                                       "under autocast (convgru_zoo/torch/forecaster.py); remove when fixed")
+def test_forecaster_trains_with_bf16_autocast(tmp_path):
+    training.train(_config(steps=1, amp="bf16"), Runtime(mnist=str(MNIST), out=str(tmp_path / "bf16"), progress=False))
+    assert (tmp_path / "bf16" / "model.safetensors").is_file()
