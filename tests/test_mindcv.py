@@ -5,6 +5,8 @@ Registration and configs, clips and images, ``features_only``/``out_indices``, s
 input errors, PYNATIVE and GRAPH mode. Agreement with PyTorch is in test_backbone_parity.py.
 """
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -295,3 +297,14 @@ def test_pretrained_errors_name_the_file(publish):
 def test_other_mindcv_models_keep_mindcv_loading(tmp_path):
     """Only ConvGRU models load strictly; MindCV's own still skip a missing checkpoint_path."""
     mindcv.create_model("resnet18", num_classes=3, checkpoint_path=str(tmp_path / "missing.ckpt"))
+
+
+def test_import_convgru_zoo_registers_the_models_quietly():
+    """What users run: a fresh interpreter, ``import convgru_zoo``, then MindCV; no teardown noise at exit."""
+    code = ("import convgru_zoo, mindcv\n"
+            "net = mindcv.create_model('convgru_tiny', num_classes=3, in_channels=1)\n"
+            "print(mindcv.list_models('convgru*'), type(net).__name__)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['convgru_base', 'convgru_small', 'convgru_tiny'] ConvGRUNet"
+    assert "Traceback" not in done.stderr and "total_instance_count" not in done.stderr, done.stderr

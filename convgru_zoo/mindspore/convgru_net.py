@@ -24,7 +24,7 @@ from typing import Mapping, Optional, Sequence
 
 import mindspore as ms
 import numpy as np
-from mindspore import Parameter, Tensor, nn, ops
+from mindspore import Parameter, Tensor, nn
 from mindcv.models import model_factory
 from mindcv.models.features import FeatureExtractWrapper
 from mindcv.models.registry import register_model
@@ -38,6 +38,22 @@ __all__ = ["ConvGRUNet", "ConvGRUNetFeatures", "ConvGRUStage", "FrameConvNorm", 
            "load_pretrained", "load_weights"]
 
 
+class BatchNorm2d(TeardownSafeCell, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` without the interpreter-exit noise (see :class:`TeardownSafeCell`)."""
+
+
+class Dense(TeardownSafeCell, nn.Dense):
+    """``nn.Dense`` without the interpreter-exit noise."""
+
+
+class Dropout(TeardownSafeCell, nn.Dropout):
+    """``nn.Dropout`` without the interpreter-exit noise."""
+
+
+class CellList(TeardownSafeCell, nn.CellList):
+    """``nn.CellList`` without the interpreter-exit noise."""
+
+
 class FrameConvNorm(TeardownSafeCell):
     """Conv2d (kernel = stride, no bias) + BatchNorm2d applied to every frame of a (B,T,C,H,W) clip."""
 
@@ -46,7 +62,7 @@ class FrameConvNorm(TeardownSafeCell):
         super().__init__()
         self.conv = Conv2d(in_channels, out_channels, stride, stride=stride, has_bias=False, im2col=im2col,
                            dtype=dtype)
-        self.norm = nn.BatchNorm2d(out_channels, eps=1e-5, momentum=0.9, dtype=dtype)  # torch's momentum 0.1
+        self.norm = BatchNorm2d(out_channels, eps=1e-5, momentum=0.9, dtype=dtype)  # torch's momentum 0.1
 
     def construct(self, x):
         b, t, c, height, width = x.shape
@@ -69,7 +85,7 @@ class ConvGRUStage(TeardownSafeCell):
                              f"out_channels {out_channels}")
         conv = dict(im2col=im2col, dtype=dtype)
         self.downsample = FrameConvNorm(in_channels, out_channels, 2, **conv) if downsample else None
-        self.blocks = nn.CellList([ConvGRUCell(out_channels, out_channels, kernel_size, **conv)
+        self.blocks = CellList([ConvGRUCell(out_channels, out_channels, kernel_size, **conv)
                                    for _ in range(depth)])
 
     def construct(self, x, lengths=None):
@@ -89,8 +105,8 @@ class ClassifierHead(TeardownSafeCell):
     def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0., *, dtype=ms.float32):
         super().__init__()
         self.num_features = in_features
-        self.drop = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
-        self.fc = nn.Dense(in_features, num_classes, dtype=dtype) if num_classes > 0 else None
+        self.drop = Dropout(p=drop_rate) if drop_rate > 0 else None
+        self.fc = Dense(in_features, num_classes, dtype=dtype) if num_classes > 0 else None
 
     def construct(self, x, pre_logits=False):
         x = x.mean(axis=(2, 3))
@@ -146,7 +162,7 @@ class ConvGRUNet(TeardownSafeCell):
         for i, (dim, depth) in enumerate(zip(dims, depths)):
             stages.append(ConvGRUStage(dims[max(i - 1, 0)], dim, depth, kernel_size, i > 0, **conv))
             self.feature_info.append(dict(chs=dim, reduction=stem_stride * 2 ** i, name=f"stages.{i}"))
-        self.stages = nn.CellList(stages)
+        self.stages = CellList(stages)
         self.num_features = self.head_hidden_size = dims[-1]
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate, dtype=dtype)
 
@@ -211,7 +227,7 @@ class ConvGRUNetFeatures(ConvGRUNet):
         return self.forward_stages(x, lengths)
 
 
-class ConvGRUFeatureExtractor(FeatureExtractWrapper):
+class ConvGRUFeatureExtractor(TeardownSafeCell, FeatureExtractWrapper):
     """MindCV's ``FeatureExtractWrapper`` that checks the input in Python first (also in GRAPH mode)."""
 
     def __call__(self, x):
