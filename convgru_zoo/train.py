@@ -340,8 +340,9 @@ def validate(task, model, dataset, batch_size, device, autocast):
     was_training = model.training
     model.eval()
     total, correct, count = 0.0, 0, 0
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
-    for batch in loader:
+    for first in range(0, len(dataset), batch_size):
+        items = dataset.batch(range(first, min(first + batch_size, len(dataset))))
+        batch = torch.from_numpy(items) if task == "forecast" else tuple(map(torch.from_numpy, items))
         loss, out = forward_loss(task, model, batch, device, autocast)
         n = (batch if task == "forecast" else batch[0]).shape[0]
         total += loss.item() * n
@@ -429,7 +430,6 @@ def _train(config, runtime, env, device, resume_from):
                disable=not (runtime.progress and env.main), dynamic_ncols=True)
     metrics_file = open(out / "metrics.jsonl", "a") if env.main else None
     began = time.perf_counter()
-    step = start
     try:
         for step, batch in enumerate(loader, start):
             tick = time.perf_counter()
