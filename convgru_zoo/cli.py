@@ -96,12 +96,13 @@ def _add_train_arguments(p, defaults):
 
 def _add_eval_arguments(p):
     p.add_argument("--task", choices=training.TASKS, default=None,
-                   help="default: read from the weights' metadata or the run's config.json")
+                   help="default: the task recorded in the weights' metadata")
     p.add_argument("--weights", required=True, help="a run folder or a .safetensors weights file")
     p.add_argument("--model", default=None, help="model name, when the weights file does not record it")
     p.add_argument("--mnist", default=None, help="folder of MNIST idx files (test clips are generated from it)")
     p.add_argument("--fixed-test", default=None, help="standard fixed Moving MNIST test file (.npy, (20, N, 64, 64))")
-    p.add_argument("--num-sequences", type=_positive_int, default=1000, help="test clips (generated or first N)")
+    p.add_argument("--num-sequences", type=_positive_int, default=None,
+                   help="test clips: generated (default 1000) or the first N of --fixed-test (default all)")
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--framework", choices=("torch", "mindspore"), default="torch")
     p.add_argument("--device", default="auto", help="torch only: auto, cpu, cuda or cuda:N")

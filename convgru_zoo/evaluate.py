@@ -24,6 +24,9 @@ from .specs import NUM_CLASSES
 from .train import CONTEXT_FRAMES, TASKS, ConfigError, build_model, model_names, normalize
 
 
+GENERATED_TEST_SEQUENCES = 1000  # default number of generated test clips
+
+
 # ---------------------------------------------------------------- which weights
 def resolve_weights(weights, task=None, model=None):
     """(state dict, task, model name, run folder or None) of a run folder or a safetensors file.
@@ -157,9 +160,10 @@ def _test_set(task, mnist, fixed_test, num_sequences):
             full = FixedMovingMNIST(fixed_test)
         except ValueError as err:
             raise ConfigError(f"--fixed-test: {err}") from None
-        return _FirstN(full, min(num_sequences, len(full))), {"source": "fixed", "path": str(fixed_test)}
+        return _FirstN(full, min(num_sequences or len(full), len(full))), {"source": "fixed", "path": str(fixed_test)}
     if mnist is None or not Path(mnist).is_dir():
         raise ConfigError(f"--mnist must be a folder holding MNIST idx files (or give --fixed-test), got {mnist!r}")
+    num_sequences = num_sequences or GENERATED_TEST_SEQUENCES
     if task == "forecast":
         dataset = MovingMNIST(mnist, "test", num_sequences, seq_len=2 * CONTEXT_FRAMES)
     else:
@@ -195,7 +199,7 @@ def training_curves(run_dir, path):
     return plots.save_curves(path, series, title="training", ylabel="loss", log_y=True)
 
 
-def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_sequences=1000, batch_size=32,
+def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_sequences=None, batch_size=32,
              framework="torch", device="auto", out=None, progress=True):
     """Evaluate ``weights``; write JSON and PNGs into ``out``; return the report (with ``files``)."""
     if framework not in ("torch", "mindspore"):
