@@ -105,7 +105,7 @@ def _add_eval_arguments(p):
                    help="test clips: generated (default 1000) or the first N of --fixed-test (default all)")
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--framework", choices=("torch", "mindspore"), default="torch")
-    p.add_argument("--device", default="auto", help="torch only: auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (MindSpore: CPU or GPU)")
     p.add_argument("--out", default=None, help="where JSON and PNGs go (default: the run folder, or next to the file)")
     p.add_argument("--no-progress", action="store_true")
 

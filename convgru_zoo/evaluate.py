@@ -85,10 +85,14 @@ class TorchPredictor:
 class MindSporePredictor:
     """The MindSpore twin, loaded with the converted PyTorch weights, run compiled (GRAPH_MODE)."""
 
-    def __init__(self, task, model_name, state):
+    def __init__(self, task, model_name, state, device="auto"):
         import mindspore as ms
         from .convert import load_mindspore_params, torch_to_mindspore
-        ms.set_device("CPU")
+        if device != "auto":  # auto: MindSpore's own default target
+            kind, _, index = device.partition(":")
+            if kind not in ("cpu", "cuda"):
+                raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+            ms.set_device("CPU" if kind == "cpu" else "GPU", int(index) if index else None)
         self.ms = ms
         if task == "forecast":
             from .forecasters import create_forecaster
@@ -210,7 +214,7 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
     stem = f"eval_{task}_{framework}"
     with framework_mode(framework):
         predict = (TorchPredictor(task, model, state, device) if framework == "torch"
-                   else MindSporePredictor(task, model, state))
+                   else MindSporePredictor(task, model, state, device))
         report = {"task": task, "model": model, "framework": framework, "weights": str(weights), "data": data}
         files = {}
         if task == "forecast":
