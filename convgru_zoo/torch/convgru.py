@@ -11,7 +11,7 @@ A cell holds the seed's three gate convolutions over ``cat[x, h]`` (``reset_gate
 
 Only the hidden-to-hidden convolutions run inside the time loop.
 """
-from typing import List, Optional, Tuple
+from typing import Final, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,8 @@ def gru_update(gx: Tensor, h: Tensor, w_h_gates: Tensor, w_h_out: Tensor, paddin
 class ConvGRUCell(nn.Module):
     """One ConvGRU layer: ``cell(x, h)`` advances one (B,C,H,W) step; ``run`` a whole clip."""
 
+    projection_chunk_bytes: Final[int] = _PROJECTION_CHUNK_BYTES
+
     def __init__(self, input_size: int, hidden_size: int, kernel_size: int, *, device=None, dtype=None):
         super().__init__()
         self.input_size = _checks.positive_int("input_size", input_size)
@@ -59,7 +61,9 @@ class ConvGRUCell(nn.Module):
         """(W_x for all gates, bias, W_h for reset+update, W_h for out) from the gate convs."""
         c = self.input_size
         weight = torch.cat([self.reset_gate.weight, self.update_gate.weight, self.out_gate.weight], 0)
-        bias = torch.cat([self.reset_gate.bias, self.update_gate.bias, self.out_gate.bias], 0)
+        b_r, b_z, b_n = self.reset_gate.bias, self.update_gate.bias, self.out_gate.bias
+        assert b_r is not None and b_z is not None and b_n is not None
+        bias = torch.cat([b_r, b_z, b_n], 0)
         split = 2 * self.hidden_size
         return weight[:, :c], bias, weight[:split, c:], weight[split:, c:]
 
@@ -78,7 +82,7 @@ class ConvGRUCell(nn.Module):
         """Input projection of every step of a (B,T,C,H,W) clip, in cache-sized batched chunks."""
         b, t, c, height, width = x.shape
         step_bytes = b * 3 * self.hidden_size * height * width * x.element_size()
-        chunk = max(1, min(t, _PROJECTION_CHUNK_BYTES // max(step_bytes, 1)))
+        chunk = max(1, min(t, self.projection_chunk_bytes // max(step_bytes, 1)))
         steps: List[Tensor] = []
         for part in x.split(chunk, 1):
             n = part.shape[1]
