@@ -54,3 +54,26 @@ def convgru_base(pretrained=False, **kwargs):
             features_only, out_indices (see ``timm.create_model``).
     """
     return _create("convgru_base", pretrained, kwargs)
+
+
+def convgru_forecaster(pretrained=False, **kwargs):
+    """ConvGRU encoder-forecaster for Moving MNIST: 10 frames in, 10 predicted, closed loop.
+
+    Input: a clip (B, 10, 1, 64, 64) in [0, 1]; output: (B, 10, 1, 64, 64) frames in [0, 1]
+    (``model(clip, output_frames=n)`` forecasts another horizon).
+
+    Args:
+        pretrained: True (or a tag name) loads published weights, checked by sha256.
+        **kwargs: Model arguments: in_chans, patch_size, hidden_sizes, kernel_size, input_frames,
+            output_frames, device, dtype.
+    """
+    from convgru_zoo import create_forecaster
+
+    return create_forecaster("convgru_forecaster", "torch", pretrained, **kwargs)
+
+
+def convgru_forecaster_tiny(pretrained=False, **kwargs):
+    """Small ConvGRU encoder-forecaster (2 ConvGRU layers x 32) for CPU demos; same API as convgru_forecaster."""
+    from convgru_zoo import create_forecaster
+
+    return create_forecaster("convgru_forecaster_tiny", "torch", pretrained, **kwargs)

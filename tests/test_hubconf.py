@@ -61,3 +61,11 @@ def test_load_rejects_unknown_arguments_and_unpublished_weights():
         torch.hub.load(REPO, "convgru_tiny", source="local", hidden_dims=8)
     with pytest.raises(pretrained.PretrainedWeightsError, match="convgru_base.mmnist_motion has no published"):
         torch.hub.load(REPO, "convgru_base", source="local", pretrained=True)
+
+
+def test_load_builds_a_forecaster_that_forecasts_the_asked_horizon(github_is_this_checkout):
+    assert {"convgru_forecaster", "convgru_forecaster_tiny"} <= set(
+        torch.hub.list(github_is_this_checkout, trust_repo=True))
+    model = torch.hub.load(REPO, "convgru_forecaster_tiny", source="local", output_frames=3)
+    clip = torch.rand(1, 10, 1, 32, 32)
+    assert model(clip).shape == (1, 3, 1, 32, 32)

@@ -1,0 +1,30 @@
+"""`import convgru_zoo` registers the backbones with timm and MindCV, whichever is imported first."""
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(code):
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_importing_the_package_imports_no_framework():
+    assert _run("import sys, convgru_zoo; print('torch' in sys.modules, 'mindspore' in sys.modules)") == \
+        ["False", "False"]
+
+
+@pytest.mark.parametrize("order", ["import convgru_zoo, timm", "import timm, convgru_zoo",
+                                   "import convgru_zoo; from timm.models import list_models as _"])
+def test_timm_lists_the_models_in_either_import_order(order):
+    names = _run(f"{order}; import timm; print(*timm.list_models('convgru*'))")
+    assert names == ["convgru_base", "convgru_small", "convgru_tiny"]
+
+
+@pytest.mark.parametrize("order", ["import convgru_zoo, mindcv", "import mindcv, convgru_zoo"])
+def test_mindcv_lists_the_models_in_either_import_order(order):
+    pytest.importorskip("mindcv")
+    names = _run(f"{order}; print(*mindcv.list_models('convgru*'))")
+    assert names == ["convgru_base", "convgru_small", "convgru_tiny"]
