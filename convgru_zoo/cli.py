@@ -75,6 +75,8 @@ def _add_train_arguments(p, defaults):
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="global batch (all ranks)")
     p.add_argument("--num-sequences", type=_positive_int, default=d.num_sequences, help="training clips (epoch size)")
     p.add_argument("--seed", type=_non_negative_int, default=d.seed)
+    p.add_argument("--loss", choices=training.FORECAST_LOSSES, default=d.loss,
+                   help="forecast loss: per-pixel cross-entropy or MSE (classify: cross-entropy)")
     p.add_argument("--optimizer", choices=training.OPTIMIZERS, default=d.optimizer)
     p.add_argument("--lr", type=_positive_float, default=d.lr)
     p.add_argument("--weight-decay", type=_non_negative_float, default=d.weight_decay)
@@ -150,9 +152,11 @@ def _run(args):
 
 
 # The README's main job on this small CPU: a few minutes of training, then the evaluation.
+# A high learning rate: at 3e-3 the tiny forecaster stays on the plateau of predicting the mean
+# frame for the whole demo (measured); grad clipping keeps 1e-2 stable.
 DEMO_CONFIG = dict(task="forecast", model="convgru_forecaster_tiny", steps=600, batch_size=8, num_sequences=10000,
-                   seed=0, optimizer="adamw", lr=3e-3, weight_decay=0.01, schedule="cosine", warmup_steps=30,
-                   ckpt_every=100, val_every=100, val_sequences=64)
+                   seed=0, loss="bce", optimizer="adamw", lr=1e-2, weight_decay=0.01, schedule="cosine",
+                   warmup_steps=50, grad_clip=1.0, ckpt_every=100, val_every=100, val_sequences=64)
 DEMO_EVAL_SEQUENCES = 256
 
 

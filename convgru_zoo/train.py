@@ -35,6 +35,7 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
 FRAMEWORKS = ("torch", "mindspore")
+FORECAST_LOSSES = ("bce", "mse")
 CONTEXT_FRAMES = 10  # forecast: frames in, and frames out; classify: clip length
 
 
@@ -49,6 +50,7 @@ class TrainConfig:
     batch_size: int = 16          # global: split over the ranks of a torchrun job
     num_sequences: int = 10000    # training clips generated (the epoch size)
     seed: int = 0
+    loss: str = "bce"             # forecast: bce (per-pixel cross-entropy, Srivastava et al.) or mse
     optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -150,14 +152,22 @@ def normalize(clip):
     return (clip - MEAN[0]) / STD[0]
 
 
-def forward_loss(task: str, model, batch, device, autocast):
-    """(loss, outputs) of one batch; the loss in float32 whatever the autocast dtype."""
+def forward_loss(task: str, model, batch, device, autocast, loss="bce"):
+    """(loss, outputs) of one batch; the loss in float32 whatever the autocast dtype.
+
+    Forecasts are frames in [0, 1] (a sigmoid): per-pixel binary cross-entropy keeps a gradient
+    where MSE through the sigmoid vanishes once the model predicts the black background everywhere
+    (the plateau a small forecaster otherwise sits on at loss ~0.04).
+    """
     if task == "forecast":
         clip = batch.to(device, non_blocking=True)
         context, future = clip[:, :CONTEXT_FRAMES], clip[:, CONTEXT_FRAMES:]
         with autocast():
             pred = model(context)
-        return F.mse_loss(pred.float(), future), pred
+        pred = pred.float()
+        if loss == "mse":
+            return F.mse_loss(pred, future), pred
+        return F.binary_cross_entropy(pred, future), pred
     clip, label = batch
     clip, label = clip.to(device, non_blocking=True), label.to(device, non_blocking=True)
     with autocast():
@@ -251,6 +261,8 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> torch.devi
         if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
             rule = "> 0" if name == "lr" else ">= 0"
             raise ConfigError(f"--{name.replace('_', '-')} must be a finite number {rule}, got {value!r}")
+    if config.loss not in FORECAST_LOSSES:
+        raise ConfigError(f"--loss must be one of {FORECAST_LOSSES}, got {config.loss!r}")
     if config.optimizer not in OPTIMIZERS:
         raise ConfigError(f"--optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
     if config.schedule not in SCHEDULES:
@@ -335,7 +347,7 @@ def _metrics_lines_upto(path: Path, step: int):
 
 
 @torch.no_grad()
-def validate(task, model, dataset, batch_size, device, autocast):
+def validate(task, model, dataset, batch_size, device, autocast, loss="bce"):
     """Mean loss (and top-1 for classify) over ``dataset``, in order."""
     was_training = model.training
     model.eval()
@@ -343,9 +355,9 @@ def validate(task, model, dataset, batch_size, device, autocast):
     for first in range(0, len(dataset), batch_size):
         items = dataset.batch(range(first, min(first + batch_size, len(dataset))))
         batch = torch.from_numpy(items) if task == "forecast" else tuple(map(torch.from_numpy, items))
-        loss, out = forward_loss(task, model, batch, device, autocast)
+        value, out = forward_loss(task, model, batch, device, autocast, loss)
         n = (batch if task == "forecast" else batch[0]).shape[0]
-        total += loss.item() * n
+        total += value.item() * n
         count += n
         if task == "classify":
             correct += (out.argmax(-1).cpu() == batch[1]).sum().item()
@@ -436,7 +448,7 @@ def _train(config, runtime, env, device, resume_from):
             lr = learning_rate(step, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, _ = forward_loss(config.task, net, batch, device, autocast)
+            loss, _ = forward_loss(config.task, net, batch, device, autocast, config.loss)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -454,7 +466,8 @@ def _train(config, runtime, env, device, resume_from):
                 record = {"step": done, "loss": logged.item(), "lr": lr, "grad_norm": float(grad_norm),
                           "clips_per_s": config.batch_size / seconds, "elapsed_s": time.perf_counter() - began}
                 if val_set is not None and done % config.val_every == 0:
-                    record.update(validate(config.task, model, val_set, config.batch_size, device, autocast))
+                    record.update(validate(config.task, model, val_set, config.batch_size, device, autocast,
+                                                   config.loss))
                 metrics_file.write(json.dumps(record) + "\n")
                 metrics_file.flush()
                 bar.update(1)

@@ -1,7 +1,8 @@
 """Fine-tune a MindSpore forecaster or backbone on Moving MNIST, compiled (GRAPH_MODE) on any device.
 
 The loop mirrors :mod:`convgru_zoo.train`: the same data order (a function of seed and step), the
-same losses (MSE on the 10 predicted frames; cross-entropy on normalised clips), AdamW or SGD with
+same losses (per-pixel cross-entropy or MSE on the 10 predicted frames; cross-entropy on
+normalised clips), AdamW or SGD with
 the same step-wise learning rate. One ``TrainOneStepCell`` is compiled once for the batch shape;
 the learning rate is a Parameter set before each step, so changing it does not recompile.
 Weights start from a PyTorch state dict (converted) or the model's initialisation.
@@ -29,15 +30,19 @@ def build_model(task, name):
 
 
 class ForecastLoss(nn.Cell):
-    """MSE between the forecast of the first 10 frames and the last 10 frames of a clip."""
+    """Per-pixel cross-entropy (``bce``) or MSE between the forecast of the first 10 frames and the last 10."""
 
-    def __init__(self, model):
+    def __init__(self, model, loss="bce"):
         super().__init__(auto_prefix=False)  # the model's parameters keep their names
         self.model = model
+        self.bce = loss == "bce"
 
     def construct(self, clip):
         future = clip[:, CONTEXT_FRAMES:]
-        return ops.mse_loss(self.model(clip[:, :CONTEXT_FRAMES]), future)
+        pred = self.model(clip[:, :CONTEXT_FRAMES])
+        if self.bce:
+            return ops.binary_cross_entropy(pred, future)
+        return ops.mse_loss(pred, future)
 
 
 class ClassifyLoss(nn.Cell):
@@ -54,7 +59,7 @@ class ClassifyLoss(nn.Cell):
 class FineTuner:
     """``step(batch, lr) -> loss`` with a compiled train step; ``losses`` holds every step's loss."""
 
-    def __init__(self, task, model, optimizer="adamw", lr=1e-3, weight_decay=0.01, momentum=0.9):
+    def __init__(self, task, model, optimizer="adamw", lr=1e-3, weight_decay=0.01, momentum=0.9, loss="bce"):
         self.task, self.model = task, model
         self.lr = Parameter(Tensor(lr, ms.float32), name="learning_rate", requires_grad=False)
         params = model.trainable_params()
@@ -64,8 +69,8 @@ class FineTuner:
             opt = nn.SGD(params, learning_rate=self.lr, momentum=momentum, weight_decay=weight_decay)
         else:
             raise ValueError(f"optimizer must be adamw or sgd, got {optimizer!r}")
-        loss = ForecastLoss(model) if task == "forecast" else ClassifyLoss(model)
-        self.train_step = nn.TrainOneStepCell(loss, opt)
+        loss_net = ForecastLoss(model, loss) if task == "forecast" else ClassifyLoss(model)
+        self.train_step = nn.TrainOneStepCell(loss_net, opt)
         self.train_step.set_train()
         self.losses = []
 
@@ -96,7 +101,8 @@ def finetune(config, mnist, out, init_state=None, progress=True, log=None):
         model = build_model(config.task, config.model)
         if init_state is not None:
             load_mindspore_params(model, torch_to_mindspore(init_state))
-        tuner = FineTuner(config.task, model, config.optimizer, config.lr, config.weight_decay, config.momentum)
+        tuner = FineTuner(config.task, model, config.optimizer, config.lr, config.weight_decay, config.momentum,
+                          config.loss)
         dataset = build_dataset(config.task, mnist, "train", config.num_sequences)
         out.mkdir(parents=True, exist_ok=True)
         began = time.perf_counter()
