@@ -348,7 +348,7 @@ def mindspore_table(result: dict) -> str:
         ok = _ratio(seed, timing) >= MS_COMPILED_VS_SEED and timing.median <= MS_COMPILED_VS_TORCH * torch_fast.median
         return (f"  ours {name:31} {timing.median * 1e3:10.1f} ms  {_ratio(seed, timing):7.1f}x seed   "
                 f"{timing.median / torch_fast.median:5.2f}x torch time   {'ok' if ok else 'MISS'}")
-    return "\n".join([
+    lines = [
         f"\nMindSpore, {w['name']} forward (targets: compiled >= {MS_COMPILED_VS_SEED:.0f}x the seed port, "
         f"<= {MS_COMPILED_VS_TORCH:.0f}x the PyTorch fast path's time):",
         f"  seed port (nn.Conv2d, PYNATIVE)      {seed.median * 1e3:10.1f} ms  (timed on {result['seed_steps_timed']} "
@@ -358,11 +358,18 @@ def mindspore_table(result: dict) -> str:
         compiled("mindspore.jit(construct)", t["ours jit fwd"]),
         f"  PyTorch fast path                    {torch_fast.median * 1e3:10.1f} ms  "
         f"(max|graph - torch| {result['graph_vs_torch_max_abs_diff']:.1e})",
-    ])
+    ]
+    if t["ours graph fwd"].median > 2 * t["ours jit fwd"].median:
+        lines.append("  note: GRAPH_MODE net(clip) is over 2x slower than mindspore.jit of the same construct: "
+                     "it recompiles on every call")
+    return "\n".join(lines)
 
 
 def report(results: dict) -> None:
-    print(f"\nPyTorch {torch.__version__}, CPU, {torch.get_num_threads()} threads; medians of interleaved rounds "
+    machine = results["machine"]
+    print(f"\nPyTorch {torch.__version__}, CPU {machine['cpu_capability']} (native bf16: "
+          f"{'yes' if machine['native_bf16'] else 'no'}), {machine['torch_threads']} threads, load average "
+          f"{machine['load_average']:.1f} on {machine['cpus']} CPUs at start; medians of interleaved rounds "
           f"(spread = (max-min)/median of the rounds).")
     print("targets: fast >= reference and >= 85% of the large conv's GFLOP/s; bf16 >= 1.8x the f32 "
           "reference (fwd+bwd), outputs within 2e-2")
@@ -380,6 +387,18 @@ def report(results: dict) -> None:
             ref = t[f"reference {mode}"]
             print(f"  {mode:8} reference {ref.median * 1e3:8.2f} ms   fast {_ratio(ref, t[f'fast {mode}']):6.2f}x   "
                   f"fast graphed {_ratio(ref, t[f'fast graphed {mode}']):6.2f}x")
+
+
+def machine_info() -> dict:
+    """What the figures depend on: CPU features, threads, and how busy the machine was."""
+    return {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": cpu_has_bf16(),
+        "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
 
 
 def main(argv=None) -> int:
@@ -409,7 +428,7 @@ def main(argv=None) -> int:
     if args.quick:
         workloads = [replace(w, steps=3) for w in workloads]
 
-    results: Dict[str, list] = {"torch_cpu": [], "torch_cuda": [], "mindspore": []}
+    results: Dict[str, object] = {"machine": machine_info(), "torch_cpu": [], "torch_cuda": [], "mindspore": []}
     for w in workloads:
         print(f"{w.name}: {w.label}: in {w.input_size}, hidden {list(w.hidden_sizes)}, kernels "
               f"{list(w.kernel_sizes)}, {w.size}x{w.size}, batch {w.batch}, T={w.steps}", flush=True)
