@@ -2,7 +2,8 @@
 
 - forecast: MSE and MAE per frame (OpenSTL's convention: summed over a frame's pixels on the 0-1
   scale, averaged over frames and sequences), SSIM and PSNR, each also per predicted step; on
-  generated test clips (the ``test`` split, disjoint digits) or the standard fixed test file.
+  generated test clips (the ``test`` split, disjoint digits) or the standard fixed test file; the
+  same metrics of repeating the last context frame, for scale.
 - classify: top-1/top-5 on Motion MNIST test clips, and for contrast the same model fed only the
   first frame of each clip (one frame cannot show the direction of motion).
 
@@ -128,17 +129,24 @@ def _batches(n, batch_size):
 
 
 def evaluate_forecast(predict, dataset, batch_size, progress=True):
-    """Forecast metrics over ``dataset`` (items (20, 1, H, W)) and the first batch's frames for plots."""
-    accumulator = zoo_metrics.ForecastMetrics()
+    """Forecast metrics over ``dataset`` (items (20, 1, H, W)) and the first batch's frames for plots.
+
+    For scale, the metrics also hold those of the trivial forecast that repeats the last context
+    frame (``baseline_last_frame``): a model has learnt motion only where it beats that.
+    """
+    model, last_frame = zoo_metrics.ForecastMetrics(), zoo_metrics.ForecastMetrics()
     example = None
     for indices in tqdm(_batches(len(dataset), batch_size), desc="eval forecast", unit="batch", disable=not progress):
         clips = dataset.batch(indices)
         context, future = clips[:, :CONTEXT_FRAMES], clips[:, CONTEXT_FRAMES:]
         pred = predict(context)
-        accumulator.update(pred, future)
+        model.update(pred, future)
+        last_frame.update(np.broadcast_to(context[:, -1:], future.shape), future)
         if example is None:
             example = (context, future, pred)
-    return accumulator.compute(), example
+    results = model.compute()
+    results["baseline_last_frame"] = last_frame.compute()
+    return results, example
 
 
 def evaluate_classify(predict, dataset, batch_size, progress=True):
@@ -243,7 +251,9 @@ def summary_line(report):
     m = report["metrics"]
     if report["task"] == "forecast":
         return (f"{report['model']} ({report['framework']}) on {m['num_sequences']} clips: MSE {m['mse']:.2f} "
-                f"MAE {m['mae']:.2f} per frame, SSIM {m['ssim']:.4f}, PSNR {m['psnr']:.2f} dB")
+                f"MAE {m['mae']:.2f} per frame, SSIM {m['ssim']:.4f}, PSNR {m['psnr']:.2f} dB "
+                f"(repeating the last frame: MSE {m['baseline_last_frame']['mse']:.2f}, "
+                f"SSIM {m['baseline_last_frame']['ssim']:.4f})")
     return (f"{report['model']} ({report['framework']}) on {m['num_sequences']} clips: top-1 {m['clip']['top1']:.4f} "
             f"top-5 {m['clip']['top5']:.4f}; first frame only: top-1 {m['single_frame']['top1']:.4f} "
             f"top-5 {m['single_frame']['top5']:.4f}")

@@ -97,6 +97,8 @@ def test_eval_forecast_reports_openstl_metrics_of_the_model_and_writes_pngs(fore
     assert got["num_sequences"] == 6 and len(got["per_frame"]["mse"]) == 10
     for name in ("mse", "mae", "ssim", "psnr"):
         assert got[name] == pytest.approx(expected[name], rel=1e-5)
+    repeat_last = np.broadcast_to(clips[:, 9:10], clips[:, 10:].shape)
+    assert got["baseline_last_frame"]["mse"] == pytest.approx(metrics.forecast_metrics(repeat_last, clips[:, 10:])["mse"])
     # OpenSTL: summed over a frame's 64x64 pixels, so the per-frame MSE is 4096x the pixel mean
     assert got["mse"] == pytest.approx(np.square(pred - clips[:, 10:]).mean() * 64 * 64, rel=1e-4)
 
