@@ -93,8 +93,13 @@ def main(argv=None):
         for amp in args.amp:
             if amp == "fp16" and device.type != "cuda":
                 continue
-            median, low, high, generate = step_seconds(name, args.batch_size, amp, device, args.steps, args.warmup,
-                                                       args.mnist)
+            try:
+                median, low, high, generate = step_seconds(name, args.batch_size, amp, device, args.steps,
+                                                           args.warmup, args.mnist)
+            except (RuntimeError, ValueError) as err:  # a model that cannot train in this mode: say so, go on
+                rows.append({"model": name, "amp": amp, "batch_size": args.batch_size, "error": str(err)})
+                print(f"| {name} | {amp} | failed: {err} | | |", flush=True)
+                continue
             row = {"model": name, "amp": amp, "batch_size": args.batch_size, "seconds_per_step": median,
                    "min": low, "max": high, "clips_per_s": args.batch_size / median, "data_clips_per_s": generate}
             rows.append(row)
