@@ -11,12 +11,9 @@ Each file is written to a temporary name, flushed to disk and moved into place w
 ``os.replace``, so a kill leaves either the previous checkpoint or the new one, never half of one:
 a tensor file without a matching sidecar is ignored.
 """
-import hashlib
 import json
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,38 +21,10 @@ import torch
 from safetensors.torch import load as _load_tensors
 from safetensors.torch import save as _save_tensors
 
+from ._files import atomic_write_bytes, atomic_write_json, sha256_of
+
 FORMAT = "convgru-zoo/train-checkpoint/1"
 _NAME = re.compile(r"^step_(\d{7,})\.json$")
-
-
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_json(path, obj) -> Path:
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _contiguous(tensors):
@@ -66,7 +35,8 @@ def _contiguous(tensors):
 def save_weights(path, state_dict, metadata=None) -> Path:
     """Save a model state dict as safetensors with string ``metadata`` (task, model name, step)."""
     meta = {k: str(v) for k, v in (metadata or {}).items()}
-    return atomic_write_bytes(path, _save_tensors(_contiguous(state_dict), metadata=meta))
+    atomic_write_bytes(path, _save_tensors(_contiguous(state_dict), metadata=meta))
+    return Path(path)
 
 
 def load_weights(path):
@@ -144,10 +114,11 @@ def save_checkpoint(directory, step, model, optimizer, sidecar, rank_rng_tensors
     for rank, rng in enumerate(rank_rng_tensors):
         tensors.update({f"rng.{kind}.{rank}": value for kind, value in rng.items()})
     stem = f"step_{step:07d}"
-    tensor_path = atomic_write_bytes(directory / f"{stem}.safetensors", _save_tensors(_contiguous(tensors)))
-    meta = dict(sidecar, format=FORMAT, step=step, optimizer=optim_json,
-                tensors=tensor_path.name, sha256=sha256_file(tensor_path))
-    json_path = atomic_write_json(directory / f"{stem}.json", meta)
+    tensor_path = directory / f"{stem}.safetensors"
+    digest = atomic_write_bytes(tensor_path, _save_tensors(_contiguous(tensors)))
+    meta = dict(sidecar, format=FORMAT, step=step, optimizer=optim_json, tensors=tensor_path.name, sha256=digest)
+    json_path = directory / f"{stem}.json"
+    atomic_write_json(json_path, meta)
     for old in list_checkpoints(directory)[:-keep]:
         old.with_suffix(".safetensors").unlink(missing_ok=True)
         old.unlink(missing_ok=True)
@@ -171,7 +142,7 @@ def latest_checkpoint(directory):
         except (OSError, ValueError):
             continue
         tensor_path = json_path.with_name(meta.get("tensors", ""))
-        if meta.get("format") == FORMAT and tensor_path.is_file() and sha256_file(tensor_path) == meta["sha256"]:
+        if meta.get("format") == FORMAT and tensor_path.is_file() and sha256_of(tensor_path) == meta["sha256"]:
             return json_path
     return None
 
@@ -181,7 +152,7 @@ def load_checkpoint(json_path, model, optimizer, rank=0):
     json_path = Path(json_path)
     meta = json.loads(json_path.read_text())
     tensor_path = json_path.with_name(meta["tensors"])
-    if sha256_file(tensor_path) != meta["sha256"]:
+    if sha256_of(tensor_path) != meta["sha256"]:
         raise ValueError(f"checkpoint {tensor_path} does not match the sha256 in {json_path.name}")
     tensors = _load_tensors(tensor_path.read_bytes())
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})

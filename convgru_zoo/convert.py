@@ -9,11 +9,11 @@ layers are found by their running statistics, so only other norm layers need lis
 Framework-free: values may be torch tensors, MindSpore tensors/parameters or numpy arrays; both
 directions return ``{name: np.ndarray}``. Frameworks are imported only where a function needs one.
 """
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ._files import atomic_write
 
 _TORCH_TO_MS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 _MS_TO_TORCH = {ms_name: torch_name for torch_name, ms_name in _TORCH_TO_MS.items()}
@@ -87,16 +87,7 @@ def save_mindspore_checkpoint(params, path) -> Path:
     if hasattr(params, "parameters_and_names"):
         params = {p.name: p for p in params.get_parameters()}
     entries = [{"name": name, "data": ms.Tensor(to_numpy(value))} for name, value in params.items()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        ms.save_checkpoint(entries, tmp, format=formats[path.suffix])
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda tmp: ms.save_checkpoint(entries, tmp, format=formats[path.suffix]))
     return path
 
 

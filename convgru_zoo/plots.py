@@ -5,9 +5,10 @@ no display, no global state). Every file is written to a temporary file in the t
 then moved into place, so a failed write leaves nothing behind.
 """
 import os
-import uuid
 
 import numpy as np
+
+from ._files import atomic_write
 
 DPI = 100
 CELL_INCHES = 0.8     # side of one frame in a forecast grid
@@ -32,18 +33,8 @@ def _png_path(path):
 
 
 def _write_atomically(figure, path):
-    """Save ``figure`` as PNG to a temporary file next to ``path``, then move it onto ``path``."""
-    folder, name = os.path.split(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as f:
-            figure.savefig(f, format="png", dpi=DPI)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    """Save ``figure`` as PNG to ``path`` through a temporary file (see :func:`atomic_write`)."""
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=DPI))
     return path
 
 

@@ -9,15 +9,13 @@ imports a framework. A tag's file is looked up
    which answers from its cache when offline (``HF_HUB_OFFLINE=1``),
 
 and is used only if its sha256 matches the one recorded in ``convgru_zoo.specs.PRETRAINED``.
-Files are written with :func:`atomic_write`, so a crash never leaves a half-written file.
+Weights are written with ``convgru_zoo._files.atomic_write``, which returns the sha256 to record.
 """
-import hashlib
-import os
-import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from . import specs
+from ._files import sha256_of
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 FRAMEWORKS = tuple(specs.WEIGHT_FILES)
@@ -39,15 +37,6 @@ def get(name: str) -> specs.PretrainedWeights:
 def by_hf_hub_id(hf_hub_id: Optional[str]) -> Optional[specs.PretrainedWeights]:
     """The spec whose Hub repo is ``hf_hub_id``, or None when that repo is not one of ours."""
     return next((w for w in specs.PRETRAINED.values() if w.hf_hub_id == hf_hub_id), None)
-
-
-def sha256_of(path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(path, sha256: str) -> Path:
@@ -100,26 +89,6 @@ def _hub_download(weights: specs.PretrainedWeights, filename: str, cache_dir, sh
         raise PretrainedWeightsError(
             f"{weights.name}: not shipped at {shipped} and {weights.hf_hub_id}/{filename} could not be fetched "
             f"from the Hub or its cache: {type(e).__name__}: {e}") from e
-
-
-def atomic_write(path, write: Callable[[str], None]) -> str:
-    """Write a file through ``write(temp_path)`` into a temp file beside ``path``, then move it in place.
-
-    Returns the new file's sha256 (the digest to record in ``specs.PRETRAINED``).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        digest = sha256_of(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return digest
 
 
 def _framework(framework: str) -> str:

@@ -66,7 +66,8 @@ def test_a_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, m
     path.write_bytes(b"previous figure")
 
     def broken_savefig(self, target, **kwargs):
-        target.write(b"\x89PNG half")
+        with open(target, "wb") as f:
+            f.write(b"\x89PNG half")
         raise OSError("disk full")
 
     monkeypatch.setattr(Figure, "savefig", broken_savefig)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from convgru_zoo import pretrained, specs
+from convgru_zoo._files import atomic_write
 
 try:
     import safetensors.torch as safetensors_torch
@@ -36,7 +37,7 @@ def publish(monkeypatch, name, digest, framework="torch"):
 
 def test_atomic_write_returns_the_sha256_and_leaves_nothing_half_written(tmp_path):
     target = tmp_path / "sub" / "w.bin"
-    digest = pretrained.atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"weights"))
+    digest = atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"weights"))
     assert target.read_bytes() == b"weights"
     assert digest == hashlib.sha256(b"weights").hexdigest() == pretrained.sha256_of(target)
 
@@ -45,7 +46,7 @@ def test_atomic_write_returns_the_sha256_and_leaves_nothing_half_written(tmp_pat
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        pretrained.atomic_write(target, crash)
+        atomic_write(target, crash)
     assert target.read_bytes() == b"weights"           # the old file is untouched
     assert sorted(p.name for p in target.parent.iterdir()) == ["w.bin"]  # no temp file left
 
@@ -88,7 +89,7 @@ def test_shipped_copy_is_used_first_and_checked(tmp_path, monkeypatch):
 def save_weights(model, path):
     """Weights of ``model`` as safetensors, written atomically; returns the sha256."""
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    return pretrained.atomic_write(path, lambda tmp: safetensors_torch.save_file(state, tmp))
+    return atomic_write(path, lambda tmp: safetensors_torch.save_file(state, tmp))
 
 
 def assert_same_weights(model, path, skip=()):

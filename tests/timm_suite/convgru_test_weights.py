@@ -14,11 +14,12 @@ import timm
 import torch
 
 from convgru_zoo import pretrained, specs  # importing convgru_zoo registers the models with timm
+from convgru_zoo._files import atomic_write
 
 pretrained.WEIGHTS_DIR = Path(os.environ["CONVGRU_TEST_WEIGHTS_DIR"])
 for _name, _weights in list(specs.PRETRAINED.items()):
     torch.manual_seed(0)
     _state = timm.create_model(_weights.arch, num_classes=_weights.num_classes).state_dict()
-    _digest = pretrained.atomic_write(
+    _digest = atomic_write(
         pretrained.shipped_path(_name), lambda tmp: safetensors.torch.save_file(_state, tmp))
     specs.PRETRAINED[_name] = dataclasses.replace(_weights, sha256=(("torch", _digest),))
