@@ -156,6 +156,8 @@ class ConvGRU(TeardownSafeCell):
     def check_inputs(self, x, hidden=None, lengths=None):
         """Validate ``construct``'s arguments in Python; return (hidden, lengths) ready for it.
 
+        ``hidden`` comes back as None or a mutable tuple of states (zeros where None was given).
+
         ``lengths`` may be any int sequence or array; it comes back as an int32 Tensor.
         """
         if not isinstance(x, Tensor):
@@ -180,7 +182,12 @@ class ConvGRU(TeardownSafeCell):
                                  f"{values.shape}")
             _checks.lengths_values(values.tolist(), batch, shape[1])
             lengths = Tensor(values.astype(np.int32))
-        return hidden, lengths
+        if all(h is None for h in hidden):
+            return None, lengths
+        # A list (or a plain tuple of tensors) is compiled into the graph as a constant, which
+        # makes GRAPH_MODE recompile on every call: pass a mutable tuple, zeros for missing states.
+        shapes = self.state_shapes(batch, height, width)
+        return ms.mutable(tuple(ops.zeros(s, x.dtype) if h is None else h for h, s in zip(hidden, shapes))), lengths
 
     def __call__(self, x, hidden=None, lengths=None):
         hidden, lengths = self.check_inputs(x, hidden, lengths)
