@@ -191,3 +191,14 @@ def test_bad_input_is_rejected_before_any_work(x, hidden, lengths, exc, match):
 def test_bidirectional_needs_a_clip():
     with pytest.raises(ValueError, match="bidirectional"):
         ConvGRU(3, 4, 3, 1, bidirectional=True)(torch.randn(1, 3, 4, 4))
+
+
+def test_bfloat16_autocast_runs_and_stays_close_to_float32():
+    model = ConvGRU(3, [6, 5], 3, 2)
+    clip = torch.rand(1, 3, 3, 6, 6)
+    out32, _ = model(clip)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out16, states16 = model(clip)
+    out16.float().sum().backward()
+    assert (out16.float() - out32).abs().max() <= 2e-2
+    assert all(p.grad is not None for p in model.parameters())

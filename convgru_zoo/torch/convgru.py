@@ -25,10 +25,9 @@ _PROJECTION_CHUNK_BYTES = 8 << 20
 
 def gru_update(gx: Tensor, h: Tensor, w_h_gates: Tensor, w_h_out: Tensor, padding: int) -> Tensor:
     """One ConvGRU step given the input projection ``gx`` (reset, update, out; with bias)."""
-    gx_r, gx_z, gx_n = gx.chunk(3, 1)
-    gh_r, gh_z = F.conv2d(h, w_h_gates, padding=padding).chunk(2, 1)
-    reset = torch.sigmoid(gx_r + gh_r)
-    update = torch.sigmoid(gx_z + gh_z)
+    hidden = h.shape[1]
+    gx_gates, gx_n = gx.split([2 * hidden, hidden], 1)
+    reset, update = torch.sigmoid(gx_gates + F.conv2d(h, w_h_gates, padding=padding)).chunk(2, 1)
     candidate = torch.tanh(gx_n + F.conv2d(reset * h, w_h_out, padding=padding))
     return h + update * (candidate - h)
 
