@@ -5,12 +5,12 @@ order), so a slow spell of a shared machine hits all of them alike; the median o
 the figure, the min-max spread says how noisy the run was.
 """
 import json
-import os
 import statistics
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, Optional
+
+from convgru_zoo._files import atomic_write_json
 
 
 @dataclass
@@ -69,14 +69,6 @@ def gflops(flops: float, seconds: float) -> float:
 
 
 def write_json(path: str, payload: dict) -> None:
-    """Write ``payload`` as JSON to ``path`` atomically (temp file in the same folder, then replace)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, default=lambda o: asdict(o) if isinstance(o, Timing) else str(o))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``payload`` (Timings as dicts) as JSON to ``path`` atomically."""
+    atomic_write_json(path, json.loads(json.dumps(
+        payload, default=lambda o: asdict(o) if isinstance(o, Timing) else str(o))))

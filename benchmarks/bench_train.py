@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from convgru_zoo import train as training  # noqa: E402
-from convgru_zoo.checkpoint import atomic_write_json  # noqa: E402
+from convgru_zoo._files import atomic_write_json  # noqa: E402
 
 TASK_OF = {"convgru_forecaster": "forecast", "convgru_forecaster_tiny": "forecast",
            "convgru_tiny": "classify", "convgru_small": "classify", "convgru_base": "classify"}
