@@ -11,6 +11,10 @@ from . import _checks, specs
 from .pretrained import PretrainedWeightsError
 from .specs import FORECASTERS
 
+# The forecast head, the same in both frameworks (why it reads the frame too: convgru_zoo.torch.forecaster).
+HEAD_KERNEL = 3      # the head's reach at folded resolution: +-1 patch, i.e. +-patch_size pixels
+HEAD_PRIOR = 0.05    # initial prediction of every pixel (about the mean of a Moving MNIST frame)
+
 FRAMEWORKS = {"torch": "convgru_zoo.torch.forecaster", "mindspore": "convgru_zoo.mindspore.forecaster"}
 
 

@@ -52,9 +52,10 @@ def reference_forecast(model, clip, output_frames):
 
     for t in range(clip.shape[1]):
         advance(clip[:, t])
+    frame = clip[:, -1]
     predictions = []
-    for _ in range(output_frames):
-        frame = unfold(torch.sigmoid(model.head(states[-1])))
+    for _ in range(output_frames):  # the head reads the last state and the current frame
+        frame = unfold(torch.sigmoid(model.head(torch.cat([states[-1], fold(frame)], 1))))
         predictions.append(frame)
         advance(frame)
     return torch.stack(predictions, 1)
@@ -68,7 +69,7 @@ def test_variants_build_by_name_with_their_spec_and_default_shapes():
     spec = FORECASTERS["convgru_forecaster"]
     assert (model.in_chans, model.patch_size, model.input_frames, model.output_frames) == (1, 4, 10, 10)
     assert model.convgru.input_size == 16 and model.convgru.hidden_sizes == [64, 64, 64] == list(spec.hidden_sizes)
-    assert model.convgru.kernel_sizes == [3, 3, 3] and tuple(model.head.weight.shape) == (16, 64, 1, 1)
+    assert model.convgru.kernel_sizes == [3, 3, 3] and tuple(model.head.weight.shape) == (16, 64 + 16, 3, 3)
     tiny = create_forecaster("convgru_forecaster_tiny", output_frames=4)
     out = tiny(torch.rand(1, 10, 1, 64, 64))
     assert out.shape == (1, 4, 1, 64, 64)
@@ -101,6 +102,30 @@ def test_output_frames_override_extends_the_same_forecast():
     assert short.shape[1] == 3 and long.shape[1] == 7
     torch.testing.assert_close(long[:, :3], short, atol=1e-6, rtol=0)
     assert model(clip, 1).shape == (2, 1, 1, 32, 32)
+
+
+def test_untrained_head_predicts_the_prior_and_copying_the_frame_is_one_linear_map():
+    from convgru_zoo.forecasters import HEAD_PRIOR
+    model = small_torch_model()
+    clip = fixed_clip(frames=3)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        torch.testing.assert_close(model(clip), torch.full((2, 3, 1, 32, 32), HEAD_PRIOR), atol=1e-6, rtol=0)
+        # The centre tap of the head's frame channels: the first forecast is the last frame, sharpened.
+        hidden = model.convgru.hidden_sizes[-1]
+        for c in range(16):
+            model.head.weight[c, hidden + c, 1, 1] = 40.0
+        model.head.bias.fill_(-20.0)
+        torch.testing.assert_close(model(clip, output_frames=1)[:, 0], (clip[:, -1] > 0.5).float(), atol=1e-6, rtol=0)
+
+
+def test_bf16_autocast_forecast_feeds_back_in_the_states_dtype_and_stays_near_float32():
+    model = small_torch_model()
+    clip = fixed_clip(frames=3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(clip)
+    assert out.dtype == torch.float32 and out.shape == (2, 3, 1, 32, 32)
+    assert (out - model(clip)).abs().max() < 3e-2
 
 
 def test_predictions_lie_in_unit_interval_even_for_extreme_weights():

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from convgru_zoo import checkpoint as ckpt
 from convgru_zoo import train as training
@@ -86,12 +87,16 @@ def test_missing_mnist_folder_is_refused(tmp_path):
 @needs_mnist
 def test_forecaster_training_lowers_the_loss_and_writes_a_self_describing_run(tmp_path):
     out = tmp_path / "run"
-    config = _config(steps=8, num_sequences=2, lr=1e-2, schedule="constant", ckpt_every=3)
+    config = _config(steps=8, num_sequences=2, lr=3e-3, schedule="constant", grad_clip=1.0, ckpt_every=3)
     summary = training.train(config, Runtime(mnist=str(MNIST), out=str(out), progress=False))
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, 9))
-    assert records[-1]["loss"] < 0.6 * records[0]["loss"]  # two clips, seen 8 times: it must fit them
-    assert all(np.isfinite(r["grad_norm"]) and r["lr"] == 1e-2 for r in records)
+    # Two clips seen 8 times: the forecast must beat both its start (the head's prior) and the best
+    # constant frame (their mean brightness), the plateau a forecaster that learns nothing sits on.
+    future = torch.from_numpy(training.build_dataset("forecast", str(MNIST), "train", 2).batch([0, 1]))[:, 10:]
+    mean_frame_loss = F.binary_cross_entropy(future.mean().expand_as(future), future).item()
+    assert records[-1]["loss"] < min(records[0]["loss"], mean_frame_loss)
+    assert all(np.isfinite(r["grad_norm"]) and r["lr"] == 3e-3 for r in records)
     state, meta = ckpt.load_weights(out / "model.safetensors")
     assert meta["task"] == "forecast" and meta["model"] == "convgru_forecaster_tiny" and meta["step"] == "8"
     assert summary["weights_sha256"] == json.loads((out / "train_summary.json").read_text())["weights_sha256"]
@@ -106,8 +111,8 @@ def test_forecaster_training_lowers_the_loss_and_writes_a_self_describing_run(tm
 
     with pytest.raises(ConfigError, match="--out must be a new or empty run folder"):
         training.train(config, Runtime(mnist=str(MNIST), out=str(out), progress=False))
-    with pytest.raises(ConfigError, match=r"--lr: the run has 0.01, got 0.1"):
-        training.train(_config(steps=8, num_sequences=2, lr=0.1, schedule="constant", ckpt_every=3),
+    with pytest.raises(ConfigError, match=r"--lr: the run has 0.003, got 0.1"):
+        training.train(_config(steps=8, num_sequences=2, lr=0.1, schedule="constant", grad_clip=1.0, ckpt_every=3),
                        Runtime(mnist=str(MNIST), out=str(out), progress=False, resume=True))
 
 
@@ -156,8 +161,10 @@ def test_resume_keeps_the_metrics_of_checkpointed_steps_only(tmp_path):
 
 
 @needs_mnist
-@pytest.mark.xfail(strict=True, reason="ConvGRUForecaster feeds its bf16 prediction back with float32 states "
-                                       "under autocast (convgru_zoo/torch/forecaster.py); remove when fixed")
+@needs_mnist
 def test_forecaster_trains_with_bf16_autocast(tmp_path):
     training.train(_config(steps=1, amp="bf16"), Runtime(mnist=str(MNIST), out=str(tmp_path / "bf16"), progress=False))
-    assert (tmp_path / "bf16" / "model.safetensors").is_file()
+    records = [json.loads(line) for line in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
+    assert np.isfinite(records[0]["loss"]) and np.isfinite(records[0]["grad_norm"])
+    state, _ = ckpt.load_weights(tmp_path / "bf16" / "model.safetensors")
+    assert all(v.dtype == torch.float32 for v in state.values())  # autocast kept fp32 weights

@@ -2,12 +2,14 @@
 
 Same architecture, parameter names (``convgru.ConvGRUCell_00.reset_gate.weight``...,
 ``head.weight``/``head.bias``) and numerics: frames folded space-to-depth by ``patch_size``, a
-stacked ConvGRU reads the context, then a 1x1 convolution head and a sigmoid predict each next
-frame, which is fed back as the next input (closed loop, differentiable end to end).
+stacked ConvGRU reads the context, then a 3x3 convolution head over the last state and the current
+frame, and a sigmoid, predict each next frame, which is fed back as the next input (closed loop,
+differentiable end to end). Why the head sees the frame: see the PyTorch module.
 
 Works in PYNATIVE_MODE and compiled (GRAPH_MODE, ``mindspore.jit``). Arguments are checked in
 Python before the call; ``output_frames`` is a compile-time constant (each value compiles once).
 """
+import math
 from dataclasses import asdict
 from typing import Optional
 
@@ -16,7 +18,7 @@ from mindspore import Tensor, ops
 
 from .. import convert
 from .. import pretrained as _pretrained
-from ..forecasters import check_clip, check_config, pretrained_weights_name
+from ..forecasters import HEAD_KERNEL, HEAD_PRIOR, check_clip, check_config, pretrained_weights_name
 from ..specs import FORECASTERS
 from .conv import Conv2d, TeardownSafeCell
 from .convgru import ConvGRU
@@ -57,7 +59,9 @@ class ConvGRUForecaster(TeardownSafeCell):
         self.output_frames = output_frames
         folded = in_chans * patch_size ** 2
         self.convgru = ConvGRU(folded, hidden_sizes, kernel_size, len(hidden_sizes), im2col=im2col, dtype=dtype)
-        self.head = Conv2d(hidden_sizes[-1], folded, 1, im2col=im2col, dtype=dtype)
+        self.head = Conv2d(hidden_sizes[-1] + folded, folded, HEAD_KERNEL, padding=HEAD_KERNEL // 2,
+                           im2col=im2col, dtype=dtype)
+        self.head.bias.set_data(ops.full((folded,), math.log(HEAD_PRIOR / (1 - HEAD_PRIOR)), dtype=dtype))
 
     def __call__(self, clip, output_frames: Optional[int] = None):
         if not isinstance(clip, Tensor):
@@ -79,6 +83,7 @@ class ConvGRUForecaster(TeardownSafeCell):
         p = self.patch_size
         context = space_to_depth(clip.reshape(b * t, c, height, width), p)
         inputs = context.reshape((b, t) + context.shape[1:])
+        frame = inputs[:, -1]
         # The cells are called directly: ConvGRU.__call__ holds Python-side checks a graph cannot run.
         cells = self.convgru.layers
         states = []
@@ -87,7 +92,7 @@ class ConvGRUForecaster(TeardownSafeCell):
             states.append(state)
         folded_frames = []
         for step in range(output_frames):
-            frame = ops.sigmoid(self.head(states[-1]))
+            frame = ops.sigmoid(self.head(ops.cat((states[-1], frame), 1)))
             folded_frames.append(frame)
             if step + 1 < output_frames:
                 inputs, new_states = frame, []
