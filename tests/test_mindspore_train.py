@@ -69,3 +69,18 @@ def test_mindspore_refuses_what_it_does_not_do(tmp_path, capsys):
     assert "--framework mindspore fine-tunes in one process in float32 without checkpoints, got --amp" in \
         capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_mindspore_fine_tuning_clips_the_global_gradient_norm():
+    from convgru_zoo.mindspore.train import FineTuner, build_model
+
+    import numpy as np
+
+    model = build_model("forecast", "convgru_forecaster_tiny")
+    before = [p.asnumpy().copy() for p in model.trainable_params()]
+    # Plain SGD at lr 1: the update is minus the clipped gradient, so its global norm is the clip.
+    tuner = FineTuner("forecast", model, optimizer="sgd", lr=1.0, weight_decay=0.0, momentum=0.0, grad_clip=1e-3)
+    clip = np.random.default_rng(0).random((2, 20, 1, 16, 16), dtype=np.float32)
+    tuner.step(clip, lr=1.0)
+    update = np.sqrt(sum(((p.asnumpy() - b) ** 2).sum() for p, b in zip(model.trainable_params(), before)))
+    assert update == pytest.approx(1e-3, rel=1e-3)

@@ -56,10 +56,25 @@ class ClassifyLoss(nn.Cell):
         return ops.cross_entropy(self.model((clip - MEAN[0]) / STD[0]), label)
 
 
+class ClippedTrainStep(nn.TrainOneStepCell):
+    """One optimizer step with the gradients' global norm clipped to ``max_norm`` (as torch's clip_grad_norm_)."""
+
+    def __init__(self, network, optimizer, max_norm):
+        super().__init__(network, optimizer)
+        self.max_norm = max_norm
+
+    def construct(self, *inputs):
+        loss = self.network(*inputs)
+        grads = self.grad_no_sens(self.network, self.weights)(*inputs)
+        grads = ops.clip_by_global_norm(grads, self.max_norm)
+        return ops.depend(loss, self.optimizer(grads))
+
+
 class FineTuner:
     """``step(batch, lr) -> loss`` with a compiled train step; ``losses`` holds every step's loss."""
 
-    def __init__(self, task, model, optimizer="adamw", lr=1e-3, weight_decay=0.01, momentum=0.9, loss="bce"):
+    def __init__(self, task, model, optimizer="adamw", lr=1e-3, weight_decay=0.01, momentum=0.9, loss="bce",
+                 grad_clip=0.0):
         self.task, self.model = task, model
         self.lr = Parameter(Tensor(lr, ms.float32), name="learning_rate", requires_grad=False)
         params = model.trainable_params()
@@ -70,7 +85,8 @@ class FineTuner:
         else:
             raise ValueError(f"optimizer must be adamw or sgd, got {optimizer!r}")
         loss_net = ForecastLoss(model, loss) if task == "forecast" else ClassifyLoss(model)
-        self.train_step = nn.TrainOneStepCell(loss_net, opt)
+        self.train_step = ClippedTrainStep(loss_net, opt, grad_clip) if grad_clip > 0 else nn.TrainOneStepCell(
+            loss_net, opt)
         self.train_step.set_train()
         self.losses = []
 
@@ -102,7 +118,7 @@ def finetune(config, mnist, out, init_state=None, progress=True, log=None):
         if init_state is not None:
             load_mindspore_params(model, torch_to_mindspore(init_state))
         tuner = FineTuner(config.task, model, config.optimizer, config.lr, config.weight_decay, config.momentum,
-                          config.loss)
+                          config.loss, config.grad_clip)
         dataset = build_dataset(config.task, mnist, "train", config.num_sequences)
         out.mkdir(parents=True, exist_ok=True)
         began = time.perf_counter()
