@@ -78,3 +78,21 @@ def lengths_values(values, batch, steps):
     if bad:
         raise ValueError(f"lengths must lie in [1, T={steps}], got {bad}")
     return values
+
+
+def backbone_args(dims, depths, kernel_size, stem_stride, num_frames, num_classes, drop_rate):
+    """Validate a ConvGRU-Net's architecture arguments (both frameworks); return (dims, depths) as tuples."""
+    dims, depths = tuple(dims), tuple(depths)
+    if len(dims) != len(depths) or not dims:
+        raise ValueError(f"dims and depths must give one entry per stage, got dims {dims} and depths {depths}")
+    for i, (dim, depth) in enumerate(zip(dims, depths)):
+        positive_int(f"dims[{i}]", dim)
+        positive_int(f"depths[{i}]", depth)
+    odd_kernel("kernel_size", kernel_size)
+    positive_int("stem_stride", stem_stride)
+    positive_int("num_frames", num_frames)
+    if not _is_int(num_classes) or num_classes < 0:
+        raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
+    if not 0. <= drop_rate < 1.:
+        raise ValueError(f"drop_rate must lie in [0, 1), got {drop_rate!r}")
+    return dims, depths

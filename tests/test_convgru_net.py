@@ -263,3 +263,19 @@ def test_docstring_table_is_what_the_figures_command_prints():
         row = f"| {arch} | {dims} | {depths} | {params_m:.3f} | {gflops:.3f} | {shape} |"
         assert row in doc, f"stale docstring row for {arch}; `python benchmarks/backbone_figures.py` prints {row}"
     assert re.search(r"python benchmarks/backbone_figures\.py", doc)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(dims=(8, 16), depths=(1,)), "one entry per stage"),
+    (dict(dims=(8, 0), depths=(1, 1)), r"dims\[1\]"),
+    (dict(dims=(8, 16), depths=(1, 0)), r"depths\[1\]"),
+    (dict(kernel_size=2), "kernel_size"),
+    (dict(num_frames=0), "num_frames"),
+    (dict(num_classes=-1), "num_classes"),
+    (dict(drop_rate=1.0), "drop_rate"),
+    (dict(in_chans=0), "in_chans"),
+])
+def test_bad_architecture_arguments_name_the_argument(kwargs, match):
+    args = dict(dims=(8, 16), depths=(1, 1)) | kwargs
+    with pytest.raises(ValueError, match=match):
+        convgru_net.ConvGRUNet(**args)

@@ -140,20 +140,11 @@ class ConvGRUNet(TeardownSafeCell):
                  stem_stride: int = 4, num_frames: int = 10, in_channels: int = 1, num_classes: int = 40,
                  drop_rate: float = 0., *, im2col: Optional[bool] = None, dtype=ms.float32):
         super().__init__()
-        dims, depths = tuple(dims), tuple(depths)
-        if len(dims) != len(depths) or not dims:
-            raise ValueError(f"dims and depths must give one entry per stage, got dims {dims} and depths {depths}")
-        for i, (dim, depth) in enumerate(zip(dims, depths)):
-            _checks.positive_int(f"dims[{i}]", dim)
-            _checks.positive_int(f"depths[{i}]", depth)
-        _checks.odd_kernel("kernel_size", kernel_size)
+        dims, depths = _checks.backbone_args(dims, depths, kernel_size, stem_stride, num_frames, num_classes,
+                                             drop_rate)
         self.in_channels = _checks.positive_int("in_channels", in_channels)
-        self.stem_stride = _checks.positive_int("stem_stride", stem_stride)
-        self.num_frames = _checks.positive_int("num_frames", num_frames)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
-        if not 0. <= drop_rate < 1.:
-            raise ValueError(f"drop_rate must lie in [0, 1), got {drop_rate!r}")
+        self.stem_stride = stem_stride
+        self.num_frames = num_frames
         self.num_classes = num_classes
         conv = dict(im2col=im2col, dtype=dtype)
 
