@@ -11,7 +11,6 @@ generated. Median seconds per step over ``--steps`` timed steps after ``--warmup
 Run it on a quiet machine: on a shared CPU the figures measure the neighbours.
 """
 import argparse
-import json
 import os
 import platform
 import statistics

@@ -5,6 +5,7 @@ is asked for. The argument checks both frameworks' forecasters share live here t
 accept and reject exactly the same configurations and clips.
 """
 from collections.abc import Sequence
+from dataclasses import asdict
 from importlib import import_module
 
 from . import _checks, specs
@@ -39,7 +40,11 @@ def create_forecaster(name="convgru_forecaster", framework="torch", pretrained=F
     except ImportError as error:
         raise ImportError(f"framework={framework!r} needs {framework} installed "
                           f"(pip install 'convgru-zoo[{framework}]'): {error}") from error
-    return module.create_forecaster(name, pretrained=pretrained, **kwargs)
+    weights_name = pretrained_weights_name(name, pretrained) if pretrained else None
+    model = module.ConvGRUForecaster(**{**asdict(FORECASTERS[name]), **kwargs})
+    if weights_name:
+        module.load_pretrained(model, weights_name)
+    return model
 
 
 def pretrained_weights_name(name, pretrained):

@@ -126,8 +126,7 @@ def build_model(task: str, name: str, **kwargs):
     if task == "forecast":
         from .forecasters import create_forecaster
         return create_forecaster(name, framework="torch", **kwargs)
-    import timm
-    from .torch import convgru_net  # noqa: F401  (registers the convgru_* backbones with timm)
+    import timm  # importing it registers the convgru_* backbones (convgru_zoo._zoo_registration)
     return timm.create_model(name, num_classes=NUM_CLASSES, num_frames=CONTEXT_FRAMES, **kwargs)
 
 
@@ -136,7 +135,6 @@ def model_names(task: str):
         from .forecasters import list_forecasters
         return list_forecasters()
     import timm
-    from .torch import convgru_net  # noqa: F401
     return timm.list_models("convgru*")
 
 

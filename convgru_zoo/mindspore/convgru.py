@@ -14,7 +14,7 @@ from typing import Optional
 
 import mindspore as ms
 import numpy as np
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, ops
 from mindspore.common import initializer as init
 
 from .. import _checks

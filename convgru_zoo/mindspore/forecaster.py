@@ -10,7 +10,6 @@ Works in PYNATIVE_MODE and compiled (GRAPH_MODE, ``mindspore.jit``). Arguments a
 Python before the call; ``output_frames`` is a compile-time constant (each value compiles once).
 """
 import math
-from dataclasses import asdict
 from typing import Optional
 
 import mindspore as ms
@@ -18,13 +17,12 @@ from mindspore import Tensor, ops
 
 from .. import convert
 from .. import pretrained as _pretrained
-from ..forecasters import HEAD_KERNEL, HEAD_PRIOR, check_clip, check_config, pretrained_weights_name
-from ..specs import FORECASTERS
+from ..forecasters import HEAD_KERNEL, HEAD_PRIOR, check_clip, check_config
 from .conv import Conv2d, TeardownSafeCell
 from .convgru import ConvGRU
 from .convgru_net import load_weights
 
-__all__ = ["ConvGRUForecaster", "create_forecaster", "load_pretrained", "convgru_forecaster", "convgru_forecaster_tiny"]
+__all__ = ["ConvGRUForecaster", "load_pretrained"]
 
 
 def space_to_depth(x, patch):
@@ -124,24 +122,3 @@ def load_pretrained(model: ConvGRUForecaster, weights_name: str) -> None:
         load_weights(model, params, f"{weights_name} ({path})")
     except ValueError as error:
         raise _pretrained.PretrainedWeightsError(str(error)) from error
-
-
-def create_forecaster(name: str, pretrained=False, **kwargs) -> ConvGRUForecaster:
-    """The forecaster variant ``name`` of ``specs.FORECASTERS``; ``kwargs`` override its spec."""
-    if name not in FORECASTERS:
-        raise ValueError(f"name must be one of {sorted(FORECASTERS)}, got {name!r}")
-    weights_name = pretrained_weights_name(name, pretrained) if pretrained else None
-    model = ConvGRUForecaster(**{**asdict(FORECASTERS[name]), **kwargs})
-    if weights_name:
-        load_pretrained(model, weights_name)
-    return model
-
-
-def convgru_forecaster(pretrained=False, **kwargs) -> ConvGRUForecaster:
-    """ConvGRU forecaster, Moving MNIST 10 -> 10 frames: patch 4, 3 ConvGRU layers x 64, kernel 3."""
-    return create_forecaster("convgru_forecaster", pretrained, **kwargs)
-
-
-def convgru_forecaster_tiny(pretrained=False, **kwargs) -> ConvGRUForecaster:
-    """Small ConvGRU forecaster for CPU demos and tests: patch 4, 2 ConvGRU layers x 32, kernel 3."""
-    return create_forecaster("convgru_forecaster_tiny", pretrained, **kwargs)

@@ -19,19 +19,17 @@ random level. Measured on the tiny variant, validation cross-entropy after 100 s
 lr 1e-2: 0.201 state-only 1x1 head, 0.203 1x1 head over state and frame, 0.157 this head.
 """
 import math
-from dataclasses import asdict
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..forecasters import HEAD_KERNEL, HEAD_PRIOR, check_clip, check_config, pretrained_weights_name
+from ..forecasters import HEAD_KERNEL, HEAD_PRIOR, check_clip, check_config
 from ..pretrained import PretrainedWeightsError, weights_file
-from ..specs import FORECASTERS
 from .convgru import ConvGRU
 
-__all__ = ["ConvGRUForecaster", "create_forecaster", "load_pretrained", "convgru_forecaster", "convgru_forecaster_tiny"]
+__all__ = ["ConvGRUForecaster", "load_pretrained"]
 
 
 class ConvGRUForecaster(nn.Module):
@@ -88,24 +86,3 @@ def load_pretrained(model: ConvGRUForecaster, weights_name: str) -> None:
         model.load_state_dict(load_file(str(path)), strict=True)
     except RuntimeError as error:
         raise PretrainedWeightsError(f"weights {weights_name} ({path}) do not fit this model: {error}") from error
-
-
-def create_forecaster(name: str, pretrained=False, **kwargs) -> ConvGRUForecaster:
-    """The forecaster variant ``name`` of ``specs.FORECASTERS``; ``kwargs`` override its spec."""
-    if name not in FORECASTERS:
-        raise ValueError(f"name must be one of {sorted(FORECASTERS)}, got {name!r}")
-    weights_name = pretrained_weights_name(name, pretrained) if pretrained else None
-    model = ConvGRUForecaster(**{**asdict(FORECASTERS[name]), **kwargs})
-    if weights_name:
-        load_pretrained(model, weights_name)
-    return model
-
-
-def convgru_forecaster(pretrained=False, **kwargs) -> ConvGRUForecaster:
-    """ConvGRU forecaster, Moving MNIST 10 -> 10 frames: patch 4, 3 ConvGRU layers x 64, kernel 3."""
-    return create_forecaster("convgru_forecaster", pretrained, **kwargs)
-
-
-def convgru_forecaster_tiny(pretrained=False, **kwargs) -> ConvGRUForecaster:
-    """Small ConvGRU forecaster for CPU demos and tests: patch 4, 2 ConvGRU layers x 32, kernel 3."""
-    return create_forecaster("convgru_forecaster_tiny", pretrained, **kwargs)
