@@ -10,19 +10,12 @@ from convgru_zoo import cli, metrics
 from convgru_zoo.checkpoint import load_weights
 from convgru_zoo.data.moving_mnist import MotionMNIST, MovingMNIST
 from convgru_zoo.forecasters import create_forecaster
+from helpers import MNIST, needs_mnist
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TRAIN = ["train", "--task", "forecast", "--model", "convgru_forecaster_tiny", "--mnist", str(MNIST),
          "--steps", "2", "--batch-size", "2", "--num-sequences", "4", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from convgru_zoo import cli
+from helpers import MNIST, needs_mnist
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-pytestmark = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")
+pytestmark = needs_mnist
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 STEPS = 3
 # SGD: its update is linear in the gradient, so the two runs may differ only by float rounding

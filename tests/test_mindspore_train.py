@@ -1,6 +1,5 @@
 """MindSpore: eval of converted weights matches PyTorch; a compiled fine-tuning run lowers the loss."""
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,9 +8,9 @@ ms = pytest.importorskip("mindspore")
 
 from convgru_zoo import cli  # noqa: E402
 from convgru_zoo.checkpoint import load_weights  # noqa: E402
+from helpers import MNIST, needs_mnist  # noqa: E402
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-pytestmark = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")
+pytestmark = needs_mnist
 
 
 @pytest.fixture(scope="module")

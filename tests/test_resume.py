@@ -6,16 +6,14 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
 from convgru_zoo import cli
+from helpers import MNIST, needs_mnist
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-pytestmark = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")
+pytestmark = needs_mnist
 
 STEPS = 8
 # One thread everywhere: the same kernels in every run, so the comparison can be bitwise.
@@ -35,14 +33,6 @@ def kill_at_first_checkpoint(proc, checkpoints, outcome):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     outcome["returncode"] = proc.wait()
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, one_thread):

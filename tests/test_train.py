@@ -1,6 +1,5 @@
 """The training loop in-process: data order, schedule, checks before work, checkpoints, learning."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,17 +9,9 @@ import torch.nn.functional as F
 from convgru_zoo import checkpoint as ckpt
 from convgru_zoo import train as training
 from convgru_zoo.train import ConfigError, Dist, Runtime, TrainConfig
+from helpers import MNIST, needs_mnist
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- data order and schedule
