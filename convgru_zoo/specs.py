@@ -26,12 +26,13 @@ BACKBONES = {
     "convgru_base": BackboneSpec(dims=(64, 128, 256), depths=(1, 2, 2)),
 }
 
-# Defaults of the pretrained configs: the labelled Moving MNIST clips the weights are trained on.
+# Defaults of the pretrained configs. Backbones take 3-channel frames, as every timm and MindCV model
+# does; the grey Moving MNIST digits they are trained on are given as 3 equal channels.
 HF_ORG = "convgru-zoo"
-INPUT_SIZE = (1, 64, 64)
+INPUT_SIZE = (3, 64, 64)
 NUM_CLASSES = 40  # 10 digits x 4 directions of motion
-MEAN = (0.5,)
-STD = (0.5,)
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from timm.utils import distribute_bn
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
-from .specs import MEAN, NUM_CLASSES, STD
+from .specs import INPUT_SIZE, MEAN, NUM_CLASSES, STD
 
 TASKS = ("forecast", "classify")
 OPTIMIZERS = ("adamw", "sgd")
@@ -142,12 +143,16 @@ def build_dataset(task: str, mnist: str, split: str, num_sequences: int):
     from .data.moving_mnist import MotionMNIST, MovingMNIST
     if task == "forecast":
         return MovingMNIST(mnist, split, num_sequences, seq_len=2 * CONTEXT_FRAMES)
-    return MotionMNIST(mnist, split, num_sequences, seq_len=CONTEXT_FRAMES)
+    return MotionMNIST(mnist, split, num_sequences, seq_len=CONTEXT_FRAMES, channels=INPUT_SIZE[0])
 
 
 def normalize(clip):
-    """Backbone input: the pretrained configs' mean/std normalisation of [0, 1] frames."""
-    return (clip - MEAN[0]) / STD[0]
+    """Backbone input: [0, 1] frames (numpy or torch) normalised per channel by the pretrained configs' mean/std."""
+    mean = np.reshape(np.float32(MEAN), (-1, 1, 1))
+    std = np.reshape(np.float32(STD), (-1, 1, 1))
+    if isinstance(clip, np.ndarray):
+        return (clip - mean) / std
+    return (clip - torch.from_numpy(mean).to(clip.device)) / torch.from_numpy(std).to(clip.device)
 
 
 def forward_loss(task: str, model, batch, device, autocast, loss="bce"):
@@ -431,8 +436,10 @@ def _train(config, runtime, env, device, resume_from):
                                          generator=torch.Generator().manual_seed(config.seed))
     net = model
     if env.world > 1:
+        # Each rank normalises its own share of the batch; the running statistics are averaged over the
+        # ranks after every step instead (below), so every replica holds the same buffers at all times.
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
     autocast = autocast_for(config.amp, device)
     model.train()
 
@@ -454,6 +461,8 @@ def _train(config, runtime, env, device, resume_from):
                 model.parameters(), config.grad_clip if config.grad_clip > 0 else float("inf"))
             scaler.step(optimizer)
             scaler.update()
+            if env.world > 1:
+                distribute_bn(model, env.world, reduce=True)
             logged = loss.detach().clone()
             if env.world > 1:
                 dist.all_reduce(logged)

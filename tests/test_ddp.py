@@ -53,3 +53,18 @@ def test_torchrun_two_cpu_processes_agree_with_one_process(tmp_path):
     last = load_file(ddp / "checkpoints" / f"step_{STEPS:07d}.safetensors")
     assert all(torch.equal(a[name], last[f"model.{name}"]) for name in a)
 
+
+
+def test_torchrun_backbone_with_batchnorm_keeps_replicas_identical(tmp_path):
+    # BatchNorm's running statistics come from each rank's own share of the batch: without averaging
+    # them over the ranks, the replicas' buffers drift apart at the first step.
+    out = tmp_path / "ddp"
+    subprocess.run([torchrun(), "--standalone", "--nproc_per_node=2", "-m", "convgru_zoo.cli", "train",
+                    "--task", "classify", "--model", "convgru_tiny", "--mnist", str(MNIST), "--steps", "2",
+                    "--batch-size", "4", "--num-sequences", "8", "--no-progress", "--out", str(out)],
+                   check=True, env=ENV, timeout=300, cwd=tmp_path)
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["ranks_agree_on_weights"] is True
+    state = load_file(out / "model.safetensors")
+    assert state["stem.conv.weight"].shape[1] == 3  # grey digits given as the 3 channels backbones take
+    assert not torch.equal(state["stem.norm.running_mean"], torch.zeros_like(state["stem.norm.running_mean"]))

@@ -185,8 +185,9 @@ def motion_velocity(direction, fraction):
 class MotionMNIST(_GeneratedClips):
     """One moving digit per clip, labelled ``digit_class * 4 + direction`` (40 classes).
 
-    Items are ``(clip float32 (seq_len, 1, S, S) in [0, 1], label np.int64)``; see the
-    module docstring for why the label needs more than one frame.
+    Items are ``(clip float32 (seq_len, channels, S, S) in [0, 1], label np.int64)``: the grey frame
+    as ``channels`` equal channels (3 for the backbones' pretrained input); see the module docstring
+    for why the label needs more than one frame.
     """
 
     _stream = _MOTION_STREAM
@@ -194,10 +195,13 @@ class MotionMNIST(_GeneratedClips):
     num_classes = 10 * len(DIRECTIONS)
 
     def __init__(self, root, split="train", num_sequences=10000, seq_len=10, image_size=64, seed=0,
-                 split_seed=0):
+                 split_seed=0, channels=1):
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive int, got {channels!r}")
         super().__init__(root, split, num_sequences, seq_len, image_size, seed, split_seed)
         if seq_len < 2:
             raise ValueError(f"seq_len must be >= 2 for motion to show, got {seq_len}")
+        self.channels = channels
 
     def draw(self, indices):
         """Digit ids (B,), directions (B,), start positions (B, 2) and velocities (B, 2) of the items."""
@@ -215,10 +219,12 @@ class MotionMNIST(_GeneratedClips):
         return digit_ids, direction, start, motion_velocity(direction, fraction)
 
     def batch(self, indices):
-        """Clips (B, seq_len, 1, S, S) and labels (B,) int64 of the items ``indices``."""
+        """Clips (B, seq_len, channels, S, S) and labels (B,) int64 of the items ``indices``."""
         digit_ids, direction, start, velocity = self.draw(indices)
         corners = self._corners(bounce(start, velocity, self.seq_len))[:, :, None]  # (B, T, 1, 2)
         clips = self._clips(render(self.digits, digit_ids[:, None], corners, self.image_size))
+        if self.channels > 1:
+            clips = np.repeat(clips, self.channels, axis=2)
         return clips, self.labels[digit_ids] * len(DIRECTIONS) + direction
 
 

@@ -137,7 +137,7 @@ class ConvGRUNet(TeardownSafeCell):
     """
 
     def __init__(self, dims: Sequence[int] = (32, 64, 128), depths: Sequence[int] = (1, 1, 1), kernel_size: int = 3,
-                 stem_stride: int = 4, num_frames: int = 10, in_channels: int = 1, num_classes: int = 40,
+                 stem_stride: int = 4, num_frames: int = 10, in_channels: int = 3, num_classes: int = 40,
                  drop_rate: float = 0., *, im2col: Optional[bool] = None, dtype=ms.float32):
         super().__init__()
         dims, depths = _checks.backbone_args(dims, depths, kernel_size, stem_stride, num_frames, num_classes,
