@@ -13,29 +13,34 @@ parameter names (BatchNorm's ``gamma/beta/moving_mean/moving_variance`` for torc
     head                global average pool -> dropout -> Dense
 
 Importing this module registers the variants with MindCV, so ``mindcv.create_model(name,
-num_classes=..., in_channels=..., pretrained=..., checkpoint_path=..., features_only=...,
-out_indices=...)`` and ``mindcv.list_models("convgru*")`` work as for MindCV's own models, in
-PYNATIVE and GRAPH mode. Unlike MindCV's own loading, every load here is strict: pretrained weights
-are sha256-checked (:mod:`convgru_zoo.pretrained`), a ``checkpoint_path`` that does not exist is an
-error, and a checkpoint must name exactly the model's parameters with their shapes.
+num_classes=..., in_channels=..., pretrained=..., features_only=..., out_indices=...)`` and
+``mindcv.list_models("convgru*")`` work as for MindCV's own models, in PYNATIVE and GRAPH mode.
+
+Loading is strict here, unlike MindCV's: pretrained weights are sha256-checked
+(:mod:`convgru_zoo.pretrained`) and must name exactly the model's parameters with their shapes.
+For a checkpoint of your own pass ``checkpoint_file=PATH``: ``create_model`` hands extra keywords
+to the model's entry point (its documented ``**kwargs``), which loads it strictly and raises if the
+file is missing. MindCV's own ``checkpoint_path=`` stays MindCV's (applied by ``create_model``
+after the entry point, no hook to reach it: a missing file is skipped, loading is not strict);
+this package does not patch MindCV.
 """
 import os
-from typing import Mapping, Optional, Sequence
+from typing import Optional, Sequence
 
 import mindspore as ms
 import numpy as np
-from mindspore import Parameter, Tensor, nn
-from mindcv.models import model_factory
+from mindspore import Tensor, nn, ops
 from mindcv.models.features import FeatureExtractWrapper
 from mindcv.models.registry import register_model
 
-from .. import _checks, convert, specs
+from .. import _checks, online, specs
 from .. import pretrained as _pretrained
 from .conv import Conv2d, TeardownSafeCell
 from .convgru import ConvGRUCell
+from .weights import load_params, pretrained_params, read_mindspore_checkpoint
 
 __all__ = ["ConvGRUNet", "ConvGRUNetFeatures", "ConvGRUStage", "FrameConvNorm", "load_checkpoint",
-           "load_pretrained", "load_weights"]
+           "load_pretrained"]
 
 
 class BatchNorm2d(TeardownSafeCell, nn.BatchNorm2d):
@@ -97,6 +102,16 @@ class ConvGRUStage(TeardownSafeCell):
         for block in self.blocks:
             x, state = block.run(x, None, lengths)
         return x, state
+
+    def step(self, x, states):
+        """Advance one (B,C,H,W) frame from the layers' ``states``; return their new states."""
+        if self.downsample is not None:
+            x = self.downsample(x.expand_dims(1)).squeeze(1)
+        new_states = []
+        for i, block in enumerate(self.blocks):
+            x = block(x, states[i])
+            new_states.append(x)
+        return new_states
 
 
 class ClassifierHead(TeardownSafeCell):
@@ -201,6 +216,38 @@ class ConvGRUNet(TeardownSafeCell):
     def construct(self, x, lengths=None):
         return self.forward_head(self.forward_features(x, lengths))
 
+    def state_shapes(self, batch: int, height: int, width: int):
+        """Shapes of the states :meth:`step` carries for (height, width) frames, one per ConvGRU layer."""
+        stages = [(len(stage.blocks), stage.blocks[0].hidden_size) for stage in self.stages]
+        return online.backbone_state_shapes(stages, self.stem_stride, batch, height, width)
+
+    def init_states(self, batch: int, height: int, width: int, dtype=ms.float32):
+        """Zero states for :meth:`step` (:mod:`convgru_zoo.online`)."""
+        online.frame_size(batch, height, width, min_size=self.feature_info[-1]["reduction"])
+        return [ops.zeros(shape, dtype) for shape in self.state_shapes(batch, height, width)]
+
+    def step(self, frame, states):
+        """Online inference: one (B,C,H,W) frame and the carried states in, (logits so far, new states) out.
+
+        After frames 0..t, the logits equal ``model(clip[:, :t + 1])`` (in eval mode, ``set_train(False)``).
+        Runs op by op; :class:`convgru_zoo.mindspore.graphs.StepCell` is the compiled step.
+        """
+        states = online.check_step(frame, states, Tensor, self.in_channels, self.state_shapes,
+                                   min_size=self.feature_info[-1]["reduction"])
+        output, new_states = self.forward_step(frame, states)
+        return output, list(new_states)
+
+    def forward_step(self, frame, states):
+        """:meth:`step` without the checks: what compiled and exported step graphs run."""
+        x = self.stem(frame.expand_dims(1)).squeeze(1)
+        new_states = ()  # a tuple: a list's extend() gives wrong states in GRAPH_MODE (MindSpore 2.10)
+        for stage in self.stages:
+            depth = len(stage.blocks)
+            stage_states = stage.step(x, states[len(new_states):len(new_states) + depth])
+            new_states = new_states + tuple(stage_states)
+            x = stage_states[-1]
+        return self.forward_head(x), new_states
+
 
 class ConvGRUNetFeatures(ConvGRUNet):
     """:class:`ConvGRUNet` whose call returns every stage's final state (MindCV ``features_only``).
@@ -226,56 +273,12 @@ class ConvGRUFeatureExtractor(TeardownSafeCell, FeatureExtractWrapper):
         return super().__call__(x)
 
 
-def _as_parameters(model, params: Mapping, source: str) -> dict:
-    """``params`` (name -> array-like) as Parameters of the model's dtypes, checked name for name.
-
-    Raises ValueError naming ``source`` and every missing, unexpected or misshapen parameter.
-    """
-    own = {p.name: p for p in model.get_parameters()}
-    missing = sorted(set(own) - set(params))
-    unexpected = sorted(set(params) - set(own))
-    arrays = {name: convert.to_numpy(value) for name, value in params.items() if name in own}
-    misshapen = [f"{name}: {arrays[name].shape} in the weights, {tuple(own[name].shape)} in the model"
-                 for name in sorted(arrays) if arrays[name].shape != tuple(own[name].shape)]
-    problems = [f"missing {missing}" if missing else "", f"unexpected {unexpected}" if unexpected else "",
-                f"misshapen [{'; '.join(misshapen)}]" if misshapen else ""]
-    problems = [p for p in problems if p]
-    if problems:
-        raise ValueError(f"weights {source} do not fit {type(model).__name__}: " + "; ".join(problems))
-    return {name: Parameter(Tensor(array, own[name].dtype), name=name) for name, array in arrays.items()}
-
-
-def load_weights(model: ConvGRUNet, params: Mapping, source: str = "the given weights") -> None:
-    """Load ``params`` (MindSpore names -> arrays, tensors or Parameters) into ``model``, strictly.
-
-    Every parameter of the model must be there with its shape, and nothing else; ``source`` names
-    the weights in errors.
-    """
-    param_dict = _as_parameters(model, params, source)
-    not_loaded, unused = ms.load_param_into_net(model, param_dict, strict_load=True)
-    if not_loaded or unused:
-        raise ValueError(f"weights {source} did not load fully into {type(model).__name__}: "
-                         f"not loaded {not_loaded}, unused {unused}")
-
-
 def load_checkpoint(model: ConvGRUNet, checkpoint_path, ema: bool = False) -> None:
-    """Load a MindSpore checkpoint (``.ckpt`` or ``.safetensors``) into ``model``, strictly.
+    """Load a MindSpore checkpoint file (``.ckpt`` or ``.safetensors``) into ``model``, strictly.
 
     With ``ema``, the ``ema.``-prefixed parameters of a MindCV training checkpoint are loaded instead.
     """
-    path = os.fspath(checkpoint_path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint_path {path!r} does not exist or is not a file")
-    fmt = "safetensors" if path.endswith(".safetensors") else "ckpt"
-    try:
-        params = ms.load_checkpoint(path, format=fmt)
-    except Exception as e:  # MindSpore raises ValueError/RuntimeError for unreadable files
-        raise ValueError(f"checkpoint_path {path!r} is not a readable MindSpore {fmt} file: {e}") from e
-    if ema:
-        params = {name[len("ema."):]: value for name, value in params.items() if name.startswith("ema.")}
-        if not params:
-            raise ValueError(f"checkpoint_path {path!r} holds no 'ema.' parameters, but ema=True was asked")
-    load_weights(model, params, repr(path))
+    load_params(model, read_mindspore_checkpoint(checkpoint_path, ema), repr(os.fspath(checkpoint_path)))
 
 
 def adapt_first_conv(weight: np.ndarray, in_channels: int) -> np.ndarray:
@@ -302,17 +305,7 @@ def load_pretrained(model: ConvGRUNet, name: str) -> None:
     a model with another ``num_classes`` than the weights keeps its own new classifier.
     """
     weights = _pretrained.get(name)
-    if weights.file_sha256("mindspore"):
-        path = _pretrained.weights_file(name, "mindspore")
-        params = {k: v.asnumpy() for k, v in ms.load_checkpoint(str(path)).items()}
-    elif weights.file_sha256("torch"):
-        from safetensors.numpy import load_file
-
-        path = _pretrained.weights_file(name, "torch")
-        params = convert.torch_to_mindspore(load_file(str(path)))
-    else:
-        raise _pretrained.PretrainedWeightsError(
-            f"{name} has no published MindSpore or PyTorch weights yet (no sha256 in convgru_zoo.specs.PRETRAINED)")
+    params, path = pretrained_params(name)
     first_conv = default_cfgs[weights.arch]["first_conv"] + ".weight"
     if first_conv in params:
         params[first_conv] = adapt_first_conv(params[first_conv], model.in_channels)
@@ -321,7 +314,7 @@ def load_pretrained(model: ConvGRUNet, name: str) -> None:
         params = {k: v for k, v in params.items() if not k.startswith(classifier + ".")}
         params.update({p.name: p for p in model.get_parameters() if p.name.startswith(classifier + ".")})
     try:
-        load_weights(model, params, f"{name} ({path})")
+        load_params(model, params, f"{name} ({path})")
     except ValueError as e:
         raise _pretrained.PretrainedWeightsError(str(e)) from e
 
@@ -341,7 +334,7 @@ def _checked_out_indices(out_indices, num_stages: int) -> list:
 
 
 def _create_convgru_net(variant: str, pretrained: bool = False, features_only: bool = False, out_indices=None,
-                        **kwargs):
+                        checkpoint_file=None, **kwargs):
     spec = specs.BACKBONES[variant]
     model_args = dict(dims=spec.dims, depths=spec.depths, kernel_size=spec.kernel_size,
                       stem_stride=spec.stem_stride, num_frames=spec.num_frames)
@@ -351,8 +344,13 @@ def _create_convgru_net(variant: str, pretrained: bool = False, features_only: b
     elif out_indices is not None:
         raise ValueError(f"out_indices applies with features_only=True, got out_indices={out_indices!r}")
     model = (ConvGRUNetFeatures if features_only else ConvGRUNet)(**model_args)
+    if pretrained and checkpoint_file is not None:
+        raise ValueError(f"pretrained and checkpoint_file exclude each other, got pretrained=True and "
+                         f"checkpoint_file={checkpoint_file!r}")
     if pretrained:
         load_pretrained(model, default_cfgs[variant]["weights"])
+    if checkpoint_file is not None:
+        load_checkpoint(model, checkpoint_file)
     if features_only:
         model = ConvGRUFeatureExtractor(model, out_indices=out_indices)
     return model
@@ -403,32 +401,3 @@ def convgru_base(pretrained: bool = False, num_classes: int = specs.NUM_CLASSES,
                  in_channels: int = specs.INPUT_SIZE[0], **kwargs):
     """ConvGRU-Base: widest stages, two ConvGRU layers in the last two."""
     return _create_convgru_net("convgru_base", pretrained, num_classes=num_classes, in_channels=in_channels, **kwargs)
-
-
-def _install_strict_checkpoint_loading() -> None:
-    """Make ``mindcv.create_model(..., checkpoint_path=...)`` load ConvGRU models with :func:`load_checkpoint`.
-
-    ``create_model`` does not pass ``checkpoint_path`` to the entry point; it calls MindCV's
-    ``load_model_checkpoint`` afterwards, which skips a missing file silently and loads non-strictly.
-    This wraps that function (looked up in ``mindcv.models.model_factory`` at call time) so ConvGRU
-    models load strictly; every other model keeps MindCV's behaviour. Idempotent.
-    """
-    mindcv_load = model_factory.load_model_checkpoint
-    if getattr(mindcv_load, "convgru_strict", False):
-        return
-
-    def load_model_checkpoint(model, checkpoint_path="", ema=False, auto_mapping=False):
-        net = model.net if isinstance(model, ConvGRUFeatureExtractor) else model
-        if not isinstance(net, ConvGRUNet):
-            return mindcv_load(model, checkpoint_path, ema, auto_mapping)
-        if auto_mapping:
-            raise ValueError("auto_mapping is not supported for ConvGRU models: their checkpoints must name "
-                             "exactly the model's parameters")
-        return load_checkpoint(net, checkpoint_path, ema)
-
-    load_model_checkpoint.convgru_strict = True
-    load_model_checkpoint.__doc__ = mindcv_load.__doc__
-    model_factory.load_model_checkpoint = load_model_checkpoint
-
-
-_install_strict_checkpoint_loading()

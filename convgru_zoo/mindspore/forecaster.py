@@ -15,12 +15,12 @@ from typing import Optional
 import mindspore as ms
 from mindspore import Tensor, ops
 
-from .. import convert
+from .. import online
 from .. import pretrained as _pretrained
 from ..forecasters import HEAD_KERNEL, HEAD_PRIOR, check_clip, check_config
 from .conv import Conv2d, TeardownSafeCell
 from .convgru import ConvGRU
-from .convgru_net import load_weights
+from .weights import load_params, pretrained_params
 
 __all__ = ["ConvGRUForecaster", "load_pretrained"]
 
@@ -103,22 +103,45 @@ class ConvGRUForecaster(TeardownSafeCell):
         frames = depth_to_space(folded.reshape((b * output_frames,) + folded.shape[2:]), p)
         return frames.reshape(b, output_frames, c, height, width)
 
+    def state_shapes(self, batch: int, height: int, width: int):
+        """Shapes of the states :meth:`step` carries for (height, width) frames, one per ConvGRU layer."""
+        return online.forecaster_state_shapes(self.convgru.hidden_sizes, self.patch_size, batch, height, width)
+
+    def init_states(self, batch: int, height: int, width: int, dtype=ms.float32):
+        """Zero states for :meth:`step` (:mod:`convgru_zoo.online`)."""
+        online.frame_size(batch, height, width, multiple=self.patch_size)
+        return [ops.zeros(shape, dtype) for shape in self.state_shapes(batch, height, width)]
+
+    def step(self, frame, states):
+        """Online inference: one (B,C,H,W) frame in [0, 1] and the carried states in; the prediction of
+        the next frame and the new states out (the contract: :mod:`convgru_zoo.online`).
+
+        Runs op by op; :class:`convgru_zoo.mindspore.graphs.StepCell` is the compiled step.
+        """
+        states = online.check_step(frame, states, Tensor, self.in_chans, self.state_shapes,
+                                   multiple=self.patch_size)
+        if not ops.is_floating_point(frame):
+            raise TypeError(f"frame must be floating point with values in [0, 1], got {frame.dtype}")
+        return self.forward_step(frame, states)
+
+    def forward_step(self, frame, states):
+        """:meth:`step` without the checks: what compiled and exported step graphs run."""
+        folded = space_to_depth(frame, self.patch_size)
+        cells = self.convgru.layers
+        new_states = []
+        inputs = folded
+        for i in range(len(cells)):
+            inputs = cells[i](inputs, states[i])
+            new_states.append(inputs)
+        prediction = ops.sigmoid(self.head(ops.cat((new_states[-1], folded), 1)))
+        return depth_to_space(prediction, self.patch_size), new_states
+
 
 def load_pretrained(model: ConvGRUForecaster, weights_name: str) -> None:
-    """Load the published weights ``weights_name`` (``<arch>.<tag>``, sha256-checked) strictly.
-
-    The MindSpore checkpoint when published, else the PyTorch safetensors converted.
-    """
-    weights = _pretrained.get(weights_name)
-    if weights.file_sha256("mindspore"):
-        path = _pretrained.weights_file(weights_name, "mindspore")
-        params = ms.load_checkpoint(str(path))
-    else:
-        from safetensors.numpy import load_file
-
-        path = _pretrained.weights_file(weights_name, "torch")
-        params = convert.torch_to_mindspore(load_file(str(path)))
+    """Load the published weights ``weights_name`` (``<arch>.<tag>``, sha256-checked) strictly
+    (:func:`convgru_zoo.mindspore.weights.pretrained_params`)."""
+    params, path = pretrained_params(weights_name)
     try:
-        load_weights(model, params, f"{weights_name} ({path})")
+        load_params(model, params, f"{weights_name} ({path})")
     except ValueError as error:
         raise _pretrained.PretrainedWeightsError(str(error)) from error

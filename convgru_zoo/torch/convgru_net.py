@@ -20,15 +20,15 @@ used for the figures below. Variant specs live in :mod:`convgru_zoo.specs`, shar
 :mod:`convgru_zoo.pretrained`: the copy shipped in the package or the Hub's (cache) file, used only
 if its sha256 matches, loaded from safetensors; ``in_chans`` and ``num_classes`` are adapted as in timm.
 
-Figures at the default clip (1 x 64 x 64 frames, T = num_frames), FLOPs of the convolutions and the
+Figures at the default clip (3 x 64 x 64 frames, T = num_frames), FLOPs of the convolutions and the
 classifier counted by ``torch.utils.flop_counter`` (2 per multiply-add; elementwise gating not
 counted), from ``python benchmarks/backbone_figures.py``:
 
 | model | dims | depths | params (M) | GFLOPs | clip (B,T,C,H,W) |
 |---|---|---|---|---|---|
-| convgru_tiny | (32, 64, 128) | (1, 1, 1) | 1.209 | 0.873 | (1, 10, 1, 64, 64) |
-| convgru_small | (48, 96, 192) | (1, 1, 2) | 4.706 | 2.599 | (1, 10, 1, 64, 64) |
-| convgru_base | (64, 128, 256) | (1, 2, 2) | 9.247 | 5.751 | (1, 10, 1, 64, 64) |
+| convgru_tiny | (32, 64, 128) | (1, 1, 1) | 1.210 | 0.878 | (1, 10, 3, 64, 64) |
+| convgru_small | (48, 96, 192) | (1, 1, 2) | 4.708 | 2.607 | (1, 10, 3, 64, 64) |
+| convgru_base | (64, 128, 256) | (1, 2, 2) | 9.249 | 5.762 | (1, 10, 3, 64, 64) |
 """
 from dataclasses import asdict, replace
 from typing import List, Optional, Tuple, Union
@@ -42,7 +42,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import adapt_input_conv, checkpoint
 from timm.models._registry import generate_default_cfgs, register_model
 
-from .. import _checks, specs
+from .. import _checks, online, specs
 from ..pretrained import PretrainedWeightsError, by_hf_hub_id, weights_file
 from .convgru import ConvGRUCell
 
@@ -119,6 +119,15 @@ class ConvGRUStage(nn.Module):
         assert state is not None
         return x, state
 
+    def step(self, x: Tensor, states: List[Tensor]) -> List[Tensor]:
+        """Advance one (B,C,H,W) frame from the layers' ``states``; return their new states."""
+        x = self.downsample(x.unsqueeze(1)).squeeze(1)
+        new_states: List[Tensor] = []
+        for i, block in enumerate(self.blocks):
+            x = block(x, states[i])
+            new_states.append(x)
+        return new_states
+
 
 class ConvGRUNet(nn.Module):
     """Hierarchical ConvGRU video backbone with a classifier on the final state (see module docstring)."""
@@ -130,7 +139,7 @@ class ConvGRUNet(nn.Module):
             kernel_size: int = 3,
             stem_stride: int = 4,
             num_frames: int = 10,
-            in_chans: int = 1,
+            in_chans: int = 3,
             num_classes: int = 40,
             global_pool: str = 'avg',
             drop_rate: float = 0.,
@@ -276,6 +285,39 @@ class ConvGRUNet(nn.Module):
     def forward(self, x: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
         return self.forward_head(self.forward_features(x, lengths))
 
+    @torch.jit.ignore
+    def state_shapes(self, batch: int, height: int, width: int) -> List[Tuple[int, int, int, int]]:
+        """Shapes of the states :meth:`step` carries for (height, width) frames, one per ConvGRU layer."""
+        stages = [(len(stage.blocks), stage.blocks[0].hidden_size) for stage in self.stages]
+        return online.backbone_state_shapes(stages, self.stem_stride, batch, height, width)
+
+    @torch.jit.ignore
+    def init_states(self, batch: int, height: int, width: int) -> List[Tensor]:
+        """Zero states for :meth:`step` (:mod:`convgru_zoo.online`), on the model's device and dtype."""
+        online.frame_size(batch, height, width, min_size=self.feature_info[len(self.stages) - 1]['reduction'])
+        dd = get_device_dtype(self)
+        return [torch.zeros(shape, **dd) for shape in self.state_shapes(batch, height, width)]
+
+    @torch.jit.ignore
+    def step(self, frame: Tensor, states: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+        """Online inference: one (B,C,H,W) frame and the carried states in, (logits so far, new states) out.
+
+        After frames 0..t, the logits equal ``model(clip[:, :t + 1])`` (in eval mode).
+        """
+        states = online.check_step(frame, states, Tensor, self.in_chans, self.state_shapes,
+                                   min_size=self.feature_info[len(self.stages) - 1]['reduction'])
+        return self.forward_step(frame, states)
+
+    def forward_step(self, frame: Tensor, states: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+        """:meth:`step` without the checks: what scripted, compiled and exported step graphs run."""
+        x = self.stem(frame.unsqueeze(1)).squeeze(1)
+        new_states: List[Tensor] = []
+        for stage in self.stages:
+            stage_states = stage.step(x, states[len(new_states):len(new_states) + len(stage.blocks)])
+            new_states.extend(stage_states)
+            x = stage_states[-1]
+        return self.forward_head(x), new_states
+
 
 def checkpoint_filter_fn(state_dict, model: ConvGRUNet):
     """Unwrap a training checkpoint and fit the stem to the model's ``in_chans``."""
@@ -338,7 +380,7 @@ default_cfgs = generate_default_cfgs({
     w.name: _cfg(
         w.arch, hf_hub_id=w.hf_hub_id, num_classes=w.num_classes, input_size=w.input_size,
         mean=w.mean, std=w.std, license=w.license, description=w.description)
-    for w in specs.PRETRAINED.values()
+    for w in specs.BACKBONE_WEIGHTS.values()
 })
 
 

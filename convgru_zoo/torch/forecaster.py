@@ -19,12 +19,13 @@ random level. Measured on the tiny variant, validation cross-entropy after 100 s
 lr 1e-2: 0.201 state-only 1x1 head, 0.203 1x1 head over state and frame, 0.157 this head.
 """
 import math
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import online
 from ..forecasters import HEAD_KERNEL, HEAD_PRIOR, check_clip, check_config
 from ..pretrained import PretrainedWeightsError, weights_file
 from .convgru import ConvGRU
@@ -75,6 +76,40 @@ class ConvGRUForecaster(nn.Module):
                 states = self.convgru(frame, states)
         # The sigmoid commutes with depth-to-space, so the loop feeds back folded frames directly.
         return F.pixel_shuffle(torch.stack(folded_frames, 1), self.patch_size)
+
+    def state_shapes(self, batch: int, height: int, width: int):
+        """Shapes of the states :meth:`step` carries for (height, width) frames, one per ConvGRU layer."""
+        return online.forecaster_state_shapes(self.convgru.hidden_sizes, self.patch_size, batch, height, width)
+
+    def init_states(self, batch: int, height: int, width: int) -> List[Tensor]:
+        """Zero states for :meth:`step` (:mod:`convgru_zoo.online`), on the model's device and dtype."""
+        online.frame_size(batch, height, width, multiple=self.patch_size)
+        weight = self.head.weight
+        return [weight.new_zeros(shape) for shape in self.state_shapes(batch, height, width)]
+
+    def step(self, frame: Tensor, states: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+        """Online inference: one (B,C,H,W) frame in [0, 1] and the carried states in; the prediction of
+        the next frame and the new states out.
+
+        Feed the ``input_frames`` context frames, then each prediction back: the predictions from the
+        last context frame on are ``model(clip)``'s frames (:mod:`convgru_zoo.online`).
+        """
+        states = online.check_step(frame, states, Tensor, self.in_chans, self.state_shapes,
+                                   multiple=self.patch_size)
+        if not frame.is_floating_point():
+            raise TypeError(f"frame must be floating point with values in [0, 1], got {frame.dtype}")
+        return self.forward_step(frame, states)
+
+    def forward_step(self, frame: Tensor, states: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+        """:meth:`step` without the checks: what scripted, compiled and exported step graphs run."""
+        folded = F.pixel_unshuffle(frame, self.patch_size)
+        inputs, new_states = folded, []
+        for cell, state in zip(self.convgru.cells, states):  # the cells: ConvGRU's own checks do not trace
+            inputs = cell(inputs, state)
+            new_states.append(inputs)
+        states = new_states
+        prediction = torch.sigmoid(self.head(torch.cat([states[-1], folded.to(states[-1].dtype)], 1)))
+        return F.pixel_shuffle(prediction.to(states[-1].dtype), self.patch_size), states
 
 
 def load_pretrained(model: ConvGRUForecaster, weights_name: str) -> None:
