@@ -244,7 +244,8 @@ def bench_mindspore(w: Workload, rounds: int, seed_steps: int) -> dict:
     import numpy as np
     from mindspore import Tensor
 
-    from convgru_zoo.convert import load_mindspore_params, torch_to_mindspore
+    from convgru_zoo.convert import torch_to_mindspore
+    from convgru_zoo.mindspore.weights import load_params
     from convgru_zoo.mindspore import ConvGRU as MsConvGRU
 
     ms.set_device("CPU")
@@ -252,7 +253,7 @@ def bench_mindspore(w: Workload, rounds: int, seed_steps: int) -> dict:
     clip_np = torch_clip.numpy()
     clip = Tensor(clip_np)
     net = MsConvGRU(w.input_size, list(w.hidden_sizes), list(w.kernel_sizes), len(w.hidden_sizes))
-    load_mindspore_params(net, torch_to_mindspore(torch_model.state_dict()))
+    load_params(net, torch_to_mindspore(torch_model.state_dict()))
     seed = _mindspore_seed_port(w)
     seed_clip = Tensor(clip_np[:, :seed_steps])
     seed_zeros = [Tensor(np.zeros((w.batch, h, w.size, w.size), np.float32)) for h in w.hidden_sizes]

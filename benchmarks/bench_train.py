@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from convgru_zoo import train as training  # noqa: E402
+from convgru_zoo.torch import train as torch_training  # noqa: E402
 from convgru_zoo._files import atomic_write_json  # noqa: E402
 
 TASK_OF = {"convgru_forecaster": "forecast", "convgru_forecaster_tiny": "forecast",
@@ -35,9 +36,9 @@ def step_seconds(model_name, batch_size, amp, device, steps, warmup, mnist):
     config = training.TrainConfig(task=task, model=model_name, batch_size=batch_size, amp=amp)
     torch.manual_seed(0)
     model = training.build_model(task, model_name).to(device).train()
-    optimizer = training.make_optimizer(config, model)
+    optimizer = torch_training.make_optimizer(config, model)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-    autocast = training.autocast_for(amp, device)
+    autocast = torch_training.autocast_for(amp, device)
     dataset = training.build_dataset(task, mnist, "train", max(batch_size, 64))
     start = time.perf_counter()
     batch = dataset.batch(range(batch_size))
@@ -46,7 +47,7 @@ def step_seconds(model_name, batch_size, amp, device, steps, warmup, mnist):
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def one_step():
-        loss, _ = training.forward_loss(task, model, batch, device, autocast)
+        loss, _ = torch_training.forward_loss(task, model, batch, device, autocast)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -80,7 +81,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = training.resolve_device(args.device, training.Dist())
+    device = torch_training.resolve_device(args.device, training.Dist())
     machine = {"device": str(device), "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}

@@ -14,6 +14,7 @@ import math
 import sys
 
 from . import train as training
+from .specs import FRAMEWORKS
 
 EXIT_USAGE = 2
 
@@ -60,13 +61,16 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_train_arguments(p, defaults):
     d = defaults
-    p.add_argument("--task", choices=training.TASKS, required=True,
+    p.add_argument("--recipe", default=None, metavar="NAME",
+                   help="train with every setting of a published recipe, e.g. convgru_tiny.mmnist_motion "
+                        "(convgru_zoo.specs.PRETRAINED); then --task, --model and the other training flags are not given")
+    p.add_argument("--task", choices=training.TASKS, default=None,
                    help="forecast: Moving MNIST 10 -> 10 frames; classify: Motion MNIST, 40 classes")
-    p.add_argument("--model", required=True, help="forecaster name or convgru_* backbone (timm)")
+    p.add_argument("--model", default=None, help="forecaster name or convgru_* backbone (timm)")
     p.add_argument("--mnist", required=True, help="folder of MNIST idx files (the digits clips are made of)")
     p.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoints/, model.safetensors")
-    p.add_argument("--framework", choices=training.FRAMEWORKS, default=d.framework,
-                   help="mindspore: compiled fine-tuning in one process (float32, no --resume)")
+    p.add_argument("--framework", choices=FRAMEWORKS, default=d.framework,
+                   help="the training loop: torch (torchrun for data parallel) or mindspore (compiled, float32)")
     p.add_argument("--init-weights", default=d.init_weights, help="start from these weights (run folder or file)")
     p.add_argument("--steps", type=_positive_int, default=d.steps)
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="global batch (all ranks)")
@@ -103,7 +107,7 @@ def _add_eval_arguments(p):
     p.add_argument("--num-sequences", type=_positive_int, default=None,
                    help="test clips: generated (default 1000) or the first N of --fixed-test (default all)")
     p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--framework", choices=("torch", "mindspore"), default="torch")
+    p.add_argument("--framework", choices=FRAMEWORKS, default="torch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (MindSpore: CPU or GPU)")
     p.add_argument("--out", default=None, help="where JSON and PNGs go (default: the run folder, or next to the file)")
     p.add_argument("--no-progress", action="store_true")
@@ -115,17 +119,44 @@ def build_parser():
     defaults = training.TrainConfig(task="forecast", model="")
     _add_train_arguments(sub.add_parser("train", help="train a forecaster or backbone"), defaults)
     _add_eval_arguments(sub.add_parser("eval", help="evaluate weights; write JSON and PNGs"))
+    release = sub.add_parser("release", help="check a finished recipe run, convert it to MindSpore, evaluate both, "
+                                             "record files, sha256s and results (convgru_zoo.release)")
+    release.add_argument("name", help="published weights, e.g. convgru_tiny.mmnist_motion")
+    release.add_argument("--run", required=True, help="the run folder trained by `train --recipe NAME`")
+    release.add_argument("--mnist", required=True, help="folder of MNIST idx files (the fixed test set is made of them)")
+    release.add_argument("--train-threads", type=_positive_int, default=None,
+                         help="threads the training used, when its train_summary.json does not record them")
+    release.add_argument("--no-progress", action="store_true")
     demo = sub.add_parser("demo", help="train a tiny forecaster for a few minutes on CPU, evaluate, plot")
     demo.add_argument("--mnist", required=True, help="folder of MNIST idx files")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--steps", type=_positive_int, default=None, help="override the demo's step count")
+    demo.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="train and evaluate in this framework")
     demo.add_argument("--no-progress", action="store_true")
     return parser
 
 
 def train_config_from(args):
+    """The run's TrainConfig: a published recipe (``--recipe``), or the flags with --task and --model."""
     fields = {f.name for f in dataclasses.fields(training.TrainConfig)}
-    config = training.TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    if args.recipe is None:
+        missing = [f"--{k}" for k in ("task", "model") if given[k] is None]
+        if missing:
+            raise training.ConfigError(f"{' and '.join(missing)} must be given (or --recipe NAME), got none")
+        config = training.TrainConfig(**given)
+    else:
+        from .pretrained import PretrainedWeightsError, get
+        try:
+            recipe = dict(get(args.recipe).recipe)
+        except PretrainedWeightsError as err:
+            raise training.ConfigError(f"--recipe must name published weights: {err}") from None
+        defaults = training.TrainConfig(task="", model="")
+        extra = [f"--{k.replace('_', '-')}" for k, v in given.items()
+                 if v is not None and v != getattr(defaults, k)]
+        if extra:
+            raise training.ConfigError(f"--recipe {args.recipe} fixes every training setting, got {', '.join(extra)} too")
+        config = training.TrainConfig(**recipe)
     runtime = training.Runtime(mnist=args.mnist, out=args.out, device=args.device, workers=args.workers,
                                progress=not args.no_progress, resume=args.resume)
     return config, runtime
@@ -137,6 +168,13 @@ def _run(args):
         summary = training.train(config, runtime)
         if training.dist_from_env().main:
             print(f"trained {summary['model']} for {summary['steps']} steps: {args.out}/model.safetensors")
+        return 0
+    if args.command == "release":
+        from .release import release
+        record = release(args.name, args.run, args.mnist, train_threads=args.train_threads,
+                         progress=not args.no_progress)
+        for framework, file in record["files"].items():
+            print(f"{args.name} {framework}: {file['path']} sha256 {file['sha256']}")
         return 0
     if args.command == "eval":
         from . import evaluate
@@ -164,12 +202,14 @@ def run_demo(args):
     from . import evaluate
 
     out = Path(args.out)
-    config = training.TrainConfig(**{**DEMO_CONFIG, **({"steps": args.steps} if args.steps else {})})
+    config = training.TrainConfig(**{**DEMO_CONFIG, "framework": args.framework,
+                                     **({"steps": args.steps} if args.steps else {})})
     runtime = training.Runtime(mnist=args.mnist, out=str(out), progress=not args.no_progress, resume=True)
-    print(f"demo: training {config.model} for {config.steps} steps on {training.resolve_device('auto', training.Dist())}"
-          f" (batch {config.batch_size}); run folder {out}")
+    print(f"demo: training {config.model} for {config.steps} steps in {config.framework} (batch {config.batch_size}); "
+          f"run folder {out}")
     training.train(config, runtime)
-    report = evaluate.evaluate(out, mnist=args.mnist, num_sequences=DEMO_EVAL_SEQUENCES, progress=not args.no_progress)
+    report = evaluate.evaluate(out, mnist=args.mnist, num_sequences=DEMO_EVAL_SEQUENCES, framework=args.framework,
+                               progress=not args.no_progress)
     print(evaluate.summary_line(report))
     print("demo: files written")
     for kind, path in report["files"].items():

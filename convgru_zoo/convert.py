@@ -89,28 +89,3 @@ def save_mindspore_checkpoint(params, path) -> Path:
     entries = [{"name": name, "data": ms.Tensor(to_numpy(value))} for name, value in params.items()]
     atomic_write(path, lambda tmp: ms.save_checkpoint(entries, tmp, format=formats[path.suffix]))
     return path
-
-
-def load_mindspore_params(net, params) -> None:
-    """Set a MindSpore Cell's parameters from ``{name: value}`` strictly (see :func:`assign_strict`)."""
-    assign_strict({p.name: p for p in net.get_parameters()}, params, type(net).__name__)
-
-
-def assign_strict(targets, params, what) -> None:
-    """Set each Parameter in ``targets`` (name -> Parameter) from ``params`` (name -> value).
-
-    Any missing, unexpected or shape-mismatched name raises one ValueError listing them all,
-    before anything is set; values are cast to each parameter's dtype.
-    """
-    import mindspore as ms
-
-    arrays = {name: to_numpy(value) for name, value in params.items()}
-    missing = [name for name in targets if name not in arrays]
-    unexpected = [name for name in arrays if name not in targets]
-    mismatched = [f"{name}: expected {tuple(targets[name].shape)}, got {arr.shape}"
-                  for name, arr in arrays.items() if name in targets and arr.shape != tuple(targets[name].shape)]
-    if missing or unexpected or mismatched:
-        raise ValueError(f"params must match the parameters of {what}: missing {missing}, "
-                         f"unexpected {unexpected}, shape mismatch {mismatched}")
-    for name, arr in arrays.items():
-        targets[name].set_data(ms.Tensor(arr, targets[name].dtype))

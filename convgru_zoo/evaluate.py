@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from . import metrics as zoo_metrics
 from . import plots
-from .specs import NUM_CLASSES
-from .train import CONTEXT_FRAMES, TASKS, ConfigError, build_model, model_names, normalize
+from .specs import FRAMEWORKS
+from .train import CONTEXT_FRAMES, TASKS, ConfigError, Dist, build_model, model_names, normalize
 
 
 GENERATED_TEST_SEQUENCES = 1000  # default number of generated test clips
@@ -30,7 +30,8 @@ GENERATED_TEST_SEQUENCES = 1000  # default number of generated test clips
 
 # ---------------------------------------------------------------- which weights
 def resolve_weights(weights, task=None, model=None):
-    """(state dict, task, model name, run folder or None) of a run folder or a safetensors file.
+    """(``{name: array}`` in PyTorch names, task, model name, run folder or None) of a run folder or a
+    safetensors file (read without any framework).
 
     A run folder holds ``model.safetensors`` and ``metrics.jsonl``; a file written by ``train``
     records task and model in its metadata, other files need ``--task`` and ``--model``.
@@ -45,7 +46,7 @@ def resolve_weights(weights, task=None, model=None):
     elif not path.is_file():
         raise ConfigError(f"--weights must be a run folder or a .safetensors file, got {str(path)!r} (not found)")
     try:
-        state, meta = ckpt.load_weights(path)
+        state, meta = ckpt.read_weights(path)
     except ValueError as err:
         raise ConfigError(f"--weights must be a readable safetensors file: {err}") from None
     for name, given, recorded in (("task", task, meta.get("task")), ("model", model, meta.get("model"))):
@@ -69,12 +70,13 @@ class TorchPredictor:
 
     def __init__(self, task, model_name, state, device="auto"):
         import torch
-        from .train import Dist, resolve_device
+
+        from .torch.train import resolve_device
         self.torch = torch
         self.device = resolve_device(device, Dist())
         self.model = build_model(task, model_name).to(self.device).eval()
         try:
-            self.model.load_state_dict(state)
+            self.model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
         except RuntimeError as err:
             raise ConfigError(f"--weights must fit {model_name}: {err}") from None
 
@@ -88,20 +90,19 @@ class MindSporePredictor:
 
     def __init__(self, task, model_name, state, device="auto"):
         import mindspore as ms
-        from .convert import load_mindspore_params, torch_to_mindspore
-        if device != "auto":  # auto: MindSpore's own default target
-            kind, _, index = device.partition(":")
-            if kind not in ("cpu", "cuda"):
-                raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
-            ms.set_device("CPU" if kind == "cpu" else "GPU", int(index) if index else None)
+
+        from .convert import torch_to_mindspore
+        from .mindspore.train import device_target
+        from .mindspore.weights import load_params
+        target, index = device_target(device)
+        if target is not None:
+            ms.set_device(target, index)
         self.ms = ms
-        if task == "forecast":
-            from .forecasters import create_forecaster
-            self.model = create_forecaster(model_name, framework="mindspore")
-        else:
-            from .mindspore import convgru_net
-            self.model = getattr(convgru_net, model_name)(num_classes=NUM_CLASSES, num_frames=CONTEXT_FRAMES)
-        load_mindspore_params(self.model, torch_to_mindspore(state))
+        self.model = build_model(task, model_name, framework="mindspore")
+        try:
+            load_params(self.model, torch_to_mindspore(state), "--weights")
+        except ValueError as err:
+            raise ConfigError(f"--weights must fit {model_name}: {err}") from None
         self.model.set_train(False)
 
     def __call__(self, x):
@@ -214,8 +215,8 @@ def training_curves(run_dir, path):
 def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_sequences=None, batch_size=32,
              framework="torch", device="auto", out=None, progress=True):
     """Evaluate ``weights``; write JSON and PNGs into ``out``; return the report (with ``files``)."""
-    if framework not in ("torch", "mindspore"):
-        raise ConfigError(f"--framework must be torch or mindspore, got {framework!r}")
+    if framework not in FRAMEWORKS:
+        raise ConfigError(f"--framework must be one of {FRAMEWORKS}, got {framework!r}")
     state, task, model, run_dir = resolve_weights(weights, task, model)
     dataset, data = _test_set(task, mnist, fixed_test, num_sequences)
     out = Path(out) if out else (run_dir if run_dir is not None else Path(weights).with_suffix("")) / "eval"

@@ -16,7 +16,7 @@ from .specs import FORECASTERS
 HEAD_KERNEL = 3      # the head's reach at folded resolution: +-1 patch, i.e. +-patch_size pixels
 HEAD_PRIOR = 0.05    # initial prediction of every pixel (about the mean of a Moving MNIST frame)
 
-FRAMEWORKS = {"torch": "convgru_zoo.torch.forecaster", "mindspore": "convgru_zoo.mindspore.forecaster"}
+MODULES = {"torch": "convgru_zoo.torch.forecaster", "mindspore": "convgru_zoo.mindspore.forecaster"}
 
 
 def list_forecasters():
@@ -33,10 +33,10 @@ def create_forecaster(name="convgru_forecaster", framework="torch", pretrained=F
     """
     if name not in FORECASTERS:
         raise ValueError(f"name must be one of {list_forecasters()}, got {name!r}")
-    if framework not in FRAMEWORKS:
-        raise ValueError(f"framework must be one of {sorted(FRAMEWORKS)}, got {framework!r}")
+    if framework not in MODULES:
+        raise ValueError(f"framework must be one of {specs.FRAMEWORKS}, got {framework!r}")
     try:
-        module = import_module(FRAMEWORKS[framework])
+        module = import_module(MODULES[framework])
     except ImportError as error:
         raise ImportError(f"framework={framework!r} needs {framework} installed "
                           f"(pip install 'convgru-zoo[{framework}]'): {error}") from error

@@ -18,7 +18,6 @@ from . import specs
 from ._files import sha256_of
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-FRAMEWORKS = tuple(specs.WEIGHT_FILES)
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -93,5 +92,5 @@ def _hub_download(weights: specs.PretrainedWeights, filename: str, cache_dir, sh
 
 def _framework(framework: str) -> str:
     if framework not in specs.WEIGHT_FILES:
-        raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
+        raise ValueError(f"framework must be one of {specs.FRAMEWORKS}, got {framework!r}")
     return framework

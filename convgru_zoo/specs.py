@@ -56,6 +56,7 @@ FORECASTERS = {
 # Pretrained weights. A tag names one training run of one variant (``<arch>.<tag>``); its home is the
 # Hub repo ``HF_ORG/<arch>.<tag>``, holding one file per framework. Every door (timm, MindCV,
 # torch.hub) resolves a tag through ``convgru_zoo.pretrained``, which checks the file's sha256.
+FRAMEWORKS = ("torch", "mindspore")
 WEIGHT_FILES = {"torch": "model.safetensors", "mindspore": "model.ckpt"}  # file names in the Hub repo
 
 

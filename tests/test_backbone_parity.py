@@ -20,7 +20,7 @@ import mindcv  # noqa: E402
 from mindspore import Tensor, nn  # noqa: E402
 
 from convgru_zoo import convert, specs  # noqa: E402
-from convgru_zoo.mindspore.convgru_net import load_weights  # noqa: E402
+from convgru_zoo.mindspore.weights import load_params  # noqa: E402
 from convgru_zoo.torch.convgru_net import ConvGRUNet as TorchConvGRUNet  # noqa: E402
 
 VARIANTS = sorted(specs.BACKBONES)
@@ -50,7 +50,7 @@ def torch_model(arch):
 def mindspore_twin(model, arch):
     """The MindCV model of ``arch`` holding ``model``'s weights."""
     net = mindcv.create_model(arch, num_classes=NUM_CLASSES, in_channels=CLIP[2])
-    load_weights(net, convert.torch_to_mindspore(model.state_dict()), "the torch model's")
+    load_params(net, convert.torch_to_mindspore(model.state_dict()), "the torch model's")
     return net
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from convgru_zoo import cli, metrics
-from convgru_zoo.checkpoint import load_weights
+from safetensors.torch import load_file
 from convgru_zoo.data.moving_mnist import MotionMNIST, MovingMNIST
 from convgru_zoo.forecasters import create_forecaster
 from helpers import MNIST, needs_mnist
@@ -81,7 +81,7 @@ def test_eval_forecast_reports_openstl_metrics_of_the_model_and_writes_pngs(fore
         assert Path(report["files"][kind]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The same numbers computed here from the model and the test clips.
     model = create_forecaster("convgru_forecaster_tiny")
-    model.load_state_dict(load_weights(forecast_run / "model.safetensors")[0])
+    model.load_state_dict(load_file(forecast_run / "model.safetensors"))
     clips = MovingMNIST(str(MNIST), "test", 6).batch(range(6))
     with torch.no_grad():
         pred = model.eval()(torch.from_numpy(clips[:, :10])).numpy()
@@ -121,7 +121,7 @@ def test_train_and_eval_a_backbone_with_a_single_frame_baseline(tmp_path, capsys
     assert 0 <= m["single_frame"]["top1"] <= m["single_frame"]["top5"] <= 1
     # The baseline is the same model on the first frame: recompute it.
     model = __import__("timm").create_model("convgru_tiny", num_classes=40, num_frames=10)
-    model.load_state_dict(load_weights(out / "model.safetensors")[0])
+    model.load_state_dict(load_file(out / "model.safetensors"))
     clip, labels = MotionMNIST(str(MNIST), "test", 4).batch(range(4))
     with torch.no_grad():
         logits = model.eval()(torch.from_numpy((clip[:, :1] - 0.5) / 0.5)).numpy()

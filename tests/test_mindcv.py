@@ -1,7 +1,7 @@
 """The MindCV door: ``mindcv.create_model`` / ``list_models`` for convgru_tiny/small/base.
 
 Registration and configs, clips and images, ``features_only``/``out_indices``, strict
-``checkpoint_path`` and sha256-checked ``pretrained`` loading (with weights files the tests make),
+``checkpoint_file`` and sha256-checked ``pretrained`` loading (with weights files the tests make),
 input errors, PYNATIVE and GRAPH mode. Agreement with PyTorch is in test_backbone_parity.py.
 """
 import re
@@ -20,6 +20,7 @@ from mindspore import Tensor  # noqa: E402
 from convgru_zoo import convert, pretrained, specs  # noqa: E402
 from convgru_zoo.mindspore import convgru_net  # noqa: E402  (registers the models)
 from convgru_zoo.mindspore.convgru_net import ConvGRUNet, adapt_first_conv  # noqa: E402
+from convgru_zoo.mindspore.weights import load_params  # noqa: E402
 
 VARIANTS = sorted(specs.BACKBONES)
 TAG = "convgru_tiny.mmnist_motion"
@@ -148,7 +149,7 @@ def test_features_only_returns_the_chosen_stage_states():
     full = tiny()
     states = [s.asnumpy() for s in full.forward_stages(clip)]
     extractor = tiny(features_only=True)
-    convgru_net.load_weights(extractor.net, params_of(full))
+    load_params(extractor.net, params_of(full))
     assert extractor.out_channels == [32, 64, 128]
     features = extractor(clip)
     assert [f.shape for f in features] == [(2, 32, 8, 8), (2, 64, 4, 4), (2, 128, 2, 2)]
@@ -166,7 +167,7 @@ def graph_mode_outputs():
     clip = Tensor(randn(2, 3, 1, 32, 32, seed=4))
     net = tiny()
     extractor = tiny(features_only=True, out_indices=(1, 2))
-    convgru_net.load_weights(extractor.net, params_of(net))
+    load_params(extractor.net, params_of(net))
     eager = net(clip).asnumpy(), [f.asnumpy() for f in extractor(clip)]
     previous = ms.get_context("mode")
     ms.set_context(mode=ms.GRAPH_MODE)
@@ -186,44 +187,46 @@ def test_graph_mode_matches_pynative(graph_mode_outputs):
 
 
 # ----------------------------------------------------------------------------------------------
-# checkpoint_path: strict
+# checkpoint_file: strict (MindCV's checkpoint_path stays MindCV's)
 
 
 @pytest.mark.parametrize("suffix", [".ckpt", ".safetensors"])
-def test_checkpoint_path_loads_exactly(tmp_path, suffix):
+def test_checkpoint_file_loads_exactly(tmp_path, suffix):
     source = tiny()
     path = convert.save_mindspore_checkpoint(source, tmp_path / f"tiny{suffix}")
-    assert_same_params(params_of(tiny(checkpoint_path=str(path))), params_of(source))
-    assert_same_params(params_of(tiny(checkpoint_path=str(path), features_only=True)), params_of(source))
+    assert_same_params(params_of(tiny(checkpoint_file=str(path))), params_of(source))
+    assert_same_params(params_of(tiny(checkpoint_file=str(path), features_only=True)), params_of(source))
 
 
-def test_checkpoint_path_ema_weights(tmp_path):
+def test_load_checkpoint_ema_weights(tmp_path):
     source = tiny()
     ema = {f"ema.{name}": value for name, value in params_of(source).items()}
     path = convert.save_mindspore_checkpoint(dict(params_of(tiny()), **ema), tmp_path / "ema.ckpt")
-    assert_same_params(params_of(tiny(checkpoint_path=str(path), ema=True)), params_of(source))
+    net = tiny()
+    convgru_net.load_checkpoint(net, path, ema=True)
+    assert_same_params(params_of(net), params_of(source))
 
 
-def test_checkpoint_path_errors_name_the_file(tmp_path):
+def test_checkpoint_file_errors_name_the_file(tmp_path):
     missing = tmp_path / "missing.ckpt"
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
-        tiny(checkpoint_path=str(missing))
+        tiny(checkpoint_file=str(missing))
     other = convert.save_mindspore_checkpoint(tiny(num_classes=7), tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match=r"other\.ckpt.*misshapen.*head\.fc\.weight"):
-        tiny(checkpoint_path=str(other))
+        tiny(checkpoint_file=str(other))
     partial = convert.save_mindspore_checkpoint(
         {k: v for k, v in params_of(tiny()).items() if not k.startswith("stem.")}, tmp_path / "partial.ckpt")
     with pytest.raises(ValueError, match=r"partial\.ckpt.*missing.*stem\.conv\.weight"):
-        tiny(checkpoint_path=str(partial))
+        tiny(checkpoint_file=str(partial))
     extra = convert.save_mindspore_checkpoint(dict(params_of(tiny()), step=np.zeros(1)), tmp_path / "extra.ckpt")
     with pytest.raises(ValueError, match=r"extra\.ckpt.*unexpected \['step'\]"):
-        tiny(checkpoint_path=str(extra))
+        tiny(checkpoint_file=str(extra))
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="garbage.ckpt"):
-        tiny(checkpoint_path=str(garbage))
-    with pytest.raises(ValueError, match="auto_mapping"):
-        tiny(checkpoint_path=str(other), auto_mapping=True)
+        tiny(checkpoint_file=str(garbage))
+    with pytest.raises(ValueError, match="pretrained and checkpoint_file exclude each other"):
+        tiny(checkpoint_file=str(other), pretrained=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -294,9 +297,20 @@ def test_pretrained_errors_name_the_file(publish):
         mindcv.create_model("convgru_tiny", pretrained=True, checkpoint_path=str(wrong))
 
 
-def test_other_mindcv_models_keep_mindcv_loading(tmp_path):
-    """Only ConvGRU models load strictly; MindCV's own still skip a missing checkpoint_path."""
+def test_mindcv_loading_is_left_as_mindcv_ships_it(tmp_path):
+    """Nothing of MindCV is patched: ``create_model`` still calls MindCV's own loader, which skips a missing
+    ``checkpoint_path`` and loads non-strictly, for its models and ours alike (hence ``checkpoint_file``)."""
+    from mindcv.models import helpers, model_factory
+
+    assert model_factory.load_model_checkpoint is helpers.load_model_checkpoint
+    assert model_factory.load_model_checkpoint.__module__ == "mindcv.models.helpers"
     mindcv.create_model("resnet18", num_classes=3, checkpoint_path=str(tmp_path / "missing.ckpt"))
+    source = tiny()
+    partial = convert.save_mindspore_checkpoint(
+        {k: v for k, v in params_of(source).items() if k.startswith("stem.")}, tmp_path / "partial.ckpt")
+    net = tiny(checkpoint_path=str(partial))  # MindCV's lax loading: the stem only, no error
+    assert_same_params({k: v for k, v in params_of(net).items() if k.startswith("stem.")},
+                       {k: v for k, v in params_of(source).items() if k.startswith("stem.")})
 
 
 def test_import_convgru_zoo_registers_the_models_quietly():

@@ -15,7 +15,7 @@ ms.set_device("CPU")
 
 from mindspore import Tensor, nn, ops  # noqa: E402
 
-from convgru_zoo.convert import load_mindspore_params  # noqa: E402
+from convgru_zoo.mindspore.weights import load_params  # noqa: E402
 from convgru_zoo.mindspore import Conv2d, ConvGRU, ConvGRUCell, load_seed_params  # noqa: E402
 from convgru_zoo.mindspore.convgru import tanh  # noqa: E402
 
@@ -222,7 +222,7 @@ def test_lengths_give_each_samples_own_last_valid_state_in_both_directions():
 def test_time_first_equals_batch_first_transposed():
     net = ConvGRU(2, 3, 3, 1)
     time_first = ConvGRU(2, 3, 3, 1, batch_first=False)
-    load_mindspore_params(time_first, {p.name: p for p in net.get_parameters()})
+    load_params(time_first, {p.name: p for p in net.get_parameters()})
     clip = randn(2, 4, 2, 5, 5)
     out, states = net(Tensor(clip))
     out_t, states_t = time_first(Tensor(clip.transpose(1, 0, 2, 3, 4)))

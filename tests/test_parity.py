@@ -17,6 +17,7 @@ from mindspore import nn as msnn  # noqa: E402
 
 from convgru_zoo import convert  # noqa: E402
 from convgru_zoo.mindspore import Conv2d, ConvGRU  # noqa: E402
+from convgru_zoo.mindspore.weights import load_params  # noqa: E402
 from convgru_zoo.torch import ConvGRU as TorchConvGRU  # noqa: E402
 
 RNG = np.random.default_rng(1)
@@ -37,7 +38,7 @@ def twins(*args, **kwargs):
     """A torch ConvGRU and a MindSpore ConvGRU holding its weights, converted by convgru_zoo.convert."""
     model = TorchConvGRU(*args, **kwargs)
     net = ConvGRU(*args, **kwargs)
-    convert.load_mindspore_params(net, convert.torch_to_mindspore(model.state_dict()))
+    load_params(net, convert.torch_to_mindspore(model.state_dict()))
     return model, net
 
 
@@ -121,7 +122,7 @@ def test_convgru_round_trip_torch_mindspore_torch_is_exact():
     params = convert.torch_to_mindspore(model.state_dict())
     net = ConvGRU(3, [4, 5], [3, 1], 2, bidirectional=True)
     assert sorted(params) == sorted(p.name for p in net.get_parameters())
-    convert.load_mindspore_params(net, params)
+    load_params(net, params)
     back = convert.mindspore_to_torch(net)
     assert sorted(back) == sorted(model.state_dict())
     for name, value in model.state_dict().items():
@@ -149,7 +150,7 @@ def test_batchnorm_and_groupnorm_names_map_and_outputs_agree():
     assert set(params) == {"0.weight", "0.bias", "1.gamma", "1.beta", "1.moving_mean", "1.moving_variance",
                            "2.gamma", "2.beta"}
     assert set(params) == {p.name for p in net.get_parameters()}
-    convert.load_mindspore_params(net, params)
+    load_params(net, params)
     net.set_train(False)
     x = randn(2, 3, 5, 5)
     assert np.abs(net(Tensor(x)).asnumpy() - model(torch.from_numpy(x)).detach().numpy()).max() <= 1e-5
@@ -171,7 +172,7 @@ def test_strict_loading_names_missing_unexpected_and_mismatched():
     params["ConvGRUCell_01.out_gate.bias"] = np.zeros(4, np.float32)
     params["ConvGRUCell_00.reset_gate.weight"] = np.zeros((4, 7, 5, 5), np.float32)
     with pytest.raises(ValueError) as err:
-        convert.load_mindspore_params(net, params)
+        load_params(net, params)
     for name in ("ConvGRUCell_00.out_gate.bias", "ConvGRUCell_01.out_gate.bias", "ConvGRUCell_00.reset_gate.weight"):
         assert name in str(err.value)
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from convgru_zoo import checkpoint as ckpt
 from convgru_zoo import train as training
+from convgru_zoo.torch import train as torch_training
 from convgru_zoo.train import ConfigError, Dist, Runtime, TrainConfig
 from helpers import MNIST, needs_mnist
 
@@ -27,7 +28,7 @@ def test_batches_are_a_function_of_seed_and_step_and_cover_each_epoch():
 
 def test_ranks_split_each_global_batch_without_overlap():
     world = 2
-    sampler_parts = [list(training.StepBatchSampler(3, 6, 4, 50, 1, rank, world)) for rank in range(world)]
+    sampler_parts = [list(torch_training.StepBatchSampler(3, 6, 4, 50, 1, rank, world)) for rank in range(world)]
     for step, parts in zip(range(3, 6), zip(*sampler_parts)):
         merged = sorted(parts[0] + parts[1])
         assert merged == sorted(training.batch_indices(step, 4, 50, 1))
@@ -59,7 +60,7 @@ def _config(**kw):
     (dict(amp="fp16"), Dist(), "--amp fp16 needs a CUDA device"),
     (dict(model="resnet50"), Dist(), "--model must be one of"),
     (dict(task="classify"), Dist(), "--model must be one of"),
-    (dict(framework="mindspore", amp="bf16"), Dist(), "--framework mindspore"),
+    (dict(framework="mindspore", amp="bf16"), Dist(), "--amp must be none with --framework mindspore"),
     (dict(init_weights="/no/such/weights.safetensors"), Dist(), "--init-weights must be"),
 ])
 def test_bad_settings_are_refused_naming_the_argument(tmp_path, change, env, message):
@@ -88,16 +89,16 @@ def test_forecaster_training_lowers_the_loss_and_writes_a_self_describing_run(tm
     mean_frame_loss = F.binary_cross_entropy(future.mean().expand_as(future), future).item()
     assert records[-1]["loss"] < min(records[0]["loss"], mean_frame_loss)
     assert all(np.isfinite(r["grad_norm"]) and r["lr"] == 3e-3 for r in records)
-    state, meta = ckpt.load_weights(out / "model.safetensors")
+    state, meta = ckpt.read_weights(out / "model.safetensors")
     assert meta["task"] == "forecast" and meta["model"] == "convgru_forecaster_tiny" and meta["step"] == "8"
     assert summary["weights_sha256"] == json.loads((out / "train_summary.json").read_text())["weights_sha256"]
     # checkpoints at 6 and 8 kept (keep=2), 3 pruned; the last equals the final weights
     assert [p.name for p in ckpt.list_checkpoints(out / "checkpoints")] == ["step_0000006.json", "step_0000008.json"]
     model = training.build_model("forecast", "convgru_forecaster_tiny")
-    optimizer = training.make_optimizer(config, model)
-    meta, _ = ckpt.load_checkpoint(ckpt.latest_checkpoint(out / "checkpoints"), model, optimizer)
+    optimizer = torch_training.make_optimizer(config, model)
+    meta, _ = torch_training.restore_checkpoint(ckpt.latest_checkpoint(out / "checkpoints"), model, optimizer)
     assert meta["step"] == 8 and meta["data_position"]["next_sample"] == 16
-    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+    assert all(np.array_equal(model.state_dict()[k].numpy(), v) for k, v in state.items())
     assert optimizer.state_dict()["state"][0]["step"].item() == 8
 
     with pytest.raises(ConfigError, match="--out must be a new or empty run folder"):
@@ -111,14 +112,23 @@ def test_forecaster_training_lowers_the_loss_and_writes_a_self_describing_run(tm
 def test_backbone_trains_with_bf16_autocast_and_sgd(tmp_path):
     out = tmp_path / "cls"
     config = TrainConfig(task="classify", model="convgru_tiny", steps=2, batch_size=2, num_sequences=4,
-                         optimizer="sgd", lr=0.05, amp="bf16", grad_clip=1.0, val_every=2, val_sequences=2)
+                         optimizer="sgd", lr=0.05, amp="bf16", grad_clip=1.0, val_every=2, val_sequences=4)
     training.train(config, Runtime(mnist=str(MNIST), out=str(out), progress=False))
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 2 and all(np.isfinite(r["loss"]) for r in records)
-    assert 0 <= records[-1]["val_top1"] <= 1 and np.isfinite(records[-1]["val_loss"])
-    state, meta = ckpt.load_weights(out / "model.safetensors")
+    state, meta = ckpt.read_weights(out / "model.safetensors")
     assert meta["task"] == "classify" and state["head.fc.weight"].shape == (40, 128)
-    assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())  # autocast kept fp32 weights
+    assert all(v.dtype in (np.float32, np.int64) for v in state.values())  # autocast kept fp32 weights
+    torch.manual_seed(config.seed)
+    model = training.build_model("classify", "convgru_tiny")
+    assert not np.array_equal(model.state_dict()["head.fc.weight"].numpy(), state["head.fc.weight"]), "SGD moved"
+    # The validation logged at the last step is that of the final weights, recomputed here.
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    clips, labels = training.build_dataset("classify", str(MNIST), "val", 4).batch(range(4))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model.eval()(torch.from_numpy(training.normalize(clips))).float()
+    assert records[-1]["val_top1"] == (logits.argmax(-1).numpy() == labels).mean()
+    assert records[-1]["val_loss"] == pytest.approx(F.cross_entropy(logits, torch.from_numpy(labels)).item(), rel=1e-3)
 
 
 def test_a_checkpoint_without_its_sidecar_or_with_a_bad_hash_is_not_used(tmp_path):
@@ -127,11 +137,11 @@ def test_a_checkpoint_without_its_sidecar_or_with_a_bad_hash_is_not_used(tmp_pat
     model(torch.ones(1, 2)).sum().backward()
     optimizer.step()
     folder = tmp_path / "checkpoints"
-    good = ckpt.save_checkpoint(folder, 1, model, optimizer, {"config": {}}, [ckpt.rng_state()[1]])
+    good = torch_training.save_checkpoint(folder, 1, model, optimizer, {"config": {}}, [torch_training.torch_rng_state()])
     assert ckpt.latest_checkpoint(folder) == good
     (folder / "step_0000002.safetensors").write_bytes(b"half-written")  # killed before its sidecar
     assert ckpt.latest_checkpoint(folder) == good
-    bad = ckpt.save_checkpoint(folder, 3, model, optimizer, {"config": {}}, [ckpt.rng_state()[1]])
+    bad = torch_training.save_checkpoint(folder, 3, model, optimizer, {"config": {}}, [torch_training.torch_rng_state()])
     with open(bad.with_suffix(".safetensors"), "r+b") as f:
         f.seek(-1, 2)
         f.write(b"\x7f")
@@ -139,7 +149,7 @@ def test_a_checkpoint_without_its_sidecar_or_with_a_bad_hash_is_not_used(tmp_pat
     assert not list(folder.glob(".*.tmp"))
     fresh = torch.nn.Linear(2, 2)
     fresh_opt = torch.optim.AdamW(fresh.parameters())
-    ckpt.load_checkpoint(good, fresh, fresh_opt)
+    torch_training.restore_checkpoint(good, fresh, fresh_opt)
     assert torch.equal(fresh.weight, model.weight)
     assert torch.equal(fresh_opt.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
 
@@ -147,7 +157,7 @@ def test_a_checkpoint_without_its_sidecar_or_with_a_bad_hash_is_not_used(tmp_pat
 def test_resume_keeps_the_metrics_of_checkpointed_steps_only(tmp_path):
     log = tmp_path / "metrics.jsonl"
     log.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 0.9}\n{"step": 3, "loss": 0.8}\n{"step": 4, "lo')
-    kept = training._metrics_lines_upto(log, 2)  # killed mid-line after checkpoint 2
+    kept = training.metrics_lines_upto(log, 2)  # killed mid-line after checkpoint 2
     assert [json.loads(line)["step"] for line in kept] == [1, 2]
 
 
@@ -157,5 +167,5 @@ def test_forecaster_trains_with_bf16_autocast(tmp_path):
     training.train(_config(steps=1, amp="bf16"), Runtime(mnist=str(MNIST), out=str(tmp_path / "bf16"), progress=False))
     records = [json.loads(line) for line in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
     assert np.isfinite(records[0]["loss"]) and np.isfinite(records[0]["grad_norm"])
-    state, _ = ckpt.load_weights(tmp_path / "bf16" / "model.safetensors")
-    assert all(v.dtype == torch.float32 for v in state.values())  # autocast kept fp32 weights
+    state, _ = ckpt.read_weights(tmp_path / "bf16" / "model.safetensors")
+    assert all(v.dtype == np.float32 for v in state.values())  # autocast kept fp32 weights

@@ -18,8 +18,8 @@ from mindspore import Tensor, ops
 from mindspore.common import initializer as init
 
 from .. import _checks
-from ..convert import assign_strict
 from .conv import Conv2d, TeardownSafeCell, conv2d
+from .weights import assign_strict
 
 
 def tanh(x):
@@ -233,4 +233,4 @@ def load_seed_params(net: ConvGRU, params) -> None:
     for param in net.get_parameters():
         cell, rest = param.name.split(".", 1)
         own[f"cells.{index[cell]}.{rest}"] = param
-    assign_strict(own, params, f"{type(net).__name__} in the seed layout (cells.N.<gate>.weight/bias)")
+    assign_strict(own, params, "in the seed layout (cells.N.<gate>.weight/bias)", type(net).__name__)

@@ -1,0 +1,334 @@
+"""The PyTorch training loop of :mod:`convgru_zoo.train`: one process or many (``torchrun``:
+DistributedDataParallel over gloo on CPU, NCCL on GPU), float32 or bf16/fp16 autocast.
+
+A checkpoint's tensor file holds the model's and the optimizer's tensors and every rank's torch
+RNG state (``model.*``, ``optim.<param index>.<key>``, ``rng.torch.<rank>``, ``rng.cuda.<rank>``);
+its sidecar adds the optimizer's hyper-parameters and the grad-scaler state to the shared ones.
+"""
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+from timm.utils import distribute_bn
+from tqdm.auto import tqdm
+
+from .. import checkpoint as ckpt
+from .. import train as core
+from ..specs import MEAN, STD
+from ..train import CONTEXT_FRAMES, ConfigError, Dist
+
+
+# ---------------------------------------------------------------- checks and devices
+def resolve_device(name: str, env: Dist) -> torch.device:
+    """``--device`` (auto, cpu, cuda, cuda:N) as a torch device; under torchrun, cuda is the local rank's."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device must name an available device, got {name!r} but CUDA is not available")
+        if device.index is None:
+            device = torch.device("cuda", env.local_rank)
+    return device
+
+
+def check(config: core.TrainConfig, runtime: core.Runtime, env: Dist) -> None:
+    """What only the PyTorch loop can check: the device and the AMP mode on it."""
+    device = resolve_device(runtime.device, env)
+    if config.amp == "fp16" and device.type != "cuda":
+        raise ConfigError(f"--amp fp16 needs a CUDA device (GradScaler), got --device {device}; use --amp bf16 on CPU")
+
+
+# ---------------------------------------------------------------- data, loss, optimizer
+class StepBatchSampler(torch.utils.data.Sampler):
+    """This rank's share of the global batches of steps ``start .. stop-1`` (for a DataLoader)."""
+
+    def __init__(self, start, stop, batch_size, n, seed, rank=0, world=1):
+        self.start, self.stop, self.batch_size, self.n, self.seed = start, stop, batch_size, n, seed
+        self.rank, self.world = rank, world
+
+    def __len__(self):
+        return self.stop - self.start
+
+    def __iter__(self):
+        return core.rank_batches(self.start, self.stop, self.batch_size, self.n, self.seed, self.rank, self.world)
+
+
+def normalize(clip: torch.Tensor) -> torch.Tensor:
+    """:func:`convgru_zoo.train.normalize` for a tensor, on its device."""
+    mean = torch.tensor(MEAN, dtype=torch.float32, device=clip.device).view(-1, 1, 1)
+    std = torch.tensor(STD, dtype=torch.float32, device=clip.device).view(-1, 1, 1)
+    return (clip - mean) / std
+
+
+def forward_loss(task: str, model, batch, device, autocast, loss="bce"):
+    """(loss, outputs) of one batch; the loss in float32 whatever the autocast dtype.
+
+    Forecasts are frames in [0, 1] (a sigmoid): per-pixel binary cross-entropy keeps a gradient
+    where MSE through the sigmoid vanishes once the model predicts the black background everywhere
+    (the plateau a small forecaster otherwise sits on at loss ~0.04).
+    """
+    if task == "forecast":
+        clip = batch.to(device, non_blocking=True)
+        context, future = clip[:, :CONTEXT_FRAMES], clip[:, CONTEXT_FRAMES:]
+        with autocast():
+            pred = model(context)
+        pred = pred.float()
+        if loss == "mse":
+            return F.mse_loss(pred, future), pred
+        return F.binary_cross_entropy(pred, future), pred
+    clip, label = batch
+    clip, label = clip.to(device, non_blocking=True), label.to(device, non_blocking=True)
+    with autocast():
+        logits = model(normalize(clip))
+    return F.cross_entropy(logits.float(), label), logits
+
+
+def make_optimizer(config: core.TrainConfig, model):
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay)
+
+
+def autocast_for(amp: str, device: torch.device):
+    """A no-argument context factory: bf16/fp16 autocast on ``device`` or nothing."""
+    if amp == "none":
+        return lambda: torch.autocast(device.type, enabled=False)
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def as_arrays(state_dict) -> dict:
+    """A state dict as ``{name: np.ndarray}`` (CPU copies), for :mod:`convgru_zoo.checkpoint`."""
+    return {k: v.detach().cpu().numpy() for k, v in state_dict.items()}
+
+
+def weights_digest(model) -> str:
+    """sha256 of every parameter and buffer's bytes, in state-dict order."""
+    digest = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- checkpoints
+def torch_rng_state() -> dict:
+    """This process's torch (and CUDA) RNG states."""
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["cuda"] = torch.cuda.get_rng_state()
+    return tensors
+
+
+def _optimizer_parts(optimizer):
+    """Split ``optimizer.state_dict()`` into tensors and a JSON-able remainder."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, entry in state["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _optimizer_state(tensors, json_part):
+    state = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    for index, entry in json_part["scalars"].items():
+        state.setdefault(int(index), {}).update(entry)
+    return {"state": state, "param_groups": json_part["param_groups"]}
+
+
+def save_checkpoint(directory, step, model, optimizer, sidecar, rank_rng_tensors, keep=2) -> Path:
+    """Write checkpoint ``step`` (model, optimizer, every rank's torch RNG + ``sidecar``); return the sidecar path."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    optim_tensors, optim_json = _optimizer_parts(optimizer)
+    tensors.update(optim_tensors)
+    for rank, rng in enumerate(rank_rng_tensors):
+        tensors.update({f"rng.{kind}.{rank}": value for kind, value in rng.items()})
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}  # no shared storage
+    return ckpt.write_checkpoint(directory, step, save_tensors(tensors), dict(sidecar, optimizer=optim_json), keep)
+
+
+def restore_checkpoint(json_path, model, optimizer, rank=0):
+    """Restore model and optimizer from a checkpoint; return (sidecar dict, this rank's torch RNG tensors)."""
+    meta, data = ckpt.read_checkpoint(json_path)
+    tensors = load_tensors(data)
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    optimizer.load_state_dict(_optimizer_state(tensors, meta["optimizer"]))
+    rng = {kind: tensors[f"rng.{kind}.{rank}"] for kind in ("torch", "cuda") if f"rng.{kind}.{rank}" in tensors}
+    return meta, rng
+
+
+def set_torch_rng_state(tensors) -> None:
+    torch.set_rng_state(tensors["torch"])
+    if "cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["cuda"])
+
+
+# ---------------------------------------------------------------- the loop
+def _gather_objects(env: Dist, obj):
+    if env.world == 1:
+        return [obj]
+    out = [None] * env.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+@torch.no_grad()
+def validate(task, model, dataset, batch_size, device, autocast, loss="bce"):
+    """Mean loss (and top-1 for classify) over ``dataset``, in order."""
+    was_training = model.training
+    model.eval()
+    total, correct, count = 0.0, 0, 0
+    for first in range(0, len(dataset), batch_size):
+        items = dataset.batch(range(first, min(first + batch_size, len(dataset))))
+        batch = torch.from_numpy(items) if task == "forecast" else tuple(map(torch.from_numpy, items))
+        value, out = forward_loss(task, model, batch, device, autocast, loss)
+        n = (batch if task == "forecast" else batch[0]).shape[0]
+        total += value.item() * n
+        count += n
+        if task == "classify":
+            correct += (out.argmax(-1).cpu() == batch[1]).sum().item()
+    model.train(was_training)
+    result = {"val_loss": total / count}
+    if task == "classify":
+        result["val_top1"] = correct / count
+    return result
+
+
+def run(config: core.TrainConfig, runtime: core.Runtime, env: Dist, resume_from) -> dict:
+    """Train (or resume from ``resume_from``, a checkpoint sidecar) in PyTorch; return the summary."""
+    device = resolve_device(runtime.device, env)
+    if env.world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend, rank=env.rank, world_size=env.world)
+        dist.barrier()  # every rank has checked --out before rank 0 writes into it
+    try:
+        return _train(config, runtime, env, device, resume_from)
+    finally:
+        if env.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(config, runtime, env, device, resume_from):
+    out = Path(runtime.out)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    model = core.build_model(config.task, config.model)
+    if config.init_weights:
+        try:
+            model.load_state_dict({k: torch.from_numpy(v) for k, v in core.read_init_weights(config).items()})
+        except RuntimeError as err:
+            raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
+    model = model.to(device)
+    optimizer = make_optimizer(config, model)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+    start = 0
+    if resume_from is not None:
+        meta, rng_tensors = restore_checkpoint(resume_from, model, optimizer, rank=env.rank)
+        start = meta["step"]
+        if meta["scaler"]:
+            scaler.load_state_dict(meta["scaler"])
+        ckpt.set_rng_state(meta["rng"][env.rank])
+        set_torch_rng_state(rng_tensors)
+    else:
+        # Each rank its own stream (for dropout and the like); the model init above is shared.
+        torch.manual_seed(config.seed * 1000 + env.rank + 1)
+    metrics_file = core.open_metrics_log(out, start) if env.main else None
+
+    train_set = core.build_dataset(config.task, runtime.mnist, "train", config.num_sequences)
+    val_set = (core.build_dataset(config.task, runtime.mnist, "val", config.val_sequences)
+               if config.val_every and env.main else None)
+    sampler = StepBatchSampler(start, config.steps, config.batch_size, len(train_set), config.seed,
+                               env.rank, env.world)
+    # Its own generator: creating the loader must not draw from the (checkpointed) global RNG.
+    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=runtime.workers,
+                                         pin_memory=device.type == "cuda",
+                                         generator=torch.Generator().manual_seed(config.seed))
+    net = model
+    if env.world > 1:
+        # Each rank normalises its own share of the batch; the running statistics are averaged over the
+        # ranks after every step instead (below), so every replica holds the same buffers at all times.
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+    autocast = autocast_for(config.amp, device)
+    model.train()
+
+    bar = tqdm(total=config.steps, initial=start, desc=f"train {config.model}", unit="step",
+               disable=not (runtime.progress and env.main), dynamic_ncols=True)
+    began = time.perf_counter()
+    try:
+        for step, batch in enumerate(loader, start):
+            tick = time.perf_counter()
+            lr = core.learning_rate(step, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, _ = forward_loss(config.task, net, batch, device, autocast, config.loss)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), config.grad_clip if config.grad_clip > 0 else float("inf"))
+            scaler.step(optimizer)
+            scaler.update()
+            if env.world > 1:
+                distribute_bn(model, env.world, reduce=True)
+            logged = loss.detach().clone()
+            if env.world > 1:
+                dist.all_reduce(logged)
+                logged /= env.world
+            done = step + 1
+            if env.main:
+                seconds = time.perf_counter() - tick
+                record = {"step": done, "loss": logged.item(), "lr": lr, "grad_norm": float(grad_norm),
+                          "clips_per_s": config.batch_size / seconds, "elapsed_s": time.perf_counter() - began}
+                if val_set is not None and done % config.val_every == 0:
+                    record.update(validate(config.task, model, val_set, config.batch_size, device, autocast,
+                                           config.loss))
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{lr:.3g}")
+            if done % config.ckpt_every == 0 or done == config.steps:
+                _save(out, done, model, optimizer, scaler, config, runtime, env)
+    finally:
+        bar.close()
+        if metrics_file is not None:
+            metrics_file.close()
+
+    digests = _gather_objects(env, weights_digest(model))
+    summary = {"task": config.task, "model": config.model, "steps": config.steps, "world_size": env.world,
+               "device": str(device), "weights_sha256": digests[0],
+               "ranks_agree_on_weights": len(set(digests)) == 1}
+    if env.main:
+        core.write_final(out, as_arrays(model.state_dict()), config, summary)
+    if not summary["ranks_agree_on_weights"]:
+        raise RuntimeError(f"data-parallel ranks ended with different weights: {digests}")
+    return summary
+
+
+def _save(out, step, model, optimizer, scaler, config, runtime, env):
+    all_json = _gather_objects(env, ckpt.rng_state())
+    all_tensors = _gather_objects(env, {k: v.cpu() for k, v in torch_rng_state().items()})
+    if not env.main:
+        return
+    sidecar = core.checkpoint_sidecar(config, runtime, step, all_json,
+                                      scaler=scaler.state_dict() if scaler.is_enabled() else {})
+    save_checkpoint(out / "checkpoints", step, model, optimizer, sidecar, all_tensors)
