@@ -46,7 +46,9 @@ def read_weights(path):
         header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
     except (SafetensorError, ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"weights file {path} is not a readable safetensors file: {err}") from None
-    return arrays, header.get("__metadata__") or {}
+    # safetensors.numpy hands the tensors back in no fixed order: sort them, so whatever is made from
+    # them (a converted checkpoint, a digest) is the same on every run.
+    return {name: arrays[name] for name in sorted(arrays)}, header.get("__metadata__") or {}
 
 
 def rng_state() -> dict:

@@ -143,7 +143,7 @@ def train_config_from(args):
     if args.recipe is None:
         missing = [f"--{k}" for k in ("task", "model") if given[k] is None]
         if missing:
-            raise training.ConfigError(f"{' and '.join(missing)} must be given (or --recipe NAME), got none")
+            raise training.ConfigError(f"{' and '.join(missing)} must be given (or --recipe NAME), got no {missing[0]}")
         config = training.TrainConfig(**given)
     else:
         from .pretrained import PretrainedWeightsError, get

@@ -217,3 +217,33 @@ class TopkAccuracy:
         if not self.count:
             raise ValueError("no predictions were added: call update(logits, labels) first")
         return {f"top{k}": float(h / self.count) for k, h in zip(self.ks, self.hits)}
+
+
+def accuracy_by_group(logits, labels, groups, num_groups):
+    """Top-1 accuracy of each group ``0..num_groups-1`` (``groups`` (N,) ints), NaN for an empty group."""
+    logits, labels = _classification_pair(logits, labels)
+    hits = logits.argmax(1) == labels
+    counts = np.bincount(groups, minlength=num_groups)
+    correct = np.bincount(groups, weights=hits, minlength=num_groups)
+    return [float(c / n) if n else float("nan") for c, n in zip(correct, counts)]
+
+
+def single_frame_ceiling(logits, labels, num_directions):
+    """Best top-1/top-5 a one-frame classifier with this model's digit recognition could reach.
+
+    For labels ``digit * num_directions + direction`` whose direction one frame cannot show (chance,
+    ``1 / num_directions``): the digit is ranked by the clip model's probabilities summed over the
+    directions; top-1 then scores ``P(digit right) / num_directions`` and top-5 covers every
+    direction of the first digit and one of the second.
+    """
+    logits, labels = _classification_pair(logits, labels)
+    if logits.shape[1] % num_directions:
+        raise ValueError(f"num_directions must divide the {logits.shape[1]} classes, got {num_directions}")
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    digit_probs = probs.reshape(len(labels), -1, num_directions).sum(2)
+    digit_rank = _label_ranks(digit_probs, labels // num_directions)
+    digit_top1, digit_top2 = float(np.mean(digit_rank < 1)), float(np.mean(digit_rank == 1))
+    extra = max(0, 5 - num_directions)  # directions of the second digit within the top 5
+    return {"digit_top1": digit_top1, "top1": digit_top1 / num_directions,
+            "top5": min(1.0, digit_top1 * min(5, num_directions) / num_directions
+                        + digit_top2 * min(extra, num_directions) / num_directions)}

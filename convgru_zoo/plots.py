@@ -134,3 +134,25 @@ def save_metric_curves(path, per_frame, title=None):
         figure.suptitle(title)
     figure.tight_layout()
     return _write_atomically(figure, path)
+
+
+def save_accuracy_grid(path, accuracy, row_labels, col_labels, title=None):
+    """PNG heat map of accuracies in [0, 1] (rows x columns, e.g. digit x direction), each cell annotated."""
+    path = _png_path(path)
+    grid = np.asarray(accuracy, np.float64)
+    if grid.ndim != 2 or grid.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(f"accuracy must be a ({len(row_labels)}, {len(col_labels)}) grid matching the labels, "
+                         f"got shape {grid.shape}")
+    figure = _figure(1.1 * len(col_labels) + 1.6, 0.42 * len(row_labels) + 1.2)
+    axes = figure.add_subplot()
+    image = axes.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for (row, col), value in np.ndenumerate(grid):
+        axes.text(col, row, "-" if np.isnan(value) else f"{value:.2f}", ha="center", va="center",
+                  color="white" if not value > 0.6 else "black", fontsize=8)
+    axes.set_xticks(range(len(col_labels)), [str(c) for c in col_labels])
+    axes.set_yticks(range(len(row_labels)), [str(r) for r in row_labels])
+    figure.colorbar(image, ax=axes, fraction=0.05)
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    return _write_atomically(figure, path)

@@ -3,7 +3,9 @@
 The PyTorch (timm) and MindSpore (MindCV) model files read these specs; nothing here imports
 a framework.
 """
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -62,20 +64,21 @@ WEIGHT_FILES = {"torch": "model.safetensors", "mindspore": "model.ckpt"}  # file
 
 @dataclass(frozen=True)
 class PretrainedWeights:
-    """One set of pretrained weights: what it was trained on and the sha256 of each framework's file.
+    """One set of pretrained weights: the recipe that trains them and the sha256 of each framework's file.
 
-    ``sha256`` maps a framework ("torch", "mindspore") to the hex digest of its file; a framework
-    missing from it has no published file yet. ``revision`` pins a Hub commit (None: main).
+    ``recipe`` holds every ``convgru_zoo.train.TrainConfig`` field of the run (``convgru-zoo train
+    --recipe <name>`` replays it); ``sha256`` maps a framework ("torch", "mindspore") to the hex
+    digest of its file, as ``convgru-zoo release`` recorded it in ``weights/published.json``; a
+    framework missing from it has no published file yet. ``ships``: a copy ships inside the package,
+    so ``pretrained=True`` works offline right after ``pip install``. ``revision`` pins a Hub commit.
     """
     arch: str
     tag: str
     description: str
-    sha256: tuple = ()   # ((framework, hex digest), ...): a tuple so the spec stays immutable
+    recipe: tuple = ()   # ((TrainConfig field, value), ...): tuples keep the spec immutable
+    ships: bool = False
+    sha256: tuple = ()   # ((framework, hex digest), ...)
     revision: str = None
-    num_classes: int = NUM_CLASSES
-    input_size: tuple = INPUT_SIZE
-    mean: tuple = MEAN
-    std: tuple = STD
     license: str = "mit"
 
     @property
@@ -86,15 +89,67 @@ class PretrainedWeights:
     def hf_hub_id(self) -> str:
         return f"{HF_ORG}/{self.name}"
 
+    @property
+    def task(self) -> str:
+        return "forecast" if self.arch in FORECASTERS else "classify"
+
+    @property
+    def num_classes(self) -> int:
+        return NUM_CLASSES if self.task == "classify" else 0
+
+    @property
+    def input_size(self) -> tuple:
+        if self.task == "classify":
+            return INPUT_SIZE
+        return (FORECASTERS[self.arch].in_chans, *INPUT_SIZE[1:])
+
+    @property
+    def mean(self) -> tuple:
+        return MEAN[:self.input_size[0]]
+
+    @property
+    def std(self) -> tuple:
+        return STD[:self.input_size[0]]
+
     def file_sha256(self, framework: str):
         """Hex sha256 of ``framework``'s file, or None when that file is not published yet."""
         return dict(self.sha256).get(framework)
 
 
-_MMNIST_MOTION = "Moving MNIST clips labelled digit x direction of motion (40 classes)"
+PUBLISHED_FILE = Path(__file__).resolve().parent / "weights" / "published.json"
 
-PRETRAINED = {w.name: w for w in (
-    PretrainedWeights("convgru_tiny", "mmnist_motion", _MMNIST_MOTION),
-    PretrainedWeights("convgru_small", "mmnist_motion", _MMNIST_MOTION),
-    PretrainedWeights("convgru_base", "mmnist_motion", _MMNIST_MOTION),
+
+def _published_sha256(name: str) -> tuple:
+    published = json.loads(PUBLISHED_FILE.read_text()) if PUBLISHED_FILE.is_file() else {}
+    return tuple(sorted(published.get(name, {}).items()))
+
+
+def _recipe(task, model, steps, batch_size, lr, weight_decay, warmup_steps, min_lr, val_every, **rest):
+    """A training recipe: the arguments that differ between runs, the rest shared by every published run."""
+    shared = dict(framework="torch", init_weights="", num_sequences=100000, seed=0, loss="bce", optimizer="adamw",
+                  momentum=0.9, schedule="cosine", amp="none", grad_clip=1.0, ckpt_every=250, val_sequences=256)
+    return tuple(sorted({**shared, **rest, "task": task, "model": model, "steps": steps, "batch_size": batch_size,
+                         "lr": lr, "weight_decay": weight_decay, "warmup_steps": warmup_steps, "min_lr": min_lr,
+                         "val_every": val_every}.items()))
+
+
+_MMNIST_MOTION = "Moving MNIST clips labelled digit x direction of motion (40 classes)"
+_MMNIST = "Moving MNIST (Srivastava et al. 2015): two digits, 10 frames in, the next 10 forecast"
+_BACKBONE_RECIPE = dict(task="classify", batch_size=32, weight_decay=0.05, warmup_steps=100, min_lr=2e-5,
+                        val_every=250, ckpt_every=100)
+_FORECAST_RECIPE = dict(task="forecast", batch_size=16, weight_decay=0.01, warmup_steps=200, min_lr=5e-5,
+                        val_every=500)
+
+PRETRAINED = {w.name: replace(w, sha256=_published_sha256(w.name)) for w in (
+    PretrainedWeights("convgru_tiny", "mmnist_motion", _MMNIST_MOTION, ships=True, recipe=_recipe(
+        model="convgru_tiny", steps=1500, lr=2e-3, **_BACKBONE_RECIPE)),
+    PretrainedWeights("convgru_small", "mmnist_motion", _MMNIST_MOTION, recipe=_recipe(
+        model="convgru_small", steps=5000, lr=2e-3, **_BACKBONE_RECIPE)),
+    PretrainedWeights("convgru_base", "mmnist_motion", _MMNIST_MOTION, recipe=_recipe(
+        model="convgru_base", steps=5000, lr=1.5e-3, **_BACKBONE_RECIPE)),
+    PretrainedWeights("convgru_forecaster", "mmnist", _MMNIST, ships=True, recipe=_recipe(
+        model="convgru_forecaster", steps=20000, lr=3e-3, **_FORECAST_RECIPE)),
+    PretrainedWeights("convgru_forecaster_tiny", "mmnist", _MMNIST, ships=True, recipe=_recipe(
+        model="convgru_forecaster_tiny", steps=6000, lr=5e-3, **_FORECAST_RECIPE)),
 )}
+BACKBONE_WEIGHTS = {name: w for name, w in PRETRAINED.items() if w.task == "classify"}

@@ -28,7 +28,7 @@ def make(name="convgru_tiny", **kwargs):
     return model
 
 
-def clip(b=2, t=3, c=1, size=32, seed=1):
+def clip(b=2, t=3, c=3, size=32, seed=1):
     return torch.randn(b, t, c, size, size, generator=torch.Generator().manual_seed(seed))
 
 
@@ -119,8 +119,8 @@ def test_bad_lengths_are_named(lengths, message):
 
 
 @pytest.mark.parametrize("x, message", [
-    (torch.randn(2, 3, 32, 32)[:, 0], r"a 3-D tensor"),
-    (torch.randn(2, 3, 3, 32, 32), r"in_chans=1 channels, got 3"),
+    (torch.randn(2, 3, 32, 32)[:, 0], r"x must be .* got a 3-D shape"),
+    (torch.randn(2, 3, 1, 32, 32), r"x must have 3 channels \(dim 2\), got 1"),
 ])
 def test_bad_inputs_are_named(x, message):
     with pytest.raises(ValueError, match=message):
@@ -215,10 +215,11 @@ def test_bfloat16_clips():
 
 
 def test_in_chans_and_device_dtype_arguments():
-    model = make("convgru_tiny", in_chans=3, dtype=torch.float64)
-    assert model.stem.conv.weight.shape[1] == 3
+    assert make("convgru_tiny").stem.conv.weight.shape[1] == 3  # RGB by default, as every timm model
+    model = make("convgru_tiny", in_chans=1, dtype=torch.float64)
+    assert model.stem.conv.weight.shape[1] == 1
     assert all(p.dtype == torch.float64 for p in model.parameters())
-    assert model(clip(c=3).double()).shape == (2, specs.NUM_CLASSES)
+    assert model(clip(c=1).double()).shape == (2, specs.NUM_CLASSES)
     meta = timm.create_model("convgru_base", device="meta")
     assert all(t.is_meta for t in [*meta.parameters(), *meta.buffers()])
     with pytest.raises(TypeError):
@@ -243,8 +244,10 @@ def test_parameter_names_are_the_stable_ones_the_mindspore_twin_mirrors():
 
 def test_pretrained_configs_come_from_specs():
     assert sorted(timm.list_models("convgru*")) == sorted(specs.BACKBONES)
-    assert sorted(timm.list_pretrained("convgru*")) == sorted(specs.PRETRAINED)
-    for name, weights in specs.PRETRAINED.items():
+    # Forecaster tags live in the same table but are not timm classification models.
+    assert {w.task for w in specs.PRETRAINED.values()} == {"classify", "forecast"}
+    assert sorted(timm.list_pretrained("convgru*")) == sorted(specs.BACKBONE_WEIGHTS)
+    for name, weights in specs.BACKBONE_WEIGHTS.items():
         cfg = timm.get_pretrained_cfg(name)
         assert cfg.hf_hub_id == f"{specs.HF_ORG}/{name}"
         assert (cfg.input_size, cfg.num_classes, cfg.mean, cfg.std) == (

@@ -51,7 +51,7 @@ def test_load_builds_the_timm_model_with_its_arguments():
     assert isinstance(model, ConvGRUNet) and model.num_classes == 7 and model.num_frames == 4
     assert model.pretrained_cfg["hf_hub_id"] == f"{specs.HF_ORG}/convgru_tiny.mmnist_motion"
     with torch.no_grad():
-        assert model(torch.randn(2, 3, 1, 32, 32)).shape == (2, 7)
+        assert model(torch.randn(2, 3, 3, 32, 32)).shape == (2, 7)
     features = torch.hub.load(REPO, "convgru_small", source="local", features_only=True, out_indices=(1, 2))
     assert features.feature_info.channels() == list(specs.BACKBONES["convgru_small"].dims[1:])
 

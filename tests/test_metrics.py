@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from convgru_zoo import metrics
 from convgru_zoo.metrics import (PSNR_CAP, ForecastMetrics, TopkAccuracy, forecast_metrics, gaussian_window,
                                  mae_per_frame, mse_per_frame, psnr_per_frame, ssim_per_frame, topk_accuracy)
 
@@ -151,3 +152,23 @@ def test_topk_accuracy_by_hand_with_ties_towards_the_lower_class():
 def test_topk_errors_name_the_argument(logits, labels, ks, message):
     with pytest.raises(ValueError, match=message):
         topk_accuracy(logits, labels, ks=ks)
+
+
+def test_single_frame_ceiling_is_a_quarter_of_the_digit_accuracy():
+    labels = np.array([0 * 4 + 1, 1 * 4 + 3, 2 * 4 + 0, 3 * 4 + 2])  # digit * 4 + direction
+    logits = np.full((4, 40), -10.0)
+    logits[0, 0 * 4 + 2] = 5.0    # right digit, wrong direction
+    logits[1, 1 * 4 + 3] = 5.0    # right digit and direction
+    logits[2, 7 * 4 + 0] = 5.0    # wrong digit first ...
+    logits[2, 2 * 4 + 1] = 4.0    # ... the right one second
+    logits[3, 9 * 4 + 2] = 5.0    # wrong digit, the right one far behind
+    ceiling = metrics.single_frame_ceiling(logits, labels, num_directions=4)
+    assert ceiling["digit_top1"] == 0.5
+    assert ceiling["top1"] == 0.5 / 4
+    assert ceiling["top5"] == 0.5 + 0.25 / 4  # all directions of the first digit, one of the second
+
+
+def test_accuracy_by_group_counts_each_group_and_marks_empty_ones():
+    logits = np.eye(4)[[0, 1, 1, 3]]
+    per = metrics.accuracy_by_group(logits, np.array([0, 1, 2, 3]), np.array([0, 0, 1, 1]), 3)
+    assert per[:2] == [1.0, 0.5] and np.isnan(per[2])

@@ -122,16 +122,17 @@ def test_timm_pretrained_loads_the_checked_shipped_file(shipped_tiny):
 
 @needs_torch
 def test_timm_pretrained_adapts_in_chans_and_classes(shipped_tiny):
-    model = timm.create_model("convgru_tiny", pretrained=True, in_chans=3, num_classes=5)
+    model = timm.create_model("convgru_tiny", pretrained=True, in_chans=1, num_classes=5)
     stem = safetensors_torch.load_file(str(shipped_tiny))["stem.conv.weight"]
-    torch.testing.assert_close(model.stem.conv.weight, stem.repeat(1, 3, 1, 1) / 3)
+    assert stem.shape[1] == 3
+    torch.testing.assert_close(model.stem.conv.weight, stem.sum(1, keepdim=True))
     assert model.head.fc.weight.shape == (5, 128)
     assert_same_weights(model, shipped_tiny, skip=("stem.conv.", "head."))
     x = torch.randn(1, 2, 1, 32, 32)
-    gray = timm.create_model("convgru_tiny", pretrained=True).eval()
-    with torch.no_grad():  # a gray clip replicated to RGB gives the pretrained features
-        torch.testing.assert_close(model.eval().forward_features(x.expand(-1, -1, 3, -1, -1)),
-                                   gray.forward_features(x), atol=1e-5, rtol=1e-4)
+    rgb = timm.create_model("convgru_tiny", pretrained=True).eval()
+    with torch.no_grad():  # a grey clip gives the features of its RGB replica
+        torch.testing.assert_close(model.eval().forward_features(x),
+                                   rgb.forward_features(x.expand(-1, -1, 3, -1, -1)), atol=1e-5, rtol=1e-4)
 
 
 @needs_torch

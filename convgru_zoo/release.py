@@ -1,0 +1,144 @@
+"""Turn a finished training run into published weights and the results every card and README number comes from.
+
+    convgru-zoo train --recipe convgru_tiny.mmnist_motion --mnist DIR --out RUN     (resumable)
+    convgru-zoo release convgru_tiny.mmnist_motion --run RUN --mnist DIR
+
+``release`` checks that the run is the recipe's (every ``TrainConfig`` field), then writes
+
+- the PyTorch weights (the run's float32 safetensors) and the MindSpore checkpoint converted from them
+  by :mod:`convgru_zoo.convert` (byte-for-byte reproducible): inside the package
+  (``convgru_zoo/weights/<name>.safetensors|.ckpt``) for tags that ship, else ``model_cards/<name>/``
+  (where the MindSpore file is not committed: ``publish`` converts it again and checks its sha256);
+- ``model_cards/<name>/``: the run's ``metrics.jsonl``, both frameworks' evaluation on the fixed test
+  set (``eval_<task>_<framework>.json`` and pictures), the training curves, and ``release.json`` (recipe,
+  machine, training hours, steps, files and their sha256);
+- the sha256 of both files into ``convgru_zoo/weights/published.json``, which ``convgru_zoo.specs`` reads.
+
+The fixed test set is the first ``TEST_SEQUENCES`` clips of the generated ``test`` split (seed 0,
+digits disjoint from training): the same for every tag, regenerated bit-exactly from its seed, and
+each evaluation JSON records its sha256.
+"""
+import json
+from pathlib import Path
+
+from . import checkpoint as ckpt
+from . import machine, pretrained, specs
+from ._files import atomic_write_bytes, atomic_write_json, sha256_of
+from .train import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+CARDS_DIR = REPO / "model_cards"
+TEST_SEQUENCES = 1000
+
+
+def result_dir(name: str, cards_dir=CARDS_DIR) -> Path:
+    return Path(cards_dir) / name
+
+
+def weights_path(weights: specs.PretrainedWeights, framework: str, cards_dir=CARDS_DIR) -> Path:
+    """Where the repository keeps ``framework``'s file of ``weights``: the package if it ships, else its card folder."""
+    if weights.ships:
+        return pretrained.shipped_path(weights.name, framework)
+    return result_dir(weights.name, cards_dir) / specs.WEIGHT_FILES[framework]
+
+
+def check_run_matches_recipe(weights: specs.PretrainedWeights, run: Path) -> dict:
+    """The run's ``config.json``, if its training configuration is exactly the recipe; else a ConfigError."""
+    config_file = run / "config.json"
+    if not (run / "model.safetensors").is_file() or not config_file.is_file():
+        raise ConfigError(f"--run must be a finished run folder (model.safetensors, config.json), got {str(run)!r}")
+    config = json.loads(config_file.read_text())
+    trained, recipe = config.get("train", {}), dict(weights.recipe)
+    differs = {k: (trained.get(k), v) for k, v in recipe.items() if trained.get(k) != v}
+    if differs:
+        listed = "; ".join(f"{k}: the run has {a!r}, the recipe {b!r}" for k, (a, b) in sorted(differs.items()))
+        raise ConfigError(f"--run must be trained by the recipe of {weights.name}, but {listed}")
+    return config
+
+
+def training_time(metrics_lines) -> dict:
+    """Steps and wall-clock hours of a run's log; ``elapsed_s`` restarts at every resume, so segments add up."""
+    records = [json.loads(line) for line in metrics_lines if line.strip()]
+    seconds, segment_end, previous = 0.0, 0.0, -1.0
+    for record in records:
+        elapsed = record.get("elapsed_s", 0.0)
+        if elapsed < previous:  # a resumed segment begins
+            seconds += segment_end
+        segment_end = previous = elapsed
+    seconds += segment_end
+    return {"steps": max((r["step"] for r in records), default=0), "wall_hours": seconds / 3600,
+            "segments": 1 + sum(1 for a, b in zip(records, records[1:]) if b.get("elapsed_s", 0) < a.get("elapsed_s", 0))}
+
+
+def convert_to_mindspore(torch_file: Path, ckpt_file: Path) -> str:
+    """Write the MindSpore checkpoint of a PyTorch safetensors file; return its sha256."""
+    from .convert import save_mindspore_checkpoint, torch_to_mindspore
+
+    state, _ = ckpt.read_weights(torch_file)
+    save_mindspore_checkpoint(torch_to_mindspore(state), ckpt_file)
+    return sha256_of(ckpt_file)
+
+
+def _repo_relative(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def _relative_report(path: Path, folder: Path, weights_name: str):
+    """Rewrite an evaluation JSON so it names files relative to its folder (a committed file has no local paths)."""
+    report = json.loads(path.read_text())
+    report["weights"] = weights_name
+    report["data"].pop("mnist", None)
+    report["files"] = {k: Path(v).name for k, v in report["files"].items()}
+    atomic_write_json(path, report)
+    return report
+
+
+def release(name: str, run, mnist, cards_dir=CARDS_DIR, train_threads=None, progress=True) -> dict:
+    """Check, convert, evaluate and record the run ``run`` as the weights ``name``; return ``release.json``."""
+    from . import evaluate
+
+    weights = pretrained.get(name)
+    run = Path(run)
+    config = check_run_matches_recipe(weights, run)
+    if not Path(mnist).is_dir():
+        raise ConfigError(f"--mnist must be a folder holding MNIST idx files, got {str(mnist)!r}")
+    summary_file = run / "train_summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    threads = train_threads or summary.get("machine", {}).get("torch_threads")
+    if threads is None:
+        raise ConfigError(f"--train-threads must be given: {summary_file} does not record the training's threads")
+
+    out = result_dir(name, cards_dir)
+    torch_file, ms_file = (weights_path(weights, fw, cards_dir) for fw in ("torch", "mindspore"))
+    metrics_lines = (run / "metrics.jsonl").read_text().splitlines()
+    digests = {"torch": atomic_write_bytes(torch_file, (run / "model.safetensors").read_bytes())}
+    digests["mindspore"] = convert_to_mindspore(torch_file, ms_file)
+    atomic_write_bytes(out / "metrics.jsonl", "".join(line + "\n" for line in metrics_lines).encode())
+    evaluations = {}
+    for framework, file in (("torch", torch_file), ("mindspore", torch_file)):
+        report = evaluate.evaluate(file, mnist=mnist, num_sequences=TEST_SEQUENCES, framework=framework,
+                                   out=out, progress=progress)
+        evaluations[framework] = _relative_report(Path(report["files"]["json"]), out, name)
+    evaluate.training_curves(out, out / "training_curves.png")
+
+    trained = {**training_time(metrics_lines), "threads": threads,
+               "machine": summary.get("machine") or {**machine.describe(), "torch_threads": threads}}
+    trained["cpu_hours"] = trained["wall_hours"] * threads if not trained["machine"].get("gpu") else None
+    record = {"name": name, "task": weights.task, "recipe": dict(weights.recipe), "trained": trained,
+              "command": f"convgru-zoo train --recipe {name} --mnist MNIST_DIR --out RUN_DIR",
+              "files": {fw: {"path": _repo_relative(weights_path(weights, fw, cards_dir)), "sha256": digest}
+                        for fw, digest in digests.items()},
+              "test_set": {"split": "test", "seed": evaluations["torch"]["data"]["seed"],
+                           "num_sequences": TEST_SEQUENCES, "sha256": evaluations["torch"]["data"]["sha256"]},
+              "final_step": config.get("step")}
+    atomic_write_json(out / "release.json", record)
+    record_published(name, digests)
+    return record
+
+
+def record_published(name: str, digests: dict, path=None) -> None:
+    """Set ``name``'s sha256s in ``published.json`` (read by ``convgru_zoo.specs``), other entries kept."""
+    path = Path(path or specs.PUBLISHED_FILE)
+    published = json.loads(path.read_text()) if path.is_file() else {}
+    published[name] = dict(sorted(digests.items()))
+    atomic_write_json(path, dict(sorted(published.items())))

@@ -1,0 +1,112 @@
+"""Recipes and releases: `train --recipe` replays a published recipe; `release` checks the run against it,
+converts it to MindSpore, evaluates both frameworks on the same clips and records every sha256."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from convgru_zoo import cli, pretrained, release, specs
+from convgru_zoo._files import sha256_of
+from helpers import MNIST, needs_mnist
+
+pytestmark = [needs_mnist, pytest.mark.usefixtures("one_thread")]
+NAME = "convgru_forecaster_tiny.mmnist"
+RECIPE = dict(specs.PRETRAINED[NAME].recipe, steps=2, batch_size=2, num_sequences=4, val_every=1, val_sequences=2,
+              ckpt_every=1)
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """A two-step recipe of the tiny forecaster, trained and released into temporary folders."""
+    tmp = tmp_path_factory.mktemp("release")
+    patch = pytest.MonkeyPatch()
+    weights = dataclasses.replace(specs.PRETRAINED[NAME], recipe=tuple(sorted(RECIPE.items())))
+    patch.setitem(specs.PRETRAINED, NAME, weights)
+    patch.setattr(pretrained, "WEIGHTS_DIR", tmp / "package")
+    patch.setattr(specs, "PUBLISHED_FILE", tmp / "package" / "published.json")
+    patch.setattr(release, "TEST_SEQUENCES", 4)
+    run = tmp / "run"
+    assert cli.main(["train", "--recipe", NAME, "--mnist", str(MNIST), "--out", str(run), "--no-progress"]) == 0
+    record = release.release(NAME, run, MNIST, cards_dir=tmp / "cards", train_threads=1, progress=False)
+    yield tmp, run, record
+    patch.undo()
+
+
+def test_train_recipe_runs_exactly_the_recipe(released):
+    _, run, _ = released
+    assert json.loads((run / "config.json").read_text())["train"] == RECIPE
+
+
+def test_release_records_files_their_sha256_and_the_training(released):
+    tmp, run, record = released
+    torch_file, ms_file = tmp / "package" / f"{NAME}.safetensors", tmp / "package" / f"{NAME}.ckpt"
+    assert torch_file.read_bytes() == (run / "model.safetensors").read_bytes()
+    assert record["files"]["torch"]["sha256"] == sha256_of(torch_file)
+    assert record["files"]["mindspore"]["sha256"] == sha256_of(ms_file)
+    assert json.loads((tmp / "package" / "published.json").read_text())[NAME] == {
+        "mindspore": sha256_of(ms_file), "torch": sha256_of(torch_file)}
+    assert record["recipe"] == RECIPE and record["trained"]["steps"] == 2 and record["trained"]["threads"] == 1
+    cards = tmp / "cards" / NAME
+    assert json.loads((cards / "release.json").read_text()) == record
+    assert (cards / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
+    assert (cards / "training_curves.png").is_file()
+
+
+def test_the_mindspore_checkpoint_is_reproducible_and_loads_with_plain_mindspore(released, tmp_path):
+    ms = pytest.importorskip("mindspore")
+    tmp, _, record = released
+    again = tmp_path / "again.ckpt"
+    assert release.convert_to_mindspore(tmp / "package" / f"{NAME}.safetensors", again) == \
+        record["files"]["mindspore"]["sha256"]
+    from convgru_zoo.checkpoint import read_weights
+    from convgru_zoo.convert import torch_to_mindspore
+    params = ms.load_checkpoint(str(tmp / "package" / f"{NAME}.ckpt"))
+    expected = torch_to_mindspore(read_weights(tmp / "package" / f"{NAME}.safetensors")[0])
+    assert sorted(params) == sorted(expected)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(params[key].asnumpy(), value)
+
+
+def test_both_frameworks_score_the_same_clips_alike(released):
+    tmp, _, record = released
+    cards = tmp / "cards" / NAME
+    reports = {fw: json.loads((cards / f"eval_forecast_{fw}.json").read_text()) for fw in specs.FRAMEWORKS}
+    assert reports["torch"]["data"]["sha256"] == reports["mindspore"]["data"]["sha256"] == record["test_set"]["sha256"]
+    for metric in ("mse", "mae", "ssim", "psnr"):
+        np.testing.assert_allclose(reports["mindspore"]["metrics"][metric], reports["torch"]["metrics"][metric],
+                                   rtol=1e-5)
+    assert all("/" not in file for file in reports["torch"]["files"].values())  # committed: no local paths
+
+
+def test_a_run_that_is_not_the_recipe_is_refused(released, tmp_path):
+    _, run, _ = released
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
+    config = json.loads((run / "config.json").read_text())
+    config["train"]["lr"] = 0.5
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(cli.training.ConfigError, match=r"lr: the run has 0.5, the recipe 0.005"):
+        release.release(NAME, other, MNIST, cards_dir=tmp_path / "cards", train_threads=1)
+    assert not (tmp_path / "cards").exists()
+
+
+def test_recipe_flags_are_checked():
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--recipe"])
+    assert cli.main(["train", "--recipe", NAME, "--lr", "0.1", "--mnist", str(MNIST), "--out", "x"]) == 2
+    assert cli.main(["train", "--recipe", "nope.tag", "--mnist", str(MNIST), "--out", "x"]) == 2
+
+
+def test_training_time_adds_up_resumed_segments():
+    lines = [json.dumps({"step": s, "elapsed_s": e}) for s, e in [(1, 10.0), (2, 20.0), (3, 5.0), (4, 15.0)]]
+    assert release.training_time(lines) == {"steps": 4, "wall_hours": 35.0 / 3600, "segments": 2}
+
+
+def test_every_recipe_is_a_full_train_config():
+    fields = {f.name for f in dataclasses.fields(cli.training.TrainConfig)}
+    for weights in specs.PRETRAINED.values():
+        recipe = dict(weights.recipe)
+        assert set(recipe) == fields, weights.name
+        assert recipe["model"] == weights.arch and recipe["task"] == weights.task
