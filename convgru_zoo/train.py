@@ -92,11 +92,11 @@ class Dist:
 
 def dist_from_env() -> Dist:
     """The launcher's environment: torchrun (RANK, WORLD_SIZE, LOCAL_RANK), msrun (MS_WORKER_NUM,
-    RANK_ID), else a single process."""
-    if "MS_WORKER_NUM" in os.environ and os.environ.get("MS_ROLE") == "MS_WORKER":
-        world = int(os.environ["MS_WORKER_NUM"])
-        rank = int(os.environ.get("RANK_ID", os.environ.get("MS_NODE_ID", "0")))
-        return Dist(rank, world, int(os.environ.get("LOCAL_RANK", rank))) if world > 1 else Dist()
+    RANK_ID; msrun also runs the script as its scheduler, MS_ROLE=MS_SCHED, which serves the job
+    from ``mindspore.communication.init()`` and never trains), else a single process."""
+    if os.environ.get("MS_ROLE") in ("MS_WORKER", "MS_SCHED") and int(os.environ.get("MS_WORKER_NUM", "1")) > 1:
+        rank = int(os.environ.get("RANK_ID", "0")) if os.environ["MS_ROLE"] == "MS_WORKER" else 0
+        return Dist(rank, int(os.environ["MS_WORKER_NUM"]), rank)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Dist()

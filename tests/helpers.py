@@ -5,3 +5,15 @@ import pytest
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")
+
+
+def kill_at_first_checkpoint(proc, checkpoints, outcome):
+    """SIGKILL ``proc`` as soon as a checkpoint sidecar exists in ``checkpoints`` (run in a thread)."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + 240
+    while not list(checkpoints.glob("step_*.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    outcome["returncode"] = proc.wait()

@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-import convgru_zoo
 from convgru_zoo.forecasters import create_forecaster, list_forecasters
 from convgru_zoo.specs import FORECASTERS
 from convgru_zoo.torch.forecaster import ConvGRUForecaster
@@ -212,9 +211,12 @@ def test_create_forecaster_rejects_unknown_names_frameworks_and_arguments():
 
 def test_forecasters_stay_out_of_the_timm_classification_registry():
     timm = pytest.importorskip("timm")
-    import convgru_zoo.torch  # noqa: F401  (registers the backbones, if any)
-    assert not timm.list_models("*forecaster*")
-    assert convgru_zoo.forecasters.create_forecaster is create_forecaster
+    import convgru_zoo.torch.convgru_net  # noqa: F401  (registers the backbones)
+    assert timm.list_models("convgru*") == ["convgru_base", "convgru_small", "convgru_tiny"]  # registration ran
+    for name in list_forecasters():  # ... and left the forecasters to create_forecaster
+        assert not timm.is_model(name)
+        with pytest.raises(RuntimeError, match="Unknown model"):
+            timm.create_model(name)
 
 
 # ---------------------------------------------------------------- MindSpore twin

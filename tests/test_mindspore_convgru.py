@@ -59,9 +59,34 @@ def test_conv2d_matches_torch_in_outputs_and_gradients(im2col, c, o, k, stride, 
     assert max_diff(gb.asnumpy(), bt.grad) <= 1e-5 * max(1.0, bt.grad.abs().max().item())
 
 
-def test_conv2d_init_like_torch_picks_im2col_on_cpu_and_rejects_bad_sizes():
+def test_conv2d_path_is_probed_once_on_cpu_and_the_environment_overrides_it(monkeypatch):
+    from convgru_zoo.mindspore import conv as conv_module
+
+    monkeypatch.delenv(conv_module.CONV_PATH_ENV, raising=False)
+    monkeypatch.setattr(conv_module, "_chosen", {})
+    calls = []
+    monkeypatch.setattr(conv_module, "probe_conv_paths", lambda: calls.append(1) or {"im2col": 0.2, "native": 0.1})
+    assert Conv2d(4, 4, 3).im2col is False and Conv2d(4, 4, 3).im2col is False and calls == [1]  # probed once
+    assert conv_module.conv_path()[1] == "faster in a probe on this CPU: im2col + matmul 200.0 ms, native 100.0 ms"
+    for forced, im2col in (("im2col", True), ("native", False)):
+        monkeypatch.setattr(conv_module, "_chosen", {})
+        monkeypatch.setenv(conv_module.CONV_PATH_ENV, forced)
+        assert Conv2d(4, 4, 3).im2col is im2col and Conv2d(4, 4, 3, im2col=not im2col).im2col is not im2col
+    monkeypatch.setattr(conv_module, "_chosen", {})
+    monkeypatch.setenv(conv_module.CONV_PATH_ENV, "fast")
+    with pytest.raises(ValueError, match="CONVGRU_ZOO_MS_CONV must be one of .'im2col', 'native'., got 'fast'"):
+        Conv2d(4, 4, 3)
+
+
+def test_the_conv_path_probe_times_both_paths():
+    from convgru_zoo.mindspore.conv import probe_conv_paths
+
+    times = probe_conv_paths(repeats=1)
+    assert set(times) == {"im2col", "native"} and all(0 < t < 30 for t in times.values())
+
+
+def test_conv2d_init_like_torch_and_rejects_bad_sizes():
     conv = Conv2d(16, 64, 3)
-    assert conv.im2col is True
     bound = 1 / np.sqrt(16 * 9)  # torch: kaiming_uniform(a=sqrt(5)) weights, bias in +-1/sqrt(fan_in)
     for p in (conv.weight.asnumpy(), conv.bias.asnumpy()):
         assert np.abs(p).max() <= bound and np.abs(p).max() > 0.9 * bound
@@ -288,7 +313,7 @@ def guarded_net(monkeypatch):
     (lambda: (randn(2, 0, 3, 6, 6),), "empty sequence"),
     (lambda: (randn(2, 3, 6, 6), [randn(2, 4, 6, 6)]), "hidden must hold 2 states"),
     (lambda: (randn(2, 3, 6, 6), [randn(2, 4, 6, 6), randn(2, 5, 6, 7)]), r"hidden\[1\] must have shape"),
-    (lambda: (randn(2, 3, 6, 6), [randn(2, 4, 6, 6).astype(np.float16), None]), r"hidden\[0\] must be a Tensor"),
+    (lambda: (randn(2, 3, 6, 6), [randn(2, 4, 6, 6).astype(np.float16), None]), r"hidden\[0\] must be on CPU with dtype Float32"),
     (lambda: (randn(2, 4, 3, 6, 6), None, [4, 5]), r"lengths must lie in \[1, T=4\]"),
     (lambda: (randn(2, 4, 3, 6, 6), None, [4]), "lengths must hold one length per sample"),
     (lambda: (randn(2, 4, 3, 6, 6), None, [2.0, 3.0]), "lengths must be a 1-D integer"),

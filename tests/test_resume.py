@@ -5,13 +5,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import torch
 from safetensors.torch import load_file
 
 from convgru_zoo import cli
-from helpers import MNIST, needs_mnist
+from helpers import MNIST, kill_at_first_checkpoint, needs_mnist
 
 pytestmark = needs_mnist
 
@@ -24,15 +23,6 @@ def train_args(out, *extra):
     return ["train", "--task", "forecast", "--model", "convgru_forecaster_tiny", "--mnist", str(MNIST),
             "--out", str(out), "--steps", str(STEPS), "--batch-size", "2", "--num-sequences", "6",
             "--ckpt-every", "2", "--warmup-steps", "2", "--grad-clip", "1.0", "--seed", "3", "--no-progress", *extra]
-
-
-def kill_at_first_checkpoint(proc, checkpoints, outcome):
-    """SIGKILL ``proc`` as soon as a checkpoint sidecar exists (run in a thread)."""
-    deadline = time.monotonic() + 240
-    while not list(checkpoints.glob("step_*.json")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    outcome["returncode"] = proc.wait()
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, one_thread):

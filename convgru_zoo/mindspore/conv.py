@@ -1,17 +1,24 @@
 """A 2-D convolution cell with PyTorch's parameter names and layout, fast on every MindSpore device.
 
-On CPU, MindSpore's own convolution runs oneDNN's reference kernel (~300x slower than PyTorch for
-k > 1), while matrix products are fast; so on CPU this cell computes ``im2col`` (``ops.unfold``)
-followed by one matrix product. On GPU/Ascend it calls ``ops.conv2d``. Either way ``weight`` is
-(out, in, k, k) and ``bias`` (out,), exactly like ``torch.nn.Conv2d``, so weights move between the
-frameworks unchanged.
+Two paths compute it: MindSpore's own convolution (``ops.conv2d``), or ``im2col`` (``ops.unfold``)
+followed by one matrix product. On GPU/Ascend the native kernel is the fast one. On CPU it depends
+on the machine: measured here, MindSpore 2.10's CPU convolution ran oneDNN's reference kernel on an
+AVX-512 machine (~300x slower than im2col + matmul) but the optimised one on an AVX2 machine (1.3 s
+against 2.0 s for a ConvGRU's W2 forward). So on CPU the path is chosen at first use by a short
+probe that times both on a ConvGRU-sized convolution (:func:`conv_path`, once per process);
+``CONVGRU_ZOO_MS_CONV=im2col|native`` or a cell's ``im2col=`` argument overrides it.
+Either way ``weight`` is (out, in, k, k) and ``bias`` (out,), exactly like ``torch.nn.Conv2d``, so
+weights move between the frameworks unchanged.
 """
 import math
+import os
 import sys
-from typing import Optional
+import time
+from typing import Optional, Tuple
 
 import mindspore as ms
-from mindspore import Parameter, nn, ops
+import numpy as np
+from mindspore import Parameter, Tensor, nn, ops
 from mindspore.common import initializer as init
 
 from .. import _checks
@@ -34,16 +41,67 @@ class TeardownSafeCell(nn.Cell):
         super().__del__()
 
 
+CONV_PATH_ENV = "CONVGRU_ZOO_MS_CONV"
+CONV_PATHS = ("im2col", "native")
+_chosen = {}  # device target -> (im2col, why)
+
+
+def conv_path() -> Tuple[bool, str]:
+    """(use im2col + matmul, why) for the current device target, decided once per process.
+
+    ``CONVGRU_ZOO_MS_CONV`` (im2col or native) decides if set; else off CPU the native kernel; else
+    the faster of the two in :func:`probe_conv_paths`.
+    """
+    target = ms.get_context("device_target")
+    if target not in _chosen:
+        forced = os.environ.get(CONV_PATH_ENV, "")
+        if forced:
+            if forced not in CONV_PATHS:
+                raise ValueError(f"{CONV_PATH_ENV} must be one of {CONV_PATHS}, got {forced!r}")
+            _chosen[target] = forced == "im2col", f"{CONV_PATH_ENV}={forced}"
+        elif target != "CPU":
+            _chosen[target] = False, f"the native kernel on {target}"
+        else:
+            times = probe_conv_paths()
+            faster = min(times, key=times.get)
+            _chosen[target] = faster == "im2col", (f"faster in a probe on this CPU: im2col + matmul "
+                                                   f"{times['im2col'] * 1e3:.1f} ms, native {times['native'] * 1e3:.1f} ms")
+    return _chosen[target]
+
+
 def use_im2col() -> bool:
-    """True where the im2col + matmul path is the fast one: the CPU device target."""
-    return ms.get_context("device_target") == "CPU"
+    """Whether :class:`Conv2d` cells built now (``im2col=None``) take the im2col + matmul path (:func:`conv_path`)."""
+    return conv_path()[0]
+
+
+def probe_conv_paths(repeats: int = 3) -> dict:
+    """Seconds per call of both paths (best of ``repeats`` after a warm-up, op by op) on a ConvGRU-sized
+    3x3 convolution: 4 x 64 x 16 x 16 -> 64 channels, 75 MFLOP (about 0.25 s on the slow reference kernel)."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((4, 64, 16, 16), dtype=np.float32))
+    weight = Tensor(rng.standard_normal((64, 64, 3, 3), dtype=np.float32))
+    mode = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    try:
+        times = {}
+        for path in CONV_PATHS:
+            conv2d(x, weight, None, 1, 1, path == "im2col").asnumpy()
+            best = math.inf
+            for _ in range(repeats):
+                start = time.perf_counter()
+                conv2d(x, weight, None, 1, 1, path == "im2col").asnumpy()
+                best = min(best, time.perf_counter() - start)
+            times[path] = best
+        return times
+    finally:
+        ms.set_context(mode=mode)
 
 
 class Conv2d(TeardownSafeCell):
     """``torch.nn.Conv2d``-compatible convolution (square kernel, zero padding, no groups/dilation).
 
-    ``im2col=None`` picks the path from the device target when the cell is built
-    (:func:`use_im2col`); pass True/False to force one. The default init is torch's
+    ``im2col=None`` takes the path :func:`conv_path` chose for the device target when the cell is
+    built; pass True/False to force one. The default init is torch's
     (kaiming-uniform with a = sqrt(5), bias uniform in +-1/sqrt(fan_in)).
     """
 

@@ -40,7 +40,7 @@ def gru_update(gx, h, w_h_gates, w_h_out, padding, im2col):
 class ConvGRUCell(TeardownSafeCell):
     """One ConvGRU layer: ``cell(x, h)`` advances one (B,C,H,W) step; ``run`` a whole clip.
 
-    ``im2col`` is passed to the gate convolutions (:class:`Conv2d`; None picks by device target).
+    ``im2col`` is passed to the gate convolutions (:class:`Conv2d`; None: :func:`~convgru_zoo.mindspore.conv.conv_path`).
     """
 
     def __init__(self, input_size: int, hidden_size: int, kernel_size: int, *,

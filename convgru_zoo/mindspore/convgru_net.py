@@ -144,7 +144,7 @@ class ConvGRUNet(TeardownSafeCell):
         in_channels: Channels of each frame.
         num_classes: Classifier outputs, 0 for none (the head then returns the pooled features).
         drop_rate: Dropout before the classifier.
-        im2col: Convolution path (None: im2col + matmul on CPU, the native kernel elsewhere).
+        im2col: Convolution path (None: the one :func:`convgru_zoo.mindspore.conv.conv_path` chose).
         dtype: Parameter dtype.
 
     ``model(x, lengths=None)`` takes a clip (B,T,C,H,W) or an image (B,C,H,W); ``lengths`` (B,)

@@ -6,17 +6,24 @@ gradient clipping by global norm (torch's ``clip_grad_norm_`` rule), the metrics
 validation, atomic checkpoints and exact resume. One train step is compiled once for the batch
 shape; the learning rate is a Parameter set before each step, so changing it does not recompile.
 
+Data parallel runs under MindSpore's own launcher (on CPU too), each rank on its share of every
+global batch, gradients averaged, BatchNorm statistics averaged after every step as the PyTorch
+loop does::
+
+    msrun --worker_num=2 --local_worker_num=2 --join=True $(which convgru-zoo) train --framework mindspore ...
+
 A checkpoint's tensor file holds every Parameter of the train step under its MindSpore name: the
 model's and the optimizer's state (moments, step count), so a resumed run continues bit for bit.
 """
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
 import mindspore as ms
 import numpy as np
-from mindspore import Parameter, Tensor, nn, ops
+from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 from tqdm.auto import tqdm
@@ -34,10 +41,9 @@ def check(config: core.TrainConfig, runtime: core.Runtime, env: Dist) -> None:
         raise ConfigError(f"--amp must be none with --framework mindspore (it trains in float32), got {config.amp!r}")
     if runtime.workers:
         raise ConfigError(f"--workers applies to --framework torch (its DataLoader), got {runtime.workers}")
-    if env.world > 1:
-        raise ConfigError(f"--framework mindspore trains in one process: its launcher msrun does not run data "
-                          f"parallel on CPU in MindSpore 2.10 (see convgru_zoo.mindspore.train), got a job of "
-                          f"{env.world} processes")
+    if env.world > 1 and os.environ.get("MS_ROLE") not in ("MS_WORKER", "MS_SCHED"):
+        raise ConfigError(f"--framework mindspore runs data parallel under msrun (msrun --worker_num=N ... "
+                          f"convgru-zoo train ...), got a job of {env.world} processes from another launcher")
     device_target(runtime.device)
 
 
@@ -82,16 +88,21 @@ class TrainStep(nn.TrainOneStepCell):
     """One optimizer step; returns (loss, the gradients' global norm before clipping).
 
     With ``max_norm > 0`` the gradients are scaled by ``min(1, max_norm / (norm + 1e-6))``, torch's
-    ``clip_grad_norm_`` rule, so both frameworks clip alike.
+    ``clip_grad_norm_`` rule, so both frameworks clip alike. Data parallel: gradients and the loss
+    are averaged over the ranks first.
     """
 
-    def __init__(self, network, optimizer, max_norm=0.0):
+    def __init__(self, network, optimizer, max_norm=0.0, world=1):
         super().__init__(network, optimizer)
         self.max_norm = max_norm
+        self.world = world
+        self.all_reduce = ops.AllReduce() if world > 1 else None
 
     def construct(self, *inputs):
         loss = self.network(*inputs)
-        grads = self.grad_no_sens(self.network, self.weights)(*inputs)
+        grads = self.grad_reducer(self.grad_no_sens(self.network, self.weights)(*inputs))
+        if self.world > 1:
+            loss = self.all_reduce(loss) / self.world
         norm = ops.sqrt(ops.addn([ops.reduce_sum(ops.square(g)) for g in grads]))
         if self.max_norm > 0:
             scale = ops.minimum(self.max_norm / (norm + 1e-6), 1.0)
@@ -99,12 +110,28 @@ class TrainStep(nn.TrainOneStepCell):
         return ops.depend(loss, self.optimizer(grads)), norm
 
 
+class AverageOverRanks(nn.Cell):
+    """Replace each of ``params`` by its mean over the data-parallel ranks (BatchNorm's running statistics)."""
+
+    def __init__(self, params, world):
+        super().__init__()
+        self.params = ParameterTuple(params)
+        self.all_reduce = ops.AllReduce()
+        self.world = world
+
+    def construct(self):
+        for param in self.params:
+            ops.assign(param, self.all_reduce(param) / self.world)
+        return self.world
+
+
 class Trainer:
     """``step(batch, lr) -> (loss, grad_norm)`` through a compiled :class:`TrainStep`, plus its state for
-    checkpoints (every Parameter of the step: model and optimizer)."""
+    checkpoints (every Parameter of the step: model and optimizer). With ``world > 1`` (under msrun,
+    after ``mindspore.communication.init()``) each call is this rank's share of a data-parallel step."""
 
     def __init__(self, task, model, optimizer="adamw", lr=1e-3, weight_decay=0.01, momentum=0.9, loss="bce",
-                 grad_clip=0.0):
+                 grad_clip=0.0, world=1):
         self.task, self.model = task, model
         self.lr = Parameter(Tensor(lr, ms.float32), name="learning_rate", requires_grad=False)
         params = model.trainable_params()
@@ -115,8 +142,10 @@ class Trainer:
         else:
             raise ValueError(f"optimizer must be one of {core.OPTIMIZERS}, got {optimizer!r}")
         loss_net = ForecastLoss(model, loss) if task == "forecast" else ClassifyLoss(model)
-        self.train_step = TrainStep(loss_net, opt, grad_clip)
+        self.train_step = TrainStep(loss_net, opt, grad_clip, world)
         self.train_step.set_train()
+        buffers = [p for p in model.get_parameters() if not p.requires_grad]
+        self.average_buffers = AverageOverRanks(buffers, world) if world > 1 and buffers else None
 
     def inputs(self, batch):
         if self.task == "forecast":
@@ -127,6 +156,8 @@ class Trainer:
     def step(self, batch, lr):
         self.lr.set_data(Tensor(lr, ms.float32))
         loss, norm = self.train_step(*self.inputs(batch))
+        if self.average_buffers is not None:
+            self.average_buffers()
         return float(loss.asnumpy()), float(norm.asnumpy())
 
     def state(self) -> dict:
@@ -187,13 +218,36 @@ def run(config: core.TrainConfig, runtime: core.Runtime, env: Dist, resume_from)
         ms.set_device(target, index)
     previous = ms.get_context("mode")
     ms.set_context(mode=ms.GRAPH_MODE)
+    if env.world > 1:
+        from mindspore.communication import init
+
+        init()
+        ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
     try:
-        return _train(config, runtime, resume_from)
+        return _train(config, runtime, env, resume_from)
     finally:
         ms.set_context(mode=previous)
 
 
-def _train(config, runtime, resume_from):
+class GatherDigests(nn.Cell):
+    """Every rank's sha256 of its weights (32 bytes each), to check that data-parallel replicas agree."""
+
+    def __init__(self):
+        super().__init__()
+        self.all_gather = ops.AllGather()
+
+    def construct(self, digest):
+        return self.all_gather(digest)
+
+
+def _rank_digests(env: Dist, digest: str):
+    if env.world == 1:
+        return [digest]
+    gathered = GatherDigests()(Tensor(np.frombuffer(bytes.fromhex(digest), np.uint8).astype(np.int32)))
+    return [bytes(row.astype(np.uint8).tolist()).hex() for row in gathered.asnumpy().reshape(env.world, -1)]
+
+
+def _train(config, runtime, env, resume_from):
     out = Path(runtime.out)
     ms.set_seed(config.seed)
     np.random.seed(config.seed)
@@ -204,26 +258,29 @@ def _train(config, runtime, resume_from):
         except ValueError as err:
             raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
     trainer = Trainer(config.task, model, config.optimizer, config.lr, config.weight_decay, config.momentum,
-                      config.loss, config.grad_clip)
+                      config.loss, config.grad_clip, env.world)
     start = 0
     if resume_from is not None:
         meta, data = ckpt.read_checkpoint(resume_from)
         trainer.load_state(load_arrays(data))
-        ckpt.set_rng_state(meta["rng"][0])
+        ckpt.set_rng_state(meta["rng"][env.rank])
         start = meta["step"]
-    metrics_file = core.open_metrics_log(out, start)
+    metrics_file = core.open_metrics_log(out, start) if env.main else None
     train_set = core.build_dataset(config.task, runtime.mnist, "train", config.num_sequences)
-    val_set = core.build_dataset(config.task, runtime.mnist, "val", config.val_sequences) if config.val_every else None
+    val_set = (core.build_dataset(config.task, runtime.mnist, "val", config.val_sequences)
+               if config.val_every and env.main else None)
     bar = tqdm(total=config.steps, initial=start, desc=f"train {config.model} (mindspore)", unit="step",
-               disable=not runtime.progress, dynamic_ncols=True)
+               disable=not (runtime.progress and env.main), dynamic_ncols=True)
     began = time.perf_counter()
     try:
         for step, indices in enumerate(core.rank_batches(start, config.steps, config.batch_size, len(train_set),
-                                                         config.seed), start):
+                                                         config.seed, env.rank, env.world), start):
             tick = time.perf_counter()
             lr = core.learning_rate(step, config)
             loss, grad_norm = trainer.step(train_set.batch(indices), lr)
             done = step + 1
+            if not env.main:
+                continue
             record = {"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm,
                       "clips_per_s": config.batch_size / (time.perf_counter() - tick),
                       "elapsed_s": time.perf_counter() - began}
@@ -234,16 +291,22 @@ def _train(config, runtime, resume_from):
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4g}", lr=f"{lr:.3g}")
             if done % config.ckpt_every == 0 or done == config.steps:
-                sidecar = core.checkpoint_sidecar(config, runtime, done, [ckpt.rng_state()])
+                # The loop draws from no Python or NumPy RNG, so every rank's state is rank 0's.
+                sidecar = core.checkpoint_sidecar(config, runtime, done, [ckpt.rng_state()] * env.world)
                 ckpt.write_checkpoint(out / "checkpoints", done, save_arrays(trainer.state()), sidecar)
     finally:
         bar.close()
-        metrics_file.close()
+        if metrics_file is not None:
+            metrics_file.close()
 
     model.set_train(False)
-    summary = {"task": config.task, "model": config.model, "steps": config.steps, "world_size": 1,
-               "device": ms.get_context("device_target"), "weights_sha256": weights_digest(model),
-               "ranks_agree_on_weights": True}
-    save_mindspore_checkpoint(model, out / "model.ckpt")
-    core.write_final(out, mindspore_to_torch(model), config, summary)
+    digests = _rank_digests(env, weights_digest(model))
+    summary = {"task": config.task, "model": config.model, "steps": config.steps, "world_size": env.world,
+               "device": ms.get_context("device_target"), "weights_sha256": digests[0],
+               "ranks_agree_on_weights": len(set(digests)) == 1}
+    if env.main:
+        save_mindspore_checkpoint(model, out / "model.ckpt")
+        core.write_final(out, mindspore_to_torch(model), config, summary)
+    if not summary["ranks_agree_on_weights"]:
+        raise RuntimeError(f"data-parallel ranks ended with different weights: {digests}")
     return summary

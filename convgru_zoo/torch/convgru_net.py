@@ -37,10 +37,9 @@ import torch
 from torch import Tensor, nn
 
 from timm.layers import ClassifierHead, get_device_dtype, register_notrace_function, register_notrace_module
-from timm.models._builder import build_model_with_cfg, resolve_pretrained_cfg
-from timm.models._features import feature_take_indices
-from timm.models._manipulate import adapt_input_conv, checkpoint
-from timm.models._registry import generate_default_cfgs, register_model
+from timm.models import (adapt_input_conv, build_model_with_cfg, checkpoint, generate_default_cfgs, register_model,
+                         resolve_pretrained_cfg)
+from timm.models._features import feature_take_indices  # timm exports it from no public module (1.0.31)
 
 from .. import _checks, online, specs
 from ..pretrained import PretrainedWeightsError, by_hf_hub_id, weights_file

@@ -7,6 +7,7 @@ its sidecar adds the optimizer's hyper-parameters and the grad-scaler state to t
 """
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -40,7 +41,10 @@ def resolve_device(name: str, env: Dist) -> torch.device:
 
 
 def check(config: core.TrainConfig, runtime: core.Runtime, env: Dist) -> None:
-    """What only the PyTorch loop can check: the device and the AMP mode on it."""
+    """What only the PyTorch loop can check: its launcher, the device and the AMP mode on it."""
+    if env.world > 1 and "WORLD_SIZE" not in os.environ:
+        raise ConfigError(f"--framework torch runs data parallel under torchrun (torchrun --nproc_per_node=N -m "
+                          f"convgru_zoo.cli train ...), got a job of {env.world} processes from another launcher")
     device = resolve_device(runtime.device, env)
     if config.amp == "fp16" and device.type != "cuda":
         raise ConfigError(f"--amp fp16 needs a CUDA device (GradScaler), got --device {device}; use --amp bf16 on CPU")
