@@ -247,3 +247,11 @@ def single_frame_ceiling(logits, labels, num_directions):
     return {"digit_top1": digit_top1, "top1": digit_top1 / num_directions,
             "top5": min(1.0, digit_top1 * min(5, num_directions) / num_directions
                         + digit_top2 * min(extra, num_directions) / num_directions)}
+
+
+def confusion_matrix(logits, labels):
+    """(num_classes, num_classes) int64 counts: row = true class, column = the top-1 prediction."""
+    logits, labels = _classification_pair(logits, labels)
+    num_classes = logits.shape[1]
+    flat = labels * num_classes + logits.argmax(1)
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)

@@ -156,3 +156,32 @@ def save_accuracy_grid(path, accuracy, row_labels, col_labels, title=None):
         axes.set_title(title)
     figure.tight_layout()
     return _write_atomically(figure, path)
+
+
+def save_confusion_matrix(path, counts, class_names, title=None):
+    """PNG of a confusion matrix (rows: true class, columns: predicted), coloured by the share of each
+    true class and annotated with the counts."""
+    path = _png_path(path)
+    counts = np.asarray(counts)
+    if counts.ndim != 2 or counts.shape != (len(class_names), len(class_names)) or not len(class_names):
+        raise ValueError(f"counts must be a non-empty ({len(class_names)}, {len(class_names)}) matrix matching "
+                         f"class_names, got shape {counts.shape}")
+    totals = counts.sum(1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    side = 0.5 * len(class_names) + 2.4
+    figure = _figure(side + 0.6, side)
+    axes = figure.add_subplot()
+    image = axes.imshow(shares, vmin=0, vmax=1, cmap="Blues")
+    for (row, col), value in np.ndenumerate(counts):
+        axes.text(col, row, str(value), ha="center", va="center", fontsize=8,
+                  color="white" if shares[row, col] > 0.6 else "black")
+    names = [str(c) for c in class_names]
+    axes.set_xticks(range(len(names)), names, rotation=90 if max(map(len, names)) > 3 else 0)
+    axes.set_yticks(range(len(names)), names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    figure.colorbar(image, ax=axes, fraction=0.05, label="share of the true class")
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    return _write_atomically(figure, path)

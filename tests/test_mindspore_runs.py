@@ -7,19 +7,24 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("mindspore")
 
+import convgru_zoo  # noqa: E402
 from convgru_zoo.checkpoint import list_checkpoints, read_weights  # noqa: E402
 from helpers import MNIST, kill_at_first_checkpoint, needs_mnist  # noqa: E402
 
 pytestmark = needs_mnist
 
 STEPS = 8
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# One thread everywhere: the same kernels in every run, so the comparison can be bitwise; the checkout under
+# test on the path (the launchers start the installed script).
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+       "PYTHONPATH": str(Path(convgru_zoo.__file__).parents[1])}
 
 
 def train(out, *extra):
