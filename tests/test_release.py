@@ -8,45 +8,27 @@ import pytest
 
 from convgru_zoo import cli, pretrained, release, specs
 from convgru_zoo._files import sha256_of
+from conftest import RELEASED_NAME
 from helpers import MNIST, needs_mnist
 
 pytestmark = [needs_mnist, pytest.mark.usefixtures("one_thread")]
-NAME = "convgru_forecaster_tiny.mmnist"
-RECIPE = dict(specs.PRETRAINED[NAME].recipe, steps=2, batch_size=2, num_sequences=4, val_every=1, val_sequences=2,
-              ckpt_every=1)
-
-
-@pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    """A two-step recipe of the tiny forecaster, trained and released into temporary folders."""
-    tmp = tmp_path_factory.mktemp("release")
-    patch = pytest.MonkeyPatch()
-    weights = dataclasses.replace(specs.PRETRAINED[NAME], recipe=tuple(sorted(RECIPE.items())))
-    patch.setitem(specs.PRETRAINED, NAME, weights)
-    patch.setattr(pretrained, "WEIGHTS_DIR", tmp / "package")
-    patch.setattr(specs, "PUBLISHED_FILE", tmp / "package" / "published.json")
-    patch.setattr(release, "TEST_SEQUENCES", 4)
-    run = tmp / "run"
-    assert cli.main(["train", "--recipe", NAME, "--mnist", str(MNIST), "--out", str(run), "--no-progress"]) == 0
-    record = release.release(NAME, run, MNIST, cards_dir=tmp / "cards", train_threads=1, progress=False)
-    yield tmp, run, record
-    patch.undo()
+NAME = RELEASED_NAME
 
 
 def test_train_recipe_runs_exactly_the_recipe(released):
-    _, run, _ = released
-    assert json.loads((run / "config.json").read_text())["train"] == RECIPE
+    _, run, _, weights = released
+    assert json.loads((run / "config.json").read_text())["train"] == dict(weights.recipe)
 
 
 def test_release_records_files_their_sha256_and_the_training(released):
-    tmp, run, record = released
+    tmp, run, record, weights = released
     torch_file, ms_file = tmp / "package" / f"{NAME}.safetensors", tmp / "package" / f"{NAME}.ckpt"
     assert torch_file.read_bytes() == (run / "model.safetensors").read_bytes()
     assert record["files"]["torch"]["sha256"] == sha256_of(torch_file)
     assert record["files"]["mindspore"]["sha256"] == sha256_of(ms_file)
     assert json.loads((tmp / "package" / "published.json").read_text())[NAME] == {
         "mindspore": sha256_of(ms_file), "torch": sha256_of(torch_file)}
-    assert record["recipe"] == RECIPE and record["trained"]["steps"] == 2 and record["trained"]["threads"] == 1
+    assert record["recipe"] == dict(weights.recipe) and record["trained"]["steps"] == 2 and record["trained"]["threads"] == 1
     cards = tmp / "cards" / NAME
     assert json.loads((cards / "release.json").read_text()) == record
     assert (cards / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
@@ -55,7 +37,7 @@ def test_release_records_files_their_sha256_and_the_training(released):
 
 def test_the_mindspore_checkpoint_is_reproducible_and_loads_with_plain_mindspore(released, tmp_path):
     ms = pytest.importorskip("mindspore")
-    tmp, _, record = released
+    tmp, _, record, _ = released
     again = tmp_path / "again.ckpt"
     assert release.convert_to_mindspore(tmp / "package" / f"{NAME}.safetensors", again) == \
         record["files"]["mindspore"]["sha256"]
@@ -69,7 +51,7 @@ def test_the_mindspore_checkpoint_is_reproducible_and_loads_with_plain_mindspore
 
 
 def test_both_frameworks_score_the_same_clips_alike(released):
-    tmp, _, record = released
+    tmp, _, record, _ = released
     cards = tmp / "cards" / NAME
     reports = {fw: json.loads((cards / f"eval_forecast_{fw}.json").read_text()) for fw in specs.FRAMEWORKS}
     assert reports["torch"]["data"]["sha256"] == reports["mindspore"]["data"]["sha256"] == record["test_set"]["sha256"]
@@ -80,7 +62,7 @@ def test_both_frameworks_score_the_same_clips_alike(released):
 
 
 def test_a_run_that_is_not_the_recipe_is_refused(released, tmp_path):
-    _, run, _ = released
+    _, run, _, _ = released
     other = tmp_path / "other"
     other.mkdir()
     (other / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
@@ -88,7 +70,7 @@ def test_a_run_that_is_not_the_recipe_is_refused(released, tmp_path):
     config["train"]["lr"] = 0.5
     (other / "config.json").write_text(json.dumps(config))
     with pytest.raises(cli.training.ConfigError, match=r"lr: the run has 0.5, the recipe 0.005"):
-        release.release(NAME, other, MNIST, cards_dir=tmp_path / "cards", train_threads=1)
+        release.release(NAME, other, MNIST, cards_dir=tmp_path / "cards", train_threads=1)  # the real recipe
     assert not (tmp_path / "cards").exists()
 
 

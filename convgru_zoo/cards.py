@@ -1,0 +1,237 @@
+"""Model cards, generated from the committed results of a release, never edited by hand.
+
+    convgru-zoo cards            # (re)write model_cards/<name>/README.md for every released tag
+    convgru-zoo cards --check    # exit 1 when a committed card differs from what the results give
+
+A card is the Hub's format: YAML front matter (license, library, tags, pipeline tag, datasets and a
+``model-index`` with every measured metric, written by huggingface_hub's ``ModelCardData`` and
+``EvalResult``) and a Markdown body: what the model is for, its limits, how to load it in every
+door, the recipe with its command and training hours, the metrics beside their baselines, pictures,
+the data caveat and the citation. Every number comes from ``release.json`` and the evaluation JSONs
+beside it (``convgru_zoo.release``); figures quoted from other work from ``model_cards/reference/``.
+"""
+import json
+
+import numpy as np
+
+from . import machine, specs
+from .release import CARDS_DIR, result_dir
+
+REFERENCE_FILE = CARDS_DIR / "reference" / "openstl_moving_mnist.json"  # quoted figures of other work, with source
+CITATION = """@article{ballas2015delving,
+  title   = {Delving Deeper into Convolutional Networks for Learning Video Representations},
+  author  = {Ballas, Nicolas and Yao, Li and Pal, Chris and Courville, Aaron},
+  journal = {arXiv preprint arXiv:1511.06432},
+  year    = {2015}
+}"""
+DATA_CAVEAT = ("The clips are made of MNIST's official *test* digits (10,000 images), split into disjoint "
+               "train / validation / test images (80 / 10 / 10 %, `convgru_zoo.data.split_indices`): no test "
+               "digit image is ever seen in training, but the training digits are not MNIST's training set.")
+
+
+def released_names(cards_dir=CARDS_DIR):
+    """Names of the tags with a release (``release.json``) in ``cards_dir``, in ``specs.PRETRAINED`` order."""
+    return [name for name in specs.PRETRAINED if (result_dir(name, cards_dir) / "release.json").is_file()]
+
+
+def _load(name, cards_dir):
+    folder = result_dir(name, cards_dir)
+    release = json.loads((folder / "release.json").read_text())
+    task = release["task"]
+    evals = {fw: json.loads((folder / f"eval_{task}_{fw}.json").read_text()) for fw in specs.FRAMEWORKS}
+    return folder, release, evals
+
+
+def parameter_count(name, cards_dir=CARDS_DIR) -> int:
+    """Parameters in the released PyTorch file (buffers such as BatchNorm statistics not counted)."""
+    from .checkpoint import read_weights
+    from .release import weights_path
+
+    arrays, _ = read_weights(weights_path(specs.PRETRAINED[name], "torch", cards_dir))
+    return int(sum(a.size for k, a in arrays.items() if not k.endswith(("running_mean", "running_var",
+                                                                        "num_batches_tracked"))))
+
+
+def card_data(name, cards_dir=CARDS_DIR):
+    """The front matter: huggingface_hub's ``ModelCardData`` with one ``EvalResult`` per metric."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    weights = specs.PRETRAINED[name]
+    _, _, evals = _load(name, cards_dir)
+    metrics = evals["torch"]["metrics"]
+    if weights.task == "classify":
+        task, dataset = "video-classification", ("motion-mnist", "Motion MNIST (digit x direction, 40 classes)")
+        values = [("accuracy", "top-1", metrics["clip"]["top1"]), ("accuracy", "top-5", metrics["clip"]["top5"])]
+    else:
+        task, dataset = "video-to-video", ("moving-mnist", "Moving MNIST (2 digits, 10 -> 10 frames)")
+        values = [("mse", "MSE per frame", metrics["mse"]), ("mae", "MAE per frame", metrics["mae"]),
+                  ("ssim", "SSIM", metrics["ssim"]), ("psnr", "PSNR (dB)", metrics["psnr"])]
+    results = [EvalResult(task_type=task, dataset_type=dataset[0], dataset_name=dataset[1], dataset_split="test",
+                          metric_type=kind, metric_name=label, metric_value=round(float(value), 6))
+               for kind, label, value in values]
+    return ModelCardData(
+        model_name=name, license=weights.license, library_name="timm" if weights.task == "classify" else "pytorch",
+        tags=["convgru", "video", "timm" if weights.task == "classify" else "video-prediction", "mindspore",
+              "pytorch", task], pipeline_tag=task, datasets=["mnist"], eval_results=results)
+
+
+def _fmt(value, digits=4):
+    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _loading(weights):
+    name = weights.name
+    if weights.task == "classify":
+        return f"""```python
+import convgru_zoo, timm, torch            # importing convgru_zoo registers the models
+model = timm.create_model("{name}", pretrained=True).eval()
+logits = model(torch.rand(1, 10, 3, 64, 64))        # a clip (B, T, C, H, W), frames in [0, 1] normalised by
+                                                    # model.pretrained_cfg's mean/std
+model = timm.create_model("hf-hub:{weights.hf_hub_id}", pretrained=True)   # straight from this repo
+model = torch.hub.load("<checkout or owner/convgru-zoo>", "{weights.arch}", pretrained=True)
+
+import mindcv                                       # MindSpore: the same architecture and weights
+net = mindcv.create_model("{weights.arch}", pretrained=True, num_classes={weights.num_classes})
+params = mindspore.load_checkpoint("model.ckpt")   # or just the file, with plain MindSpore
+```"""
+    return f"""```python
+from convgru_zoo import create_forecaster           # PyTorch; framework="mindspore" for MindSpore
+model = create_forecaster("{weights.arch}", pretrained=True).eval()
+future = model(clip)                               # (B, 10, 1, 64, 64) frames in [0, 1] -> the next 10
+model = torch.hub.load("<checkout or owner/convgru-zoo>", "{weights.arch}", pretrained=True)
+params = mindspore.load_checkpoint("model.ckpt")   # the MindSpore file, with plain MindSpore
+```"""
+
+
+def _metrics_section(weights, evals, folder, cards_dir):
+    m, ms = evals["torch"]["metrics"], evals["mindspore"]["metrics"]
+    if weights.task == "classify":
+        ceiling = m["single_frame_ceiling"]
+        rows = [f"| {weights.name} (PyTorch) | {_fmt(m['clip']['top1'])} | {_fmt(m['clip']['top5'])} |",
+                f"| {weights.name} (MindSpore, same file converted) | {_fmt(ms['clip']['top1'])} | "
+                f"{_fmt(ms['clip']['top5'])} |",
+                f"| best any one frame allows (analytic: this model's digit accuracy {_fmt(ceiling['digit_top1'])} "
+                f"/ 4 directions) | {_fmt(ceiling['top1'])} | {_fmt(ceiling['top5'])} |",
+                "| chance | 0.0250 | 0.1250 |"]
+        per_direction = " | ".join(f"{d} {_fmt(v)}" for d, v in m["per_direction_top1"].items())
+        return "\n".join(["| | top-1 | top-5 |", "|---|---|---|", *rows, "",
+                          f"Top-1 per direction of motion: {per_direction}.", "",
+                          "![top-1 per digit and direction](eval_classify_torch_per_class.png)"])
+    base = m["baseline_last_frame"]
+    rows = [f"| {weights.name} (PyTorch) | {parameter_count(weights.name, cards_dir) / 1e6:.3f} | "
+            f"{_fmt(m['mse'], 2)} | {_fmt(m['mae'], 2)} | {_fmt(m['ssim'])} | {_fmt(m['psnr'], 2)} |",
+            f"| {weights.name} (MindSpore, same file converted) | | {_fmt(ms['mse'], 2)} | {_fmt(ms['mae'], 2)} | "
+            f"{_fmt(ms['ssim'])} | {_fmt(ms['psnr'], 2)} |",
+            f"| repeating the last input frame | 0 | {_fmt(base['mse'], 2)} | {_fmt(base['mae'], 2)} | "
+            f"{_fmt(base['ssim'])} | {_fmt(base['psnr'], 2)} |"]
+    reference = json.loads(REFERENCE_FILE.read_text())
+    for r in reference["models"]:
+        rows.append(f"| {r['name']} ({reference['source']}, {r['training']}) | {r['params_m']:.1f} | "
+                    f"{_fmt(r['mse'], 2)} | {_fmt(r.get('mae'), 2)} | {_fmt(r['ssim'])} | {_fmt(r.get('psnr'), 2)} |")
+    per_step = m["per_frame"]
+    steps = " | ".join(str(i + 1) for i in range(len(per_step["mse"])))
+    return "\n".join([
+        "| | params (M) | MSE / frame | MAE / frame | SSIM | PSNR (dB) |", "|---|---|---|---|---|---|", *rows, "",
+        "MSE and MAE are summed over a frame's pixels on the 0-1 scale and averaged over frames and clips "
+        "(OpenSTL's convention); SSIM is the Gaussian-window SSIM; PSNR is capped for identical frames.", "",
+        f"| predicted frame | {steps} |", "|---|" + "---|" * len(per_step["mse"]),
+        "| MSE | " + " | ".join(_fmt(v, 1) for v in per_step["mse"]) + " |",
+        "| SSIM | " + " | ".join(_fmt(v, 3) for v in per_step["ssim"]) + " |", "",
+        "![input, truth and forecast frames](eval_forecast_torch_frames.png)", "",
+        "![metrics per predicted frame](eval_forecast_torch_per_step.png)"])
+
+
+def render(name, cards_dir=CARDS_DIR) -> str:
+    """The card of ``name`` as text (front matter + body), from its committed results only."""
+    from huggingface_hub import ModelCard
+
+    weights = specs.PRETRAINED[name]
+    folder, release, evals = _load(name, cards_dir)
+    trained, recipe = release["trained"], release["recipe"]
+    hours = (f"{trained['cpu_hours']:.2f} CPU-hours ({trained['wall_hours']:.2f} h on {trained['threads']} thread(s))"
+             if trained.get("cpu_hours") is not None else f"{trained['wall_hours']:.2f} GPU-hours")
+    what = ("a video classification backbone: ConvGRUs carry a state through time at strides 4, 8 and 16 "
+            "and the classifier reads the final state (the stacked GRU-RCN of Ballas et al. 2015)"
+            if weights.task == "classify" else
+            "a video forecaster: a stacked ConvGRU reads 10 frames (folded space-to-depth) and forecasts the "
+            "next 10 closed loop, each prediction fed back as the next input")
+    limits = ("It was trained on synthetic clips of one grey MNIST digit moving in one of four diagonal "
+              "directions; it is a starting point for fine-tuning on real videos (`convgru-zoo train --data`), "
+              "not a general video classifier."
+              if weights.task == "classify" else
+              "It was trained on synthetic Moving MNIST clips of two bouncing digits at 64x64; forecasts blur "
+              "as the horizon grows, and it knows nothing of real-world motion.")
+    recipe_rows = "\n".join(f"| {k} | {v!r} |" for k, v in sorted(recipe.items()))
+    files = "\n".join(f"| {fw} | `{specs.WEIGHT_FILES[fw]}` | `{f['sha256']}` |" for fw, f in release["files"].items())
+    body = f"""
+# {name}
+
+{weights.description}. This is {what}. Architecture and weights are the same in PyTorch (timm) and
+MindSpore (MindCV): the MindSpore checkpoint is converted from the PyTorch file by `convgru_zoo.convert`
+and scores the same on the test set (table below).
+
+{limits}
+
+## How to use
+
+```bash
+pip install "convgru-zoo[torch]"        # or [mindspore], or [all]
+```
+
+{_loading(weights)}
+
+## Results
+
+On the fixed test set: the first {release['test_set']['num_sequences']} clips of the generated `test`
+split (seed {release['test_set']['seed']}; regenerated bit-exactly, sha256 of the clips
+`{release['test_set']['sha256']}`).
+
+{_metrics_section(weights, evals, folder, cards_dir)}
+
+## Training
+
+```bash
+convgru-zoo train --recipe {name} --mnist MNIST_DIR --out RUN_DIR      # add --resume to continue
+convgru-zoo release {name} --run RUN_DIR --mnist MNIST_DIR
+```
+
+{trained['steps']} steps in {trained['segments']} session(s), {hours} on {machine.summary_line(trained['machine'])}.
+
+![training curves](training_curves.png)
+
+| setting | value |
+|---|---|
+{recipe_rows}
+
+## Files
+
+| framework | file | sha256 |
+|---|---|---|
+{files}
+
+## Data
+
+{DATA_CAVEAT}
+
+## Citation
+
+```bibtex
+{CITATION}
+```
+"""
+    return ModelCard(f"---\n{card_data(name, cards_dir).to_yaml()}\n---\n{body}").content
+
+
+def write_cards(names=None, cards_dir=CARDS_DIR, check=False):
+    """Write (or with ``check`` compare) the cards; return the names whose committed card differs."""
+    from ._files import atomic_write_bytes
+
+    stale = []
+    for name in names or released_names(cards_dir):
+        path = result_dir(name, cards_dir) / "README.md"
+        text = render(name, cards_dir)
+        if not path.is_file() or path.read_text() != text:
+            stale.append(name)
+            if not check:
+                atomic_write_bytes(path, text.encode())
+    return stale

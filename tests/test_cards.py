@@ -1,0 +1,75 @@
+"""Model cards: generated from committed results only, parsed offline with huggingface_hub's own classes,
+their metrics those of the evaluation JSON, and a committed card that differs from its results fails."""
+import json
+import re
+
+import pytest
+
+pytest.importorskip("huggingface_hub")
+from huggingface_hub import ModelCard  # noqa: E402
+
+from convgru_zoo import cards, release, specs  # noqa: E402
+from conftest import RELEASED_NAME  # noqa: E402
+
+
+def test_committed_cards_are_what_their_results_give():
+    stale = cards.write_cards(check=True)
+    assert stale == [], f"regenerate with `convgru-zoo cards`: {stale}"
+    for name in cards.released_names():
+        assert (release.CARDS_DIR / name / "README.md").is_file()
+
+
+@pytest.fixture
+def card(published):
+    tmp = published[0]
+    cards.write_cards(cards_dir=tmp / "cards")
+    path = tmp / "cards" / RELEASED_NAME / "README.md"
+    assert cards.write_cards(cards_dir=tmp / "cards", check=True) == []  # rendering is deterministic
+    return path, ModelCard.load(path)
+
+
+def test_card_front_matter_parses_with_huggingface_hub(card):
+    _, parsed = card
+    data = parsed.data
+    assert data.license == "mit" and data.library_name == "pytorch" and data.pipeline_tag == "video-to-video"
+    assert {"convgru", "mindspore", "video-to-video"} <= set(data.tags)
+    assert data.datasets == ["mnist"]
+
+
+def test_card_metrics_are_the_evaluation_json(card, published):
+    path, parsed = card
+    evaluation = json.loads((path.parent / "eval_forecast_torch.json").read_text())["metrics"]
+    results = {r.metric_type: r for r in parsed.data.eval_results}
+    assert sorted(results) == ["mae", "mse", "psnr", "ssim"]
+    for metric, result in results.items():
+        assert result.metric_value == pytest.approx(evaluation[metric], abs=1e-6)
+        assert (result.task_type, result.dataset_type, result.dataset_split) == ("video-to-video", "moving-mnist", "test")
+
+
+def test_card_body_has_command_hours_files_pictures_caveat_and_citation(card, published):
+    path, parsed = card
+    record = json.loads((path.parent / "release.json").read_text())
+    text = parsed.text
+    assert f"convgru-zoo train --recipe {RELEASED_NAME}" in text
+    assert f"{record['trained']['cpu_hours']:.2f} CPU-hours" in text
+    for file in record["files"].values():
+        assert file["sha256"] in text
+    for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+        assert (path.parent / picture).is_file(), picture
+    assert "ConvLSTM-S" in text and "repeating the last input frame" in text
+    assert cards.DATA_CAVEAT in text and "arXiv:1511.06432" in text
+
+
+def test_a_hand_edited_card_is_reported_stale(card, published):
+    path, _ = card
+    tmp = published[0]
+    path.write_text(path.read_text().replace("MSE", "MSE (edited)", 1))
+    assert cards.write_cards(cards_dir=tmp / "cards", check=True) == [RELEASED_NAME]
+    assert cards.write_cards(cards_dir=tmp / "cards") == [RELEASED_NAME]  # rewritten
+    assert cards.write_cards(cards_dir=tmp / "cards", check=True) == []
+
+
+def test_every_published_tag_has_a_card_once_released():
+    names = set(cards.released_names())
+    assert names <= set(specs.PRETRAINED)
+    assert all((release.CARDS_DIR / n / "release.json").is_file() for n in names)
