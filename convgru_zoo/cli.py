@@ -3,6 +3,7 @@
     convgru-zoo train --task forecast --model convgru_forecaster --mnist DIR --out runs/fc
     convgru-zoo eval  --task forecast --weights runs/fc --mnist DIR
     convgru-zoo demo  --mnist DIR
+    convgru-zoo train --task classify --model convgru_small --data DIR --out runs/mine   (your clips)
     torchrun --nproc_per_node=2 -m convgru_zoo.cli train ...   (data-parallel)
 
 Argument errors name the argument, what was expected and what came, and exit with status 2
@@ -14,8 +15,9 @@ import math
 import sys
 
 from . import train as training
-from .specs import FRAMEWORKS
+from .specs import FRAMEWORKS, INPUT_SIZE
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
@@ -67,7 +69,26 @@ def _add_train_arguments(p, defaults):
     p.add_argument("--task", choices=training.TASKS, default=None,
                    help="forecast: Moving MNIST 10 -> 10 frames; classify: Motion MNIST, 40 classes")
     p.add_argument("--model", default=None, help="forecaster name or convgru_* backbone (timm)")
-    p.add_argument("--mnist", required=True, help="folder of MNIST idx files (the digits clips are made of)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--mnist", help="folder of MNIST idx files (the digits clips are made of)")
+    source.add_argument("--data", help="folder of your clips (video files or folders of frames), one subfolder "
+                                       "per class for classify; optional train.txt/val.txt/test.txt split lists")
+    p.add_argument("--num-frames", type=_positive_int, default=None,
+                   help=f"--data: frames per clip sample (classify default {training.CONTEXT_FRAMES}; "
+                        f"forecast: {2 * training.CONTEXT_FRAMES})")
+    p.add_argument("--frame-stride", type=_non_negative_int, default=None,
+                   help="--data: take every N-th frame from a random place (eval: the middle); 0: spread the "
+                        "frames over the whole clip (classify default 0, forecast 1)")
+    p.add_argument("--image-size", type=_positive_int, default=None,
+                   help=f"--data: square frame side the model sees (default {INPUT_SIZE[1]})")
+    p.add_argument("--hflip", action="store_true",
+                   help="--data: random horizontal flips (off by default: a flip swaps left and right motion)")
+    p.add_argument("--skip-bad-clips", action="store_true",
+                   help="--data: leave unreadable, truncated, too short or missing clips out (counted) "
+                        "instead of stopping with an error naming the first")
+    p.add_argument("--pretrained", default=None, metavar="TAG",
+                   help="fine-tune published weights, e.g. convgru_small.mmnist_motion (a new classifier for "
+                        "the data's classes); like --init-weights with the tag's file")
     p.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoints/, model.safetensors")
     p.add_argument("--framework", choices=FRAMEWORKS, default=d.framework,
                    help="the training loop: torch (torchrun for data parallel) or mindspore (compiled, float32)")
@@ -103,6 +124,9 @@ def _add_eval_arguments(p):
     p.add_argument("--weights", required=True, help="a run folder or a .safetensors weights file")
     p.add_argument("--model", default=None, help="model name, when the weights file does not record it")
     p.add_argument("--mnist", default=None, help="folder of MNIST idx files (test clips are generated from it)")
+    p.add_argument("--data", default=None, help="folder of your clips: its test split, sampled as the run was "
+                                                "trained (top-1/top-5, per-class accuracy, confusion matrix)")
+    p.add_argument("--skip-bad-clips", action="store_true", help="--data: leave bad clips out (counted)")
     p.add_argument("--fixed-test", default=None, help="standard fixed Moving MNIST test file (.npy, (20, N, 64, 64))")
     p.add_argument("--num-sequences", type=_positive_int, default=None,
                    help="test clips: generated (default 1000) or the first N of --fixed-test (default all)")
@@ -127,13 +151,77 @@ def build_parser():
     release.add_argument("--train-threads", type=_positive_int, default=None,
                          help="threads the training used, when its train_summary.json does not record them")
     release.add_argument("--no-progress", action="store_true")
+    cards = sub.add_parser("cards", help="write model_cards/<tag>/README.md of every released tag from its results")
+    cards.add_argument("--check", action="store_true", help="write nothing; exit 1 if a committed card is stale")
+    publish = sub.add_parser("publish", help="publish released tags to the Hugging Face Hub (card, both frameworks' "
+                                             "weights, config.json, pictures), every file checked first")
+    publish.add_argument("tags", nargs="*", help="tags to publish, e.g. convgru_tiny.mmnist_motion (default: all released)")
+    publish.add_argument("--org", default=None, help="Hub namespace (default: convgru-zoo)")
+    publish.add_argument("--dry-run", action="store_true", help="build and check the repo folders, list what would go up")
+    publish.add_argument("--out", default=None, help="keep the repo folders here (default: a temporary folder)")
     demo = sub.add_parser("demo", help="train a tiny forecaster for a few minutes on CPU, evaluate, plot")
     demo.add_argument("--mnist", required=True, help="folder of MNIST idx files")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--steps", type=_positive_int, default=None, help="override the demo's step count")
     demo.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="train and evaluate in this framework")
     demo.add_argument("--no-progress", action="store_true")
+    _add_export_arguments(sub.add_parser("export", help="write a model's clip or one-step graph as ONNX, MINDIR "
+                                                        "or TorchScript (convgru_zoo.export)"))
+    _add_stream_arguments(sub.add_parser("stream", help="run a model frame by frame over a video or a folder of "
+                                                        "frames; print and plot its per-frame answer"))
     return parser
+
+
+def _add_model_arguments(p):
+    from .export import model_names
+    p.add_argument("model", choices=model_names(), help="backbone or forecaster")
+    p.add_argument("--pretrained", default=None, metavar="TAG", help="load the tag's sha256-checked weights "
+                   "(convgru_zoo.specs.PRETRAINED, e.g. mmnist_motion); default: random weights")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def _add_export_arguments(p):
+    from .export import FORMATS
+    _add_model_arguments(p)
+    p.add_argument("--format", choices=sorted(FORMATS), required=True)
+    p.add_argument("--out", required=True, help="file to write (.onnx, .mindir or .pt)")
+    p.add_argument("--step", action="store_true", help="the one-step graph (frame, states -> output, states) "
+                   "instead of the whole-clip graph")
+    p.add_argument("--batch", type=_positive_int, default=None, help="example batch (default 2); fixed in MINDIR")
+    p.add_argument("--frames", type=_positive_int, default=None,
+                   help="example clip length (default: the model's); fixed in MINDIR")
+    p.add_argument("--size", type=_positive_int, nargs=2, default=None, metavar=("H", "W"),
+                   help="example frame size (default 64 64); fixed in MINDIR")
+
+
+def _add_stream_arguments(p):
+    _add_model_arguments(p)
+    p.add_argument("source", help="a video file (read with PyAV) or a folder of .png/.jpg frames")
+    p.add_argument("--framework", choices=FRAMEWORKS, default="torch")
+    p.add_argument("--size", type=_positive_int, default=64, help="side of the square the frames are cropped "
+                   "and resized to")
+    p.add_argument("--top", type=_positive_int, default=3, help="classes printed and plotted per frame (backbones)")
+    p.add_argument("--out", default=None, help="PNG of the per-frame curve")
+
+
+def _run_deploy(args):
+    """``export`` and ``stream``: a bad argument, file or tag exits with status 2 and the error's message."""
+    from .pretrained import PretrainedWeightsError
+    try:
+        if args.command == "export":
+            from .export import export
+            size = args.size or (None, None)
+            path = export(args.model, args.format, args.out, pretrained=args.pretrained, step=args.step,
+                          batch=args.batch, frames=args.frames, height=size[0], width=size[1],
+                          overwrite=args.overwrite)
+            print(f"exported {args.model} ({'step' if args.step else 'clip'} graph, {args.format}): {path}")
+        else:
+            from .stream import run
+            run(args.model, args.source, args.framework, args.pretrained, args.size, args.out, args.top,
+                args.overwrite)
+    except (ValueError, FileExistsError, FileNotFoundError, PretrainedWeightsError) as err:
+        raise training.ConfigError(str(err)) from None
+    return 0
 
 
 def train_config_from(args):
@@ -157,9 +245,38 @@ def train_config_from(args):
         if extra:
             raise training.ConfigError(f"--recipe {args.recipe} fixes every training setting, got {', '.join(extra)} too")
         config = training.TrainConfig(**recipe)
+    if args.pretrained is not None:
+        config = dataclasses.replace(config, init_weights=_pretrained_file(args))
     runtime = training.Runtime(mnist=args.mnist, out=args.out, device=args.device, workers=args.workers,
-                               progress=not args.no_progress, resume=args.resume)
+                               progress=not args.no_progress, resume=args.resume, data=video_data_from(args, config.task))
     return config, runtime
+
+
+VIDEO_FLAGS = ("num_frames", "frame_stride", "image_size", "hflip", "skip_bad_clips")
+
+
+def video_data_from(args, task):
+    """``--data`` and its sampling flags as a VideoFolderConfig (defaults by task), or None for Moving MNIST."""
+    given = {k: getattr(args, k) for k in VIDEO_FLAGS if getattr(args, k) not in (None, False)}
+    if args.data is None:
+        if given:
+            raise training.ConfigError(f"--{next(iter(given)).replace('_', '-')} applies to --data, got --mnist")
+        return None
+    defaults = ({"num_frames": 2 * training.CONTEXT_FRAMES, "frame_stride": 1} if task == "forecast"
+                else {"num_frames": training.CONTEXT_FRAMES, "frame_stride": 0})
+    return training.VideoFolderConfig(args.data, **{"image_size": INPUT_SIZE[1], **defaults, **given})
+
+
+def _pretrained_file(args):
+    """The torch weights file of ``--pretrained TAG`` (sha256-checked, downloaded if needed)."""
+    from .pretrained import PretrainedWeightsError, weights_file
+    if args.init_weights:
+        raise training.ConfigError(f"--pretrained and --init-weights both name the starting weights, got "
+                                   f"{args.pretrained!r} and {args.init_weights!r}; give one")
+    try:
+        return str(weights_file(args.pretrained, "torch"))
+    except PretrainedWeightsError as err:
+        raise training.ConfigError(f"--pretrained must name published weights: {err}") from None
 
 
 def _run(args):
@@ -168,6 +285,20 @@ def _run(args):
         summary = training.train(config, runtime)
         if training.dist_from_env().main:
             print(f"trained {summary['model']} for {summary['steps']} steps: {args.out}/model.safetensors")
+        return 0
+    if args.command == "cards":
+        from .cards import write_cards
+        stale = write_cards(check=args.check)
+        print(("stale cards: " if args.check else "cards written: ") + (", ".join(stale) or "none"))
+        return EXIT_FAILURE if args.check and stale else 0
+    if args.command == "publish":
+        from .publish import PublishError, publish
+        from .specs import HF_ORG
+        try:
+            publish(args.tags, org=args.org or HF_ORG, dry_run=args.dry_run, out=args.out)
+        except PublishError as err:
+            print(f"convgru-zoo publish: error: {err}", file=sys.stderr)
+            return EXIT_FAILURE
         return 0
     if args.command == "release":
         from .release import release
@@ -183,6 +314,8 @@ def _run(args):
         for kind, path in report["files"].items():
             print(f"  {kind}: {path}")
         return 0
+    if args.command in ("export", "stream"):
+        return _run_deploy(args)
     return run_demo(args)
 
 

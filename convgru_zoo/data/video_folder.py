@@ -253,6 +253,31 @@ def read_frames(path, indices, grey=False) -> np.ndarray:
     return frames[..., None] if frames.ndim == 3 else frames
 
 
+def iter_frames(path, grey=False):
+    """Every frame of a clip (video file or frame folder) in order, as uint8 (H, W, C), C 1 or 3, one at a
+    time: constant memory however long the video (``convgru-zoo stream``)."""
+    path = Path(path)
+    if path.is_dir():
+        image = _pil()
+        for file in _frame_files(path):
+            with image.open(file) as frame:
+                array = np.asarray(frame.convert("L" if grey else "RGB"))
+            yield array[..., None] if grey else array
+        return
+    av = _av()
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise BadClipError(f"video {str(path)!r} has no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                array = frame.to_ndarray(format="gray" if grey else "rgb24")
+                yield array[..., None] if grey else array
+    except av.FFmpegError as err:
+        raise BadClipError(f"video {str(path)!r} is unreadable: {err}") from None
+
+
 def frame_indices(length, num_frames, stride, rng=None) -> np.ndarray:
     """Which ``num_frames`` frames of a ``length``-frame clip a sample takes.
 
@@ -291,11 +316,13 @@ class VideoFolder:
     Items: classify, ``(clip float32 (T, C, S, S) in [0, 1], label int64)`` with C = 3 (grey frames as
     three equal channels, the backbones' input); forecast, the clip alone, C = 1 when every training
     clip is grey, else 3. ``num_samples`` (training) repeats the clips with fresh augmentation;
-    evaluation splits (``num_samples=None``) hold each clip once, deterministically.
+    evaluation splits (``num_samples=None``) hold each clip once, deterministically. ``check_folder``:
+    the clips of the other splits are checked too (training does, so that bad data anywhere in the
+    folder shows before it starts) and bad ones among them counted in :attr:`skipped`.
     """
 
     def __init__(self, config: VideoFolderConfig, task="classify", split="train", num_samples=None, seed=0,
-                 channels=None, classes=None, progress=True):
+                 channels=None, classes=None, check_folder=False, progress=True):
         self.config = config.check()
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -317,21 +344,14 @@ class VideoFolder:
             self.classes = []
             clips = {name: -1 for name in find_clips(root, [])}
         names = self._split_names(root, clips)
+        others = sorted(set(clips) - set(names)) if check_folder else []
         self.paths, self.labels, self.infos = [], [], []
-        for name in tqdm(names, desc=f"check {split} clips", unit="clip", disable=not progress or len(names) < 50):
-            info = _probe_cached(root / name)
-            if not isinstance(info, BadClipError) and info.frames < config.frames_needed:
-                info = BadClipError(f"clip {str(root / name)!r} has {info.frames} frames, shorter than the "
-                                    f"{config.frames_needed} a sample needs (--num-frames {config.num_frames}, "
-                                    f"--frame-stride {config.frame_stride})")
-            if isinstance(info, BadClipError):
-                if not config.skip_bad_clips:
-                    raise BadClipError(f"{info} (pass --skip-bad-clips to leave such clips out)")
-                self.skipped.append(str(info))
-                continue
-            self.paths.append(root / name)
-            self.labels.append(clips[name])
-            self.infos.append(info)
+        for name in tqdm(names + others, desc="check clips", unit="clip", disable=not progress or len(clips) < 50):
+            info = self._check(root / name)
+            if info is not None and name not in others:
+                self.paths.append(root / name)
+                self.labels.append(clips[name])
+                self.infos.append(info)
         if not self.paths:
             raise BadClipError(f"the {split} split of {str(root)!r} holds no usable clips "
                                f"({len(names)} listed, {len(self.skipped)} skipped)")
@@ -343,6 +363,20 @@ class VideoFolder:
             raise ValueError(f"num_samples must be >= the {len(self.paths)} clips of the {split} split (each is "
                              f"seen once per epoch at least), got {num_samples}")
         self.transform = ClipTransform(config.image_size, train=self.train, hflip=config.hflip)
+
+    def _check(self, path):
+        """The clip's ClipInfo, or None for a bad clip skipped (else BadClipError naming it)."""
+        info, config = _probe_cached(path), self.config
+        if not isinstance(info, BadClipError) and info.frames < config.frames_needed:
+            info = BadClipError(f"clip {str(path)!r} has {info.frames} frames, shorter than the {config.frames_needed} "
+                                f"frames a sample needs (--num-frames {config.num_frames}, --frame-stride "
+                                f"{config.frame_stride})")
+        if not isinstance(info, BadClipError):
+            return info
+        if not config.skip_bad_clips:
+            raise BadClipError(f"{info} (pass --skip-bad-clips to leave such clips out)")
+        self.skipped.append(str(info))
+        return None
 
     def _split_names(self, root, clips):
         listed = {split: split_list_path(root, split) for split in SPLITS}

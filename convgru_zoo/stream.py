@@ -1,0 +1,131 @@
+"""Run a model online over a video file or a folder of frames, one frame at a time (``convgru-zoo stream``).
+
+    convgru-zoo stream convgru_small clip.mp4 --out curve.png     # top classes' probability per frame
+    convgru-zoo stream convgru_forecaster frames/ --out mse.png    # next-frame error per frame
+
+Frames are read one at a time with the ecosystem's readers (:func:`convgru_zoo.data.video_folder.iter_frames`:
+PyAV, FFmpeg inside, for video files; Pillow for a folder of frames), in the model's channels (grey or
+RGB), and cropped and resized as evaluation on a folder of clips does (centred square, ``size`` side,
+[0, 1]); backbones then normalise with the variants' mean and std. The model runs through ``step`` (:mod:`convgru_zoo.online`), so memory stays constant however
+long the video: a backbone reports its class probabilities after every frame, a forecaster the mean
+squared error of its prediction of each next frame.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from . import specs
+
+def read_frames(source, size, channels):
+    """Frames of ``source`` (a video file or a folder of frames) as float32 (channels, size, size) in [0, 1],
+    one at a time: the centred square, resized, as evaluation on a folder of clips sees them."""
+    from .data.transforms import ClipTransform
+    from .data.video_folder import FRAME_SUFFIXES, _is_clip, iter_frames
+
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"source {str(source)!r} is neither a video file nor a folder of frames")
+    if source.is_dir() and not _is_clip(source):
+        raise ValueError(f"source folder {str(source)!r} holds no {'/'.join(FRAME_SUFFIXES)} frames")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
+    transform = ClipTransform(size)
+    for frame in iter_frames(source, grey=channels == 1):
+        yield transform(frame[None])[0]
+
+
+def softmax(logits):
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
+def stepper(model, framework):
+    """``step(frame (C,H,W) array) -> output array`` running ``model.step`` with the states carried."""
+    states = None
+    if framework == "torch":
+        import torch
+
+        def step(frame):
+            nonlocal states
+            x = torch.from_numpy(frame[None])
+            states = model.init_states(1, *frame.shape[1:]) if states is None else states
+            with torch.no_grad():
+                output, states = model.step(x, states)
+            return output[0].numpy()
+    else:
+        import mindspore as ms
+
+        def step(frame):
+            nonlocal states
+            states = model.init_states(1, *frame.shape[1:]) if states is None else states
+            output, states = model.step(ms.Tensor(frame[None]), states)
+            return output.asnumpy()[0]
+    return step
+
+
+def stream(model, framework, source, size=specs.INPUT_SIZE[1]):
+    """Per-frame results of ``model`` over ``source``: a list of (frame index, output, input frame).
+
+    Backbones: the output is the class probabilities after that frame. Forecasters: the output is
+    the prediction of the next frame.
+    """
+    forecaster = hasattr(model, "input_frames")
+    channels = model.in_chans if hasattr(model, "in_chans") else model.in_channels
+    mean = np.resize(np.asarray(specs.MEAN, np.float32), channels)[:, None, None]
+    std = np.resize(np.asarray(specs.STD, np.float32), channels)[:, None, None]
+    step = stepper(model, framework)
+    results = []
+    for index, frame in enumerate(read_frames(source, size, channels)):
+        output = step(frame if forecaster else (frame - mean) / std)
+        results.append((index, output if forecaster else softmax(output), frame))
+    return results
+
+
+def backbone_report(results, top=3):
+    """(lines, series): a line per frame with its top classes, and each finally-top class's probability per frame."""
+    probabilities = np.stack([p for _, p, _ in results])
+    lines = []
+    for index, p in enumerate(probabilities):
+        best = np.argsort(p)[::-1][:top]
+        lines.append(f"frame {index}: " + ", ".join(f"class {c} {p[c]:.3f}" for c in best))
+    frames = np.arange(len(probabilities))
+    final_top = np.argsort(probabilities[-1])[::-1][:top]
+    return lines, {f"class {c}": (frames, probabilities[:, c]) for c in final_top}
+
+
+def forecaster_report(results):
+    """(lines, series): each prediction's mean squared error against the frame that came next."""
+    errors = [float(np.mean((prediction - results[i + 1][2]) ** 2)) for i, (_, prediction, _) in
+              enumerate(results[:-1])]
+    lines = [f"frame {i}: next-frame MSE {e:.5f}" for i, e in enumerate(errors)]
+    lines.append(f"frame {len(results) - 1}: (no next frame to compare)")
+    return lines, {"next-frame MSE": (np.arange(len(errors)), np.asarray(errors))}
+
+
+def run(name, source, framework="torch", pretrained=None, size=specs.INPUT_SIZE[1], out=None, top=3,
+        overwrite=False):
+    """``convgru-zoo stream``: print a line per frame and, with ``out``, plot the per-frame curve (PNG).
+
+    ``out`` must end in .png and is replaced only with ``overwrite``; both are checked before any work.
+    """
+    from .export import build_model
+
+    if out is not None and Path(out).suffix.lower() != ".png":
+        raise ValueError(f"--out must name a .png file, got {str(out)!r}")
+    if out is not None and Path(out).exists() and not overwrite:
+        raise FileExistsError(f"--out {str(out)!r} already exists; pass --overwrite to replace it")
+    model = build_model(name, framework, pretrained)
+    results = stream(model, framework, source, size)
+    forecaster = hasattr(model, "input_frames")
+    lines, series = forecaster_report(results) if forecaster else backbone_report(results, top)
+    for line in lines:
+        print(line)
+    if out is not None:
+        from .plots import save_curves
+
+        if forecaster and len(results) < 2:
+            raise ValueError(f"source {str(source)!r} has one frame: a forecaster's error needs two to plot")
+        save_curves(out, series, title=f"{name} on {Path(source).name}", xlabel="frame",
+                    ylabel="next-frame MSE" if forecaster else "probability")
+        print(f"plot: {out}")
+    return results
