@@ -23,8 +23,9 @@ def to_numpy(value) -> np.ndarray:
     """A numpy copy of a torch tensor, MindSpore tensor/parameter or array-like."""
     if hasattr(value, "asnumpy"):  # mindspore.Tensor / Parameter
         return value.asnumpy().copy()
-    if hasattr(value, "detach"):  # torch.Tensor
-        return value.detach().cpu().numpy().copy()
+    if hasattr(value, "detach"):  # torch.Tensor; numpy has no bfloat16: widen it (exactly) to float32
+        value = value.detach().cpu()
+        return (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy().copy()
     return np.array(value)
 
 

@@ -4,7 +4,6 @@ Framework-free: the PyTorch or MindSpore module is imported only when a model of
 is asked for. The argument checks both frameworks' forecasters share live here too, so they
 accept and reject exactly the same configurations and clips.
 """
-from collections.abc import Sequence
 from dataclasses import asdict
 from importlib import import_module
 
@@ -68,7 +67,7 @@ def check_config(in_chans, patch_size, hidden_sizes, kernel_size, input_frames, 
     _checks.positive_int("patch_size", patch_size)
     _checks.positive_int("input_frames", input_frames)
     _checks.positive_int("output_frames", output_frames)
-    if not isinstance(hidden_sizes, Sequence) or isinstance(hidden_sizes, str) or not hidden_sizes:
+    if not _checks.is_sequence(hidden_sizes) or not hidden_sizes:
         raise ValueError(f"hidden_sizes must be a non-empty sequence of ints (one per ConvGRU layer), "
                          f"got {hidden_sizes!r}")
     hidden_sizes = [_checks.positive_int(f"hidden_sizes[{i}]", h) for i, h in enumerate(hidden_sizes)]

@@ -116,8 +116,8 @@ class Conv2d(TeardownSafeCell):
         if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
             raise ValueError(f"padding must be a non-negative int, got {padding!r}")
         self.padding = padding
-        self.has_bias = has_bias
-        self.im2col = use_im2col() if im2col is None else bool(im2col)
+        self.has_bias = _checks.flag("has_bias", has_bias)
+        self.im2col = use_im2col() if _checks.optional_flag("im2col", im2col) is None else im2col
         fan_in = in_channels * kernel_size * kernel_size
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.weight = Parameter(init.initializer(init.HeUniform(math.sqrt(5)), shape, dtype), name="weight")

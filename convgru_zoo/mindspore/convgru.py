@@ -27,6 +27,17 @@ def tanh(x):
     return 2 * ops.sigmoid(2 * x) - 1
 
 
+def check_dtype(name, x, weight):
+    """``x`` in ``weight``'s dtype (:func:`convgru_zoo._checks.input_dtype`)."""
+    _checks.input_dtype(name, x.dtype, weight.dtype, ops.is_floating_point(x))
+
+
+def checked_lengths(lengths, batch, steps):
+    """Per-sample lengths (Tensor, array or sequence of ints) checked against the clip, as an int32 Tensor."""
+    values = lengths.asnumpy() if isinstance(lengths, Tensor) else lengths
+    return Tensor(np.array(_checks.lengths_values(values, batch, steps), np.int32))
+
+
 def gru_update(gx, h, w_h_gates, w_h_out, padding, im2col):
     """One ConvGRU step given the input projection ``gx`` (reset, update, out; with bias)."""
     gx_r, gx_z, gx_n = ops.split(gx, gx.shape[1] // 3, 1)
@@ -49,6 +60,8 @@ class ConvGRUCell(TeardownSafeCell):
         self.input_size = _checks.positive_int("input_size", input_size)
         self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
         self.kernel_size = _checks.odd_kernel("kernel_size", kernel_size)
+        _checks.parameters_fit("input_size, hidden_size and kernel_size",
+                               _checks.convgru_parameters(input_size, [hidden_size], [kernel_size]), dtype.itemsize)
         self.padding = kernel_size // 2
         conv = dict(padding=self.padding, im2col=im2col, dtype=dtype)
         self.reset_gate = Conv2d(input_size + hidden_size, hidden_size, kernel_size, **conv)
@@ -75,6 +88,17 @@ class ConvGRUCell(TeardownSafeCell):
     def init_state(self, x):
         """Zero state with the input's dtype, for a (B,C,H,W) step or (B,T,C,H,W) clip."""
         return ops.zeros((x.shape[0], self.hidden_size, x.shape[-2], x.shape[-1]), x.dtype)
+
+    def __call__(self, input_, prev_state=None):
+        """Check the step (also in GRAPH mode, where ``construct`` is compiled), then run it."""
+        _checks.tensor("input_", input_, Tensor)
+        shape = _checks.input_shape(input_.shape, self.input_size)
+        if len(shape) != 4:
+            raise ValueError(f"input_ must be one step (B,C,H,W), got a {len(shape)}-D shape {shape}")
+        check_dtype("input_", input_, self.reset_gate.weight)
+        if prev_state is not None:
+            _checks.state("prev_state", prev_state, (shape[0], self.hidden_size) + shape[-2:], input_, Tensor)
+        return super().__call__(input_, prev_state)
 
     def construct(self, input_, prev_state=None):
         """Advance one (B,C,H,W) step from ``prev_state`` (zeros if None); return the new state."""
@@ -132,14 +156,15 @@ class ConvGRU(TeardownSafeCell):
     def __init__(self, input_size, hidden_sizes, kernel_sizes, n_layers, *, batch_first: bool = True,
                  bidirectional: bool = False, im2col: Optional[bool] = None, dtype=ms.float32):
         super().__init__()
-        hidden_sizes, kernel_sizes = _checks.layer_sizes(input_size, hidden_sizes, kernel_sizes, n_layers)
+        self.batch_first = _checks.flag("batch_first", batch_first)
+        self.bidirectional = _checks.flag("bidirectional", bidirectional)
+        directions = 2 if bidirectional else 1
+        hidden_sizes, kernel_sizes = _checks.layer_sizes(input_size, hidden_sizes, kernel_sizes, n_layers, directions,
+                                                         dtype.itemsize)
         self.input_size = input_size
         self.hidden_sizes = hidden_sizes
         self.kernel_sizes = kernel_sizes
         self.n_layers = n_layers
-        self.batch_first = batch_first
-        self.bidirectional = bidirectional
-        directions = 2 if bidirectional else 1
         layers = []
         for i in range(n_layers):
             in_size = input_size if i == 0 else hidden_sizes[i - 1] * directions
@@ -160,28 +185,19 @@ class ConvGRU(TeardownSafeCell):
 
         ``lengths`` may be any int sequence or array; it comes back as an int32 Tensor.
         """
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a mindspore Tensor, got {type(x).__name__}")
+        _checks.tensor("x", x, Tensor)
         shape = _checks.input_shape(x.shape, self.input_size, self.batch_first)
+        check_dtype("x", x, self.layers[0].reset_gate.weight)
         if len(shape) == 4 and self.bidirectional:
             raise ValueError(f"x must be a clip (5-D) for a bidirectional ConvGRU, got a step of shape {shape}")
         if len(shape) == 5 and not self.batch_first:
             shape = (shape[1], shape[0]) + shape[2:]
         batch, height, width = shape[0], shape[-2], shape[-1]
-        hidden = _checks.state_list(hidden, self.state_shapes(batch, height, width))
-        for i, h in enumerate(hidden):
-            if h is not None and (not isinstance(h, Tensor) or h.dtype != x.dtype):
-                raise ValueError(f"hidden[{i}] must be a Tensor with dtype {x.dtype} like x, "
-                                 f"got {getattr(h, 'dtype', type(h).__name__)}")
+        hidden = _checks.state_list(hidden, self.state_shapes(batch, height, width), x, Tensor)
         if lengths is not None:
             if len(shape) == 4:
                 raise ValueError(f"lengths applies to clips (5-D x), got a step of shape {shape}")
-            values = np.asarray(lengths.asnumpy() if isinstance(lengths, Tensor) else lengths)
-            if values.ndim != 1 or values.dtype.kind not in "iu":
-                raise ValueError(f"lengths must be a 1-D integer tensor (B,), got {values.dtype} of shape "
-                                 f"{values.shape}")
-            _checks.lengths_values(values.tolist(), batch, shape[1])
-            lengths = Tensor(values.astype(np.int32))
+            lengths = checked_lengths(lengths, batch, shape[1])
         if all(h is None for h in hidden):
             return None, lengths
         # A list (or a plain tuple of tensors) is compiled into the graph as a constant, which

@@ -36,7 +36,7 @@ from mindcv.models.registry import register_model
 from .. import _checks, online, specs
 from .. import pretrained as _pretrained
 from .conv import Conv2d, TeardownSafeCell
-from .convgru import ConvGRUCell
+from .convgru import ConvGRUCell, check_dtype, checked_lengths
 from .weights import load_params, pretrained_params, read_mindspore_checkpoint
 
 __all__ = ["ConvGRUNet", "ConvGRUNetFeatures", "ConvGRUStage", "FrameConvNorm", "load_checkpoint",
@@ -174,20 +174,13 @@ class ConvGRUNet(TeardownSafeCell):
 
     def check_inputs(self, x, lengths=None):
         """Validate ``x`` and ``lengths`` in Python; return ``lengths`` as an int32 Tensor (or None)."""
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a mindspore Tensor, got {type(x).__name__}")
+        _checks.tensor("x", x, Tensor)
         shape = _checks.input_shape(x.shape, self.in_channels)
-        min_size = self.feature_info[-1]["reduction"]
-        if shape[-2] < min_size or shape[-1] < min_size:
-            raise ValueError(f"x must be at least {min_size}x{min_size} (H, W) for {len(self.stages)} stages after "
-                             f"a stride-{self.stem_stride} stem, got shape {shape}")
+        _checks.backbone_frames(shape, self.stem_stride, len(self.stages))
+        check_dtype("x", x, self.stem.conv.weight)
         if lengths is None:
             return None
-        values = np.asarray(lengths.asnumpy() if isinstance(lengths, Tensor) else lengths)
-        if values.ndim != 1 or values.dtype.kind not in "iu":
-            raise ValueError(f"lengths must be a 1-D integer tensor (B,), got {values.dtype} of shape {values.shape}")
-        _checks.lengths_values(values.tolist(), shape[0], shape[1] if len(shape) == 5 else 1)
-        return Tensor(values.astype(np.int32))
+        return checked_lengths(lengths, shape[0], shape[1] if len(shape) == 5 else 1)
 
     def __call__(self, x, lengths=None):
         lengths = self.check_inputs(x, lengths)
@@ -320,17 +313,12 @@ def load_pretrained(model: ConvGRUNet, name: str) -> None:
 
 
 def _checked_out_indices(out_indices, num_stages: int) -> list:
-    """``out_indices`` (None: every stage; negatives count from the end) as a list of stage indices."""
+    """``out_indices`` (None: every stage; an int: that stage; negatives count from the end) as a list."""
     if out_indices is None:
         return list(range(num_stages))
     if isinstance(out_indices, int) and not isinstance(out_indices, bool):
         out_indices = [out_indices]
-    indices = list(out_indices)
-    bad = [i for i in indices if isinstance(i, bool) or not isinstance(i, int) or not -num_stages <= i < num_stages]
-    if bad or not indices:
-        raise ValueError(f"out_indices must be stage indices in [-{num_stages}, {num_stages}) for {num_stages} "
-                         f"stages, got {out_indices!r}")
-    return sorted({i % num_stages for i in indices})
+    return _checks.stage_indices("out_indices", out_indices, num_stages)
 
 
 def _create_convgru_net(variant: str, pretrained: bool = False, features_only: bool = False, out_indices=None,
@@ -339,7 +327,8 @@ def _create_convgru_net(variant: str, pretrained: bool = False, features_only: b
     model_args = dict(dims=spec.dims, depths=spec.depths, kernel_size=spec.kernel_size,
                       stem_stride=spec.stem_stride, num_frames=spec.num_frames)
     model_args.update(kwargs)
-    if features_only:
+    _checks.flag("pretrained", pretrained)
+    if _checks.flag("features_only", features_only):
         out_indices = _checked_out_indices(out_indices, len(model_args["dims"]))
     elif out_indices is not None:
         raise ValueError(f"out_indices applies with features_only=True, got out_indices={out_indices!r}")

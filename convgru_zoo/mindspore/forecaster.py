@@ -19,7 +19,7 @@ from .. import online
 from .. import pretrained as _pretrained
 from ..forecasters import HEAD_KERNEL, HEAD_PRIOR, check_clip, check_config
 from .conv import Conv2d, TeardownSafeCell
-from .convgru import ConvGRU
+from .convgru import ConvGRU, check_dtype
 from .weights import load_params, pretrained_params
 
 __all__ = ["ConvGRUForecaster", "load_pretrained"]
@@ -68,6 +68,7 @@ class ConvGRUForecaster(TeardownSafeCell):
                                    self.output_frames if output_frames is None else output_frames)
         if not ops.is_floating_point(clip):
             raise TypeError(f"clip must be floating point with values in [0, 1], got {clip.dtype}")
+        check_dtype("clip", clip, self.head.weight)
         return super().__call__(clip, output_frames)
 
     def construct(self, clip, output_frames=None):
@@ -122,6 +123,7 @@ class ConvGRUForecaster(TeardownSafeCell):
                                    multiple=self.patch_size)
         if not ops.is_floating_point(frame):
             raise TypeError(f"frame must be floating point with values in [0, 1], got {frame.dtype}")
+        check_dtype("frame", frame, self.head.weight)
         return self.forward_step(frame, states)
 
     def forward_step(self, frame, states):

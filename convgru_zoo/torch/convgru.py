@@ -23,6 +23,23 @@ from .. import _checks
 _PROJECTION_CHUNK_BYTES = 8 << 20
 
 
+def autocast_on(x: Tensor) -> bool:
+    """Whether autocast is on for ``x``'s device (it then casts inputs to each op's dtype itself)."""
+    device = x.device.type
+    return torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+
+
+def check_dtype(name: str, x: Tensor, weight: Tensor) -> None:
+    """``x`` in ``weight``'s dtype, or any floating dtype under autocast (:func:`convgru_zoo._checks.input_dtype`)."""
+    _checks.input_dtype(name, x.dtype, weight.dtype, x.is_floating_point(), autocast_on(x))
+
+
+def checked_lengths(lengths, batch: int, steps: int, device) -> Tensor:
+    """Per-sample lengths (tensor, array or sequence of ints) checked against the clip, as a tensor on ``device``."""
+    values = lengths.tolist() if isinstance(lengths, Tensor) else lengths
+    return torch.tensor(_checks.lengths_values(values, batch, steps), device=device)
+
+
 def gru_update(gx: Tensor, h: Tensor, w_h_gates: Tensor, w_h_out: Tensor, padding: int) -> Tensor:
     """One ConvGRU step given the input projection ``gx`` (reset, update, out; with bias)."""
     hidden = h.shape[1]
@@ -42,6 +59,9 @@ class ConvGRUCell(nn.Module):
         self.input_size = _checks.positive_int("input_size", input_size)
         self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
         self.kernel_size = _checks.odd_kernel("kernel_size", kernel_size)
+        _checks.parameters_fit("input_size, hidden_size and kernel_size",
+                               _checks.convgru_parameters(input_size, [hidden_size], [kernel_size]),
+                               (dtype or torch.get_default_dtype()).itemsize)
         self.padding = kernel_size // 2
         conv = dict(kernel_size=kernel_size, padding=self.padding, device=device, dtype=dtype)
         self.reset_gate = nn.Conv2d(input_size + hidden_size, hidden_size, **conv)
@@ -50,10 +70,17 @@ class ConvGRUCell(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """The seed's init: orthogonal weights, zero bias."""
+        """The seed's init: orthogonal weights, zero bias.
+
+        The orthogonal matrix is drawn in at least float32 (a QR has no half-precision CPU kernel),
+        then cast to the weights' dtype.
+        """
         for gate in (self.reset_gate, self.update_gate, self.out_gate):
-            if not gate.weight.is_meta:
-                nn.init.orthogonal_(gate.weight)
+            weight = gate.weight
+            if not weight.is_meta:
+                drawn = torch.empty_like(weight, dtype=torch.promote_types(weight.dtype, torch.float32))
+                with torch.no_grad():
+                    weight.copy_(nn.init.orthogonal_(drawn))
             nn.init.zeros_(gate.bias)
 
     def split_weights(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -70,8 +97,29 @@ class ConvGRUCell(nn.Module):
         """Zero state on the input's device and dtype, for a (B,C,H,W) step or (B,T,C,H,W) clip."""
         return x.new_zeros((x.shape[0], self.hidden_size, x.shape[-2], x.shape[-1]))
 
+    @torch.jit.unused
+    def check_inputs(self, x: Tensor, state: Optional[Tensor], lengths: Optional[Tensor], step: bool,
+                     names: Tuple[str, str]) -> Optional[Tensor]:
+        """Validate a step (``step``) or a clip, its state and lengths before any work; return the lengths
+        as a tensor. ``names`` are the caller's names of x and the state. Skipped in TorchScript and while
+        torch.jit traces (the checks would be baked in as constants)."""
+        if torch.jit.is_tracing():
+            return lengths
+        x_name, state_name = names
+        _checks.tensor(x_name, x, Tensor)
+        shape = _checks.input_shape(x.shape, self.input_size)
+        if len(shape) != (4 if step else 5):
+            want = "one step (B,C,H,W)" if step else "a clip (B,T,C,H,W)"
+            raise ValueError(f"{x_name} must be {want}, got a {len(shape)}-D shape {shape}")
+        check_dtype(x_name, x, self.reset_gate.weight)
+        if state is not None:
+            _checks.state(state_name, state, (shape[0], self.hidden_size) + shape[-2:], x, Tensor, autocast_on(x))
+        return None if lengths is None else checked_lengths(lengths, shape[0], shape[1], x.device)
+
     def forward(self, input_: Tensor, prev_state: Optional[Tensor] = None) -> Tensor:
         """Advance one (B,C,H,W) step from ``prev_state`` (zeros if None); return the new state."""
+        if not torch.jit.is_scripting():
+            self.check_inputs(input_, prev_state, None, True, ("input_", "prev_state"))
         w_x, bias, w_h_gates, w_h_out = self.split_weights()
         state = self.init_state(input_) if prev_state is None else prev_state
         gx = F.conv2d(input_, w_x, bias, padding=self.padding)
@@ -97,6 +145,8 @@ class ConvGRUCell(nn.Module):
         output zeros, so the final state is the one at its last valid step. ``reverse`` runs
         from the last step to the first (from each sample's last valid step when padded).
         """
+        if not torch.jit.is_scripting():
+            lengths = self.check_inputs(x, state, lengths, False, ("x", "state"))
         w_x, bias, w_h_gates, w_h_out = self.split_weights()
         steps = self.project(x, w_x, bias)
         h = self.init_state(x) if state is None else state
@@ -134,14 +184,15 @@ class ConvGRU(nn.Module):
     def __init__(self, input_size, hidden_sizes, kernel_sizes, n_layers, *, batch_first: bool = True,
                  bidirectional: bool = False, device=None, dtype=None):
         super().__init__()
-        hidden_sizes, kernel_sizes = _checks.layer_sizes(input_size, hidden_sizes, kernel_sizes, n_layers)
+        self.batch_first = _checks.flag("batch_first", batch_first)
+        self.bidirectional = _checks.flag("bidirectional", bidirectional)
+        directions = 2 if bidirectional else 1
+        hidden_sizes, kernel_sizes = _checks.layer_sizes(input_size, hidden_sizes, kernel_sizes, n_layers, directions,
+                                                         (dtype or torch.get_default_dtype()).itemsize)
         self.input_size = input_size
         self.hidden_sizes = hidden_sizes
         self.kernel_sizes = kernel_sizes
         self.n_layers = n_layers
-        self.batch_first = batch_first
-        self.bidirectional = bidirectional
-        directions = 2 if bidirectional else 1
         for i in range(n_layers):
             in_size = input_size if i == 0 else hidden_sizes[i - 1] * directions
             for suffix in ("", "_reverse")[:directions]:
@@ -157,27 +208,19 @@ class ConvGRU(nn.Module):
         return [(batch, cell.hidden_size, height, width) for cell in self.cells]
 
     def _check(self, x: Tensor, hidden, lengths):
+        _checks.tensor("x", x, Tensor)
         shape = _checks.input_shape(x.shape, self.input_size, self.batch_first)
+        check_dtype("x", x, self.cells[0].reset_gate.weight)
         if len(shape) == 4 and self.bidirectional:
             raise ValueError(f"x must be a clip (5-D) for a bidirectional ConvGRU, got a step of shape {shape}")
         if len(shape) == 5 and not self.batch_first:
             shape = (shape[1], shape[0]) + shape[2:]
         batch, height, width = shape[0], shape[-2], shape[-1]
-        hidden = _checks.state_list(hidden, self.state_shapes(batch, height, width))
-        for i, h in enumerate(hidden):
-            if h is not None and (h.device != x.device or h.dtype != x.dtype):
-                raise ValueError(f"hidden[{i}] must be on {x.device} with dtype {x.dtype} like x, "
-                                 f"got {h.device} {h.dtype}")
+        hidden = _checks.state_list(hidden, self.state_shapes(batch, height, width), x, Tensor)
         if lengths is not None:
             if len(shape) == 4:
-                raise ValueError("lengths applies to clips (5-D x), got a step of shape {}".format(shape))
-            if not isinstance(lengths, Tensor):
-                lengths = torch.as_tensor(lengths)
-            if lengths.dim() != 1 or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
-                raise ValueError(f"lengths must be a 1-D integer tensor (B,), got {lengths.dtype} of shape "
-                                 f"{tuple(lengths.shape)}")
-            _checks.lengths_values(lengths.tolist(), batch, shape[1])
-            lengths = lengths.to(x.device)
+                raise ValueError(f"lengths applies to clips (5-D x), got a step of shape {shape}")
+            lengths = checked_lengths(lengths, batch, shape[1], x.device)
         return hidden, lengths
 
     def forward(self, x: Tensor, hidden=None, lengths=None):

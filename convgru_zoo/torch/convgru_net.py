@@ -30,10 +30,12 @@ counted), from ``python benchmarks/backbone_figures.py``:
 | convgru_small | (48, 96, 192) | (1, 1, 2) | 4.708 | 2.607 | (1, 10, 3, 64, 64) |
 | convgru_base | (64, 128, 256) | (1, 2, 2) | 9.249 | 5.762 | (1, 10, 3, 64, 64) |
 """
+import os
 from dataclasses import asdict, replace
 from typing import List, Optional, Tuple, Union
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
 from timm.layers import ClassifierHead, get_device_dtype, register_notrace_function, register_notrace_module
@@ -43,7 +45,7 @@ from timm.models._features import feature_take_indices  # timm exports it from n
 
 from .. import _checks, online, specs
 from ..pretrained import PretrainedWeightsError, by_hf_hub_id, weights_file
-from .convgru import ConvGRUCell
+from .convgru import ConvGRUCell, check_dtype, checked_lengths
 
 __all__ = ["ConvGRUNet", "ConvGRUStage", "FrameConvNorm"]
 
@@ -63,7 +65,10 @@ def as_clip(x: Tensor, in_chans: int) -> Tensor:
 
 @register_notrace_function
 def check_lengths(lengths: Optional[Tensor], clip: Tensor) -> Optional[Tensor]:
-    """Validate per-sample clip lengths (B,) against a (B,T,C,H,W) clip; return them on its device."""
+    """Validate per-sample clip lengths (B,) against a (B,T,C,H,W) clip; return them on its device.
+
+    In eager mode and torch.fx, :func:`check_clip` has already checked (and made a tensor of) them.
+    """
     if lengths is None:
         return None
     if (lengths.dim() != 1 or lengths.is_floating_point() or lengths.dtype == torch.bool
@@ -74,6 +79,27 @@ def check_lengths(lengths: Optional[Tensor], clip: Tensor) -> Optional[Tensor]:
         raise ValueError("lengths must lie in [1, T={}], got values from {} to {}".format(
             clip.shape[1], int(lengths.min()), int(lengths.max())))
     return lengths.to(clip.device)
+
+
+@register_notrace_function
+@torch.jit.unused
+def check_clip(x: Tensor, lengths: Optional[Tensor], in_chans: int, stem_stride: int, num_stages: int,
+               weight: Tensor) -> Optional[Tensor]:
+    """Check a backbone's input before any work, as the MindCV twin does (:mod:`convgru_zoo._checks`):
+    a tensor in the stem ``weight``'s dtype, (B,T,C,H,W) or (B,C,H,W) with ``in_chans`` channels, no
+    empty dimension, frames at least the total stride; ``lengths`` (tensor, array or list of ints).
+    Returns ``lengths`` as a tensor on ``x``'s device. Not run in TorchScript (:func:`check_lengths` is)
+    nor while torch.jit traces.
+    """
+    if torch.jit.is_tracing():
+        return lengths
+    _checks.tensor("x", x, Tensor)
+    shape = _checks.input_shape(x.shape, in_chans)
+    _checks.backbone_frames(shape, stem_stride, num_stages)
+    check_dtype("x", x, weight)
+    if lengths is None:
+        return None
+    return checked_lengths(lengths, shape[0], shape[1] if len(shape) == 5 else 1, x.device)
 
 
 class FrameConvNorm(nn.Module):
@@ -227,6 +253,8 @@ class ConvGRUNet(nn.Module):
         """
         assert output_fmt == 'NCHW', 'Output format must be NCHW.'
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        if not torch.jit.is_scripting():
+            lengths = check_clip(x, lengths, self.in_chans, self.stem_stride, len(self.stages), self.stem.conv.weight)
         x = as_clip(x, self.in_chans)
         lengths = check_lengths(lengths, x)
         x = self.stem(x)
@@ -266,6 +294,8 @@ class ConvGRUNet(nn.Module):
 
     def forward_features(self, x: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
         """The last stage's final state (B, num_features, H/r, W/r) for a clip or an image."""
+        if not torch.jit.is_scripting():
+            lengths = check_clip(x, lengths, self.in_chans, self.stem_stride, len(self.stages), self.stem.conv.weight)
         x = as_clip(x, self.in_chans)
         lengths = check_lengths(lengths, x)
         x = self.stem(x)
@@ -330,6 +360,19 @@ def checkpoint_filter_fn(state_dict, model: ConvGRUNet):
     return state_dict
 
 
+def _check_weights_file(file) -> None:
+    """A user's ``pretrained_cfg_overlay=dict(file=...)``: an existing file and, for safetensors, a readable
+    header, with the path in the error (timm raises an empty FileNotFoundError or the reader's bare error)."""
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"pretrained_cfg file must be an existing weights file, got {file!r}")
+    if str(file).endswith('.safetensors'):
+        try:
+            with safe_open(file, 'pt') as f:
+                f.keys()
+        except SafetensorError as e:
+            raise PretrainedWeightsError(f"weights file {file} is not a readable safetensors file: {e}") from None
+
+
 def _verified_pretrained_cfg(variant: str, kwargs: dict):
     """The pretrained cfg, pointed at the sha256-checked local file when the weights are ours.
 
@@ -337,6 +380,8 @@ def _verified_pretrained_cfg(variant: str, kwargs: dict):
     """
     cfg = resolve_pretrained_cfg(
         variant, pretrained_cfg=kwargs.get('pretrained_cfg'), pretrained_cfg_overlay=kwargs.pop('pretrained_cfg_overlay', None))
+    if cfg.file and cfg.source != 'local-dir':  # local-dir: file is timm's folder
+        _check_weights_file(cfg.file)
     weights = by_hf_hub_id(cfg.hf_hub_id)
     if weights is None or cfg.source == 'local-dir' or cfg.file or cfg.state_dict or cfg.url:
         return cfg
@@ -346,6 +391,11 @@ def _verified_pretrained_cfg(variant: str, kwargs: dict):
 def _create_convgru_net(variant: str, pretrained: bool = False, **kwargs) -> ConvGRUNet:
     model_args = dict(asdict(specs.BACKBONES[variant]), **kwargs)
     model_args.setdefault('in_chans', specs.INPUT_SIZE[0])  # timm fits pretrained stems to kwargs' in_chans
+    out_indices = model_args.get('out_indices')
+    if model_args.get('features_only') and out_indices is not None and _checks.is_sequence(model_args['dims']):
+        num_stages = len(model_args['dims'])
+        if not (isinstance(out_indices, int) and 1 <= out_indices <= num_stages):  # an int n: the last n stages
+            _checks.stage_indices("out_indices", out_indices, num_stages)
     file = None
     if pretrained:
         model_args['pretrained_cfg'] = _verified_pretrained_cfg(variant, model_args)

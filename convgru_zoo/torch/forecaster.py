@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from .. import online
 from ..forecasters import HEAD_KERNEL, HEAD_PRIOR, check_clip, check_config
 from ..pretrained import PretrainedWeightsError, weights_file
-from .convgru import ConvGRU
+from .convgru import ConvGRU, check_dtype
 
 __all__ = ["ConvGRUForecaster", "load_pretrained"]
 
@@ -63,6 +63,7 @@ class ConvGRUForecaster(nn.Module):
                                    self.output_frames if output_frames is None else output_frames)
         if not clip.is_floating_point():
             raise TypeError(f"clip must be floating point with values in [0, 1], got {clip.dtype}")
+        check_dtype("clip", clip, self.head.weight)
         context = F.pixel_unshuffle(clip, self.patch_size)
         _, states = self.convgru(context)
         frame = context[:, -1]
@@ -98,6 +99,7 @@ class ConvGRUForecaster(nn.Module):
                                    multiple=self.patch_size)
         if not frame.is_floating_point():
             raise TypeError(f"frame must be floating point with values in [0, 1], got {frame.dtype}")
+        check_dtype("frame", frame, self.head.weight)
         return self.forward_step(frame, states)
 
     def forward_step(self, frame: Tensor, states: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
