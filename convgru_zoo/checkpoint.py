@@ -101,14 +101,26 @@ def list_checkpoints(directory):
     return [p for _, p in sorted(found)]
 
 
-def latest_checkpoint(directory):
-    """Sidecar path of the newest complete checkpoint (tensor file present, sha256 matching) or None."""
-    for json_path in reversed(list_checkpoints(directory)):
-        try:
-            meta = json.loads(json_path.read_text())
-        except (OSError, ValueError):
-            continue
-        tensor_path = json_path.with_name(meta.get("tensors", ""))
-        if meta.get("format") == FORMAT and tensor_path.is_file() and sha256_of(tensor_path) == meta["sha256"]:
-            return json_path
+def checkpoint_problem(json_path):
+    """Why the checkpoint of sidecar ``json_path`` cannot be resumed from, or None when it is complete
+    (a sidecar of this format, its tensor file present and matching its sha256)."""
+    try:
+        meta = json.loads(Path(json_path).read_text())
+    except (OSError, ValueError) as err:
+        return f"unreadable JSON ({err})"
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        return f"not a {FORMAT} sidecar"
+    tensors, digest = meta.get("tensors"), meta.get("sha256")
+    if not isinstance(tensors, str) or Path(tensors).name != tensors or not tensors or not isinstance(digest, str):
+        return "no 'tensors' file name or 'sha256' entry"
+    tensor_path = Path(json_path).with_name(tensors)
+    if not tensor_path.is_file():
+        return f"its tensor file {tensors} is missing"
+    if sha256_of(tensor_path) != digest:
+        return f"{tensors} does not match its sha256"
     return None
+
+
+def latest_checkpoint(directory):
+    """Sidecar path of the newest complete checkpoint (:func:`checkpoint_problem` is None) or None."""
+    return next((p for p in reversed(list_checkpoints(directory)) if checkpoint_problem(p) is None), None)

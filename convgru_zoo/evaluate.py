@@ -27,7 +27,8 @@ from . import metrics as zoo_metrics
 from . import plots
 from .data.moving_mnist import DIRECTIONS
 from .specs import FRAMEWORKS
-from .train import CONTEXT_FRAMES, TASKS, ConfigError, Dist, build_dataset, build_model, model_names, normalize
+from .train import (CONTEXT_FRAMES, TASKS, ConfigError, Dist, build_dataset, build_model, check_out_folder,
+                    model_names, normalize)
 
 
 GENERATED_TEST_SEQUENCES = 1000  # default number of generated test clips
@@ -248,9 +249,9 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
     if framework not in FRAMEWORKS:
         raise ConfigError(f"--framework must be one of {FRAMEWORKS}, got {framework!r}")
     state, task, model, run_dir = resolve_weights(weights, task, model)
+    out = check_out_folder("--out", out or (run_dir if run_dir is not None else Path(weights).with_suffix("")) / "eval")
     dataset, data = _test_set(task, mnist, fixed_test, num_sequences)
     dataset = HashedItems(dataset)
-    out = Path(out) if out else (run_dir if run_dir is not None else Path(weights).with_suffix("")) / "eval"
     stem = f"eval_{task}_{framework}"
     with framework_mode(framework):
         predict = (TorchPredictor(task, model, state, device) if framework == "torch"

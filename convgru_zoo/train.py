@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
+from .data.mnist import load_digits
 from .specs import BACKBONES, FRAMEWORKS, INPUT_SIZE, MEAN, NUM_CLASSES, STD
 
 TASKS = ("forecast", "classify")
@@ -201,13 +202,19 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> None:
         raise ConfigError(f"--model must be one of {names} for --task {config.task}, got {config.model!r}")
     if not Path(runtime.mnist).is_dir():
         raise ConfigError(f"--mnist must be a folder holding MNIST idx files, got {runtime.mnist!r} (not a folder)")
+    try:  # read (and so check) the digits now, not after the model is built and the run folder made
+        load_digits(runtime.mnist)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--mnist must be a folder of readable MNIST idx files, got {runtime.mnist!r}: {err}") from None
     for name in ("steps", "batch_size", "num_sequences", "ckpt_every", "val_sequences"):
         value = getattr(config, name)
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be a positive int, got {value!r}")
-    for name in ("warmup_steps", "val_every", "seed"):
+    for name in ("warmup_steps", "val_every"):
         if getattr(config, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(config, name)!r}")
+    if not isinstance(config.seed, int) or not 0 <= config.seed < 2 ** 32:
+        raise ConfigError(f"--seed must be an int in [0, 2**32 - 1] (NumPy's seeds), got {config.seed!r}")
     for name in ("lr", "weight_decay", "min_lr", "grad_clip", "momentum"):
         value = getattr(config, name)
         if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
@@ -233,18 +240,43 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> None:
     loop.check(config, runtime, env)
 
 
+def check_out_folder(flag: str, path) -> Path:
+    """``path`` as a folder that exists or can be made: no file at it or in its way."""
+    path = Path(path)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(f"{flag} must be a folder, got {str(path)!r} where {str(folder)!r} is a file")
+            break
+    return path
+
+
 def check_resume(config: TrainConfig, runtime: Runtime, env: Dist):
-    """The checkpoint to resume from (or None); refuse to mix two different runs in one folder."""
-    out = Path(runtime.out)
-    latest = ckpt.latest_checkpoint(out / "checkpoints")
+    """The checkpoint to resume from (or None). Nothing a user made is ever overwritten: a new run needs
+    a new or empty ``--out``; ``--resume`` needs a run of ours there, with an intact checkpoint if any."""
+    out = check_out_folder("--out", runtime.out)
+    found = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if not runtime.resume:
-        if latest is not None or (out / "metrics.jsonl").exists():
-            raise ConfigError(f"--out must be a new or empty run folder, got {str(out)!r} which already holds "
-                              f"a run; pass --resume to continue it or choose another folder")
+        if found:
+            raise ConfigError(f"--out must be a new or empty run folder, got {str(out)!r} which holds {found[:5]}; "
+                              f"pass --resume to continue a run there or choose another folder")
         return None
+    sidecars = ckpt.list_checkpoints(out / "checkpoints")
+    latest = ckpt.latest_checkpoint(out / "checkpoints")
     if latest is None:
+        if sidecars:
+            problems = "; ".join(f"{p.name}: {ckpt.checkpoint_problem(p)}" for p in sidecars)
+            raise ConfigError(f"--resume needs an intact checkpoint in {str(out / 'checkpoints')!r}, got none: "
+                              f"{problems}. Nothing was changed; move the folder aside to start again")
+        if found and "metrics.jsonl" not in found:
+            raise ConfigError(f"--resume continues a run of ours, got {str(out)!r} holding {found[:5]} without "
+                              f"metrics.jsonl or checkpoints; choose another --out")
+        metrics_lines_upto(out / "metrics.jsonl", 0)
         return None
     sidecar = json.loads(latest.read_text())
+    if not isinstance(sidecar.get("config"), dict) or not isinstance(sidecar.get("world_size"), int):
+        raise ConfigError(f"--resume needs a checkpoint of ours, got {str(latest)!r} without 'config' or 'world_size'")
+    metrics_lines_upto(out / "metrics.jsonl", sidecar["step"])
     if sidecar["world_size"] != env.world:
         raise ConfigError(f"--resume needs the run's number of processes, {sidecar['world_size']}, got {env.world}")
     saved = sidecar["config"]
@@ -262,11 +294,13 @@ def metrics_lines_upto(path: Path, step: int):
     if not path.exists():
         return []
     kept = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
             record = json.loads(line)
         except ValueError:  # the half-written last line of a killed run
             continue
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise ConfigError(f"{path} line {number} must be a metrics record with an int 'step', got {line[:80]!r}")
         if record["step"] <= step:
             kept.append(line)
     return kept

@@ -8,7 +8,8 @@ SIZE = 32  # frame side
 
 
 def moving_square(direction, frames, seed, size=SIZE, colour=True):
-    """uint8 (frames, size, size, 3): a bright 8x8 square moving 3 px per frame; ``direction`` -1 or 1."""
+    """uint8 (frames, size, size, 3), or (frames, size, size) grey: a bright 8x8 square moving 3 px per frame,
+    ``direction`` -1 (left) or 1 (right)."""
     rng = np.random.default_rng(seed)
     top = int(rng.integers(0, size - 8))
     travel = 3 * (frames - 1)
@@ -17,7 +18,7 @@ def moving_square(direction, frames, seed, size=SIZE, colour=True):
     for t in range(frames):
         left = int(np.clip(start + direction * 3 * t, 0, size - 8))
         clip[t, top:top + 8, left:left + 8] = (230, 200, 60) if colour else 220
-    return clip
+    return clip if colour else clip[..., 0]
 
 
 def write_video(path, frames, codec="libx264", fps=10):

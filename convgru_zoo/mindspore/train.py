@@ -251,10 +251,11 @@ def _train(config, runtime, env, resume_from):
     out = Path(runtime.out)
     ms.set_seed(config.seed)
     np.random.seed(config.seed)
-    model = core.build_model(config.task, config.model, framework="mindspore")
+    model = core.build_model(config.task, config.model, framework="mindspore", **core.model_kwargs(config, runtime))
     if config.init_weights:
         try:
-            load_params(model, torch_to_mindspore(core.read_init_weights(config)), repr(config.init_weights))
+            arrays = core.fit_init_weights(config, mindspore_to_torch(model))
+            load_params(model, torch_to_mindspore(arrays), repr(config.init_weights))
         except ValueError as err:
             raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
     trainer = Trainer(config.task, model, config.optimizer, config.lr, config.weight_decay, config.momentum,
@@ -266,9 +267,7 @@ def _train(config, runtime, env, resume_from):
         ckpt.set_rng_state(meta["rng"][env.rank])
         start = meta["step"]
     metrics_file = core.open_metrics_log(out, start) if env.main else None
-    train_set = core.build_dataset(config.task, runtime.mnist, "train", config.num_sequences)
-    val_set = (core.build_dataset(config.task, runtime.mnist, "val", config.val_sequences)
-               if config.val_every and env.main else None)
+    train_set, val_set = core.build_datasets(config, runtime, val=bool(config.val_every and env.main))
     bar = tqdm(total=config.steps, initial=start, desc=f"train {config.model} (mindspore)", unit="step",
                disable=not (runtime.progress and env.main), dynamic_ncols=True)
     began = time.perf_counter()

@@ -31,12 +31,19 @@ def resolve_device(name: str, env: Dist) -> torch.device:
     """``--device`` (auto, cpu, cuda, cuda:N) as a torch device; under torchrun, cuda is the local rank's."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"--device must name an available device, got {name!r} but CUDA is not available")
         if device.index is None:
             device = torch.device("cuda", env.local_rank)
+        if device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device must name one of the {torch.cuda.device_count()} CUDA devices, got {name!r}")
     return device
 
 
@@ -235,10 +242,11 @@ def _train(config, runtime, env, device, resume_from):
     out = Path(runtime.out)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    model = core.build_model(config.task, config.model)
+    model = core.build_model(config.task, config.model, **core.model_kwargs(config, runtime))
     if config.init_weights:
         try:
-            model.load_state_dict({k: torch.from_numpy(v) for k, v in core.read_init_weights(config).items()})
+            arrays = core.fit_init_weights(config, as_arrays(model.state_dict()))
+            model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
         except RuntimeError as err:
             raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
     model = model.to(device)
@@ -257,9 +265,7 @@ def _train(config, runtime, env, device, resume_from):
         torch.manual_seed(config.seed * 1000 + env.rank + 1)
     metrics_file = core.open_metrics_log(out, start) if env.main else None
 
-    train_set = core.build_dataset(config.task, runtime.mnist, "train", config.num_sequences)
-    val_set = (core.build_dataset(config.task, runtime.mnist, "val", config.val_sequences)
-               if config.val_every and env.main else None)
+    train_set, val_set = core.build_datasets(config, runtime, val=bool(config.val_every and env.main))
     sampler = StepBatchSampler(start, config.steps, config.batch_size, len(train_set), config.seed,
                                env.rank, env.world)
     # Its own generator: creating the loader must not draw from the (checkpointed) global RNG.
