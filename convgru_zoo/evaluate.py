@@ -74,13 +74,13 @@ def resolve_weights(weights, task=None, model=None):
 class TorchPredictor:
     """Numpy in, numpy out, through a PyTorch model in eval mode."""
 
-    def __init__(self, task, model_name, state, device="auto"):
+    def __init__(self, task, model_name, state, device="auto", **model_kwargs):
         import torch
 
         from .torch.train import resolve_device
         self.torch = torch
         self.device = resolve_device(device, Dist())
-        self.model = build_model(task, model_name).to(self.device).eval()
+        self.model = build_model(task, model_name, **model_kwargs).to(self.device).eval()
         try:
             self.model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
         except RuntimeError as err:
@@ -94,7 +94,7 @@ class TorchPredictor:
 class MindSporePredictor:
     """The MindSpore twin, loaded with the converted PyTorch weights, run compiled (GRAPH_MODE)."""
 
-    def __init__(self, task, model_name, state, device="auto"):
+    def __init__(self, task, model_name, state, device="auto", **model_kwargs):
         import mindspore as ms
 
         from .convert import torch_to_mindspore
@@ -104,7 +104,7 @@ class MindSporePredictor:
         if target is not None:
             ms.set_device(target, index)
         self.ms = ms
-        self.model = build_model(task, model_name, framework="mindspore")
+        self.model = build_model(task, model_name, framework="mindspore", **model_kwargs)
         try:
             load_params(self.model, torch_to_mindspore(state), "--weights")
         except ValueError as err:
@@ -244,18 +244,27 @@ def training_curves(run_dir, path):
 
 
 def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_sequences=None, batch_size=32,
-             framework="torch", device="auto", out=None, progress=True):
-    """Evaluate ``weights``; write JSON and PNGs into ``out``; return the report (with ``files``)."""
+             framework="torch", device="auto", out=None, progress=True, data=None, skip_bad_clips=False):
+    """Evaluate ``weights`` on Moving MNIST or the test split of ``data``, a folder of clips
+    (:mod:`convgru_zoo.folder_eval`); write JSON and PNGs into ``out``; return the report (with ``files``)."""
     if framework not in FRAMEWORKS:
         raise ConfigError(f"--framework must be one of {FRAMEWORKS}, got {framework!r}")
     state, task, model, run_dir = resolve_weights(weights, task, model)
     out = check_out_folder("--out", out or (run_dir if run_dir is not None else Path(weights).with_suffix("")) / "eval")
-    dataset, data = _test_set(task, mnist, fixed_test, num_sequences)
+    model_kwargs = {}
+    if data is not None:
+        if mnist is not None or fixed_test is not None:
+            raise ConfigError(f"--data replaces --mnist and --fixed-test, got --data {data!r} with "
+                              f"{'--mnist' if mnist is not None else '--fixed-test'}")
+        from .folder_eval import folder_test_set
+        dataset, model_kwargs, data = folder_test_set(data, task, state, run_dir, skip_bad_clips, progress)
+    else:
+        dataset, data = _test_set(task, mnist, fixed_test, num_sequences)
     dataset = HashedItems(dataset)
     stem = f"eval_{task}_{framework}"
     with framework_mode(framework):
-        predict = (TorchPredictor(task, model, state, device) if framework == "torch"
-                   else MindSporePredictor(task, model, state, device))
+        predict = (TorchPredictor(task, model, state, device, **model_kwargs) if framework == "torch"
+                   else MindSporePredictor(task, model, state, device, **model_kwargs))
         report = {"task": task, "model": model, "framework": framework, "weights": str(weights), "data": data}
         files = {}
         if task == "forecast":
@@ -264,6 +273,10 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
             files["frames"] = str(plots.save_forecast_grid(out / f"{stem}_frames.png", context, future, pred))
             files["per_step"] = str(plots.save_metric_curves(out / f"{stem}_per_step.png", results["per_frame"],
                                                              title=f"{model}: metrics per predicted frame"))
+        elif data["source"] == "folder":
+            from .folder_eval import evaluate_folder_classify, save_folder_classify_figures
+            report["metrics"] = evaluate_folder_classify(predict, dataset, data["classes"], batch_size, progress)
+            files.update(save_folder_classify_figures(out, stem, model, report["metrics"]))
         else:
             report["metrics"] = evaluate_classify(predict, dataset, batch_size, progress)
             files["per_class"] = str(plots.save_accuracy_grid(
@@ -281,7 +294,8 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
 def evaluate_from_args(args):
     return evaluate(args.weights, mnist=args.mnist, task=args.task, model=args.model, fixed_test=args.fixed_test,
                     num_sequences=args.num_sequences, batch_size=args.batch_size, framework=args.framework,
-                    device=args.device, out=args.out, progress=not args.no_progress)
+                    device=args.device, out=args.out, progress=not args.no_progress, data=args.data,
+                    skip_bad_clips=args.skip_bad_clips)
 
 
 def summary_line(report):
@@ -291,6 +305,10 @@ def summary_line(report):
                 f"MAE {m['mae']:.2f} per frame, SSIM {m['ssim']:.4f}, PSNR {m['psnr']:.2f} dB "
                 f"(repeating the last frame: MSE {m['baseline_last_frame']['mse']:.2f}, "
                 f"SSIM {m['baseline_last_frame']['ssim']:.4f})")
+    if report["data"]["source"] == "folder":
+        return (f"{report['model']} ({report['framework']}) on {m['num_sequences']} clips of {len(m['classes'])} "
+                f"classes: " + ", ".join(f"{k} {v:.4f}" for k, v in m["clip"].items())
+                + f"; skipped clips: {len(report['data']['skipped']['test'])}")
     return (f"{report['model']} ({report['framework']}) on {m['num_sequences']} clips: top-1 {m['clip']['top1']:.4f} "
             f"top-5 {m['clip']['top5']:.4f}; the best one frame allows: top-1 {m['single_frame_ceiling']['top1']:.4f} "
             f"top-5 {m['single_frame_ceiling']['top5']:.4f}")

@@ -22,10 +22,12 @@ import os
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from . import checkpoint as ckpt
+from .data.video_folder import BadClipError, VideoFolderConfig
 from .data.mnist import load_digits
 from .specs import BACKBONES, FRAMEWORKS, INPUT_SIZE, MEAN, NUM_CLASSES, STD
 
@@ -66,13 +68,15 @@ class TrainConfig:
 
 @dataclass
 class Runtime:
-    """Where and how a run executes; may differ between a run and its resumption."""
-    mnist: str
+    """Where and how a run executes; may differ between a run and its resumption (except ``data``,
+    which a checkpoint records and ``--resume`` checks)."""
+    mnist: Optional[str]
     out: str
     device: str = "auto"
     workers: int = 0
     progress: bool = True
     resume: bool = False
+    data: Optional[VideoFolderConfig] = None  # the user's folder of clips instead of Moving MNIST
 
 
 class ConfigError(ValueError):
@@ -146,15 +150,17 @@ def model_names(task: str):
 
 
 def build_model(task: str, name: str, framework: str = "torch", **kwargs):
-    """The model ``name`` for ``task`` in ``framework``, with the training set's classes and clip length."""
+    """The model ``name`` for ``task`` in ``framework``, with the training set's classes and clip length
+    (Motion MNIST's unless ``kwargs`` say otherwise, see :func:`model_kwargs`)."""
     if task == "forecast":
         from .forecasters import create_forecaster
         return create_forecaster(name, framework=framework, **kwargs)
+    kwargs = {"num_classes": NUM_CLASSES, "num_frames": CONTEXT_FRAMES, **kwargs}
     if framework == "mindspore":
         from .mindspore import convgru_net
-        return getattr(convgru_net, name)(num_classes=NUM_CLASSES, num_frames=CONTEXT_FRAMES, **kwargs)
+        return getattr(convgru_net, name)(**kwargs)
     import timm  # importing it registers the convgru_* backbones (convgru_zoo._zoo_registration)
-    return timm.create_model(name, num_classes=NUM_CLASSES, num_frames=CONTEXT_FRAMES, **kwargs)
+    return timm.create_model(name, **kwargs)
 
 
 def build_dataset(task: str, mnist: str, split: str, num_sequences: int):
@@ -162,6 +168,45 @@ def build_dataset(task: str, mnist: str, split: str, num_sequences: int):
     if task == "forecast":
         return MovingMNIST(mnist, split, num_sequences, seq_len=2 * CONTEXT_FRAMES)
     return MotionMNIST(mnist, split, num_sequences, seq_len=CONTEXT_FRAMES, channels=INPUT_SIZE[0])
+
+
+def build_datasets(config: TrainConfig, runtime: Runtime, val: bool = False):
+    """(training set, validation set or None) of the run's data: Moving MNIST, or ``--data``'s folder,
+    whose training split repeats its clips over ``num_sequences`` samples per epoch, each with its
+    own seeded augmentation, and whose validation split holds each val clip once."""
+    if runtime.data is None:
+        return (build_dataset(config.task, runtime.mnist, "train", config.num_sequences),
+                build_dataset(config.task, runtime.mnist, "val", config.val_sequences) if val else None)
+    from .data.video_folder import VideoFolder
+    try:
+        train_set = VideoFolder(runtime.data, config.task, "train", config.num_sequences, config.seed,
+                                check_folder=True, progress=runtime.progress)
+        val_set = (VideoFolder(runtime.data, config.task, "val", channels=train_set.channels,
+                               classes=train_set.classes, progress=runtime.progress) if val else None)
+    except (BadClipError, ValueError, ImportError) as err:
+        raise ConfigError(f"--data: {err}") from None
+    return train_set, val_set
+
+
+def model_kwargs(config: TrainConfig, runtime: Runtime) -> dict:
+    """:func:`build_model`'s arguments for the run's data: ``--data``'s classes, clip length or channels."""
+    if runtime.data is None:
+        return {}
+    train_set, _ = build_datasets(config, runtime)
+    if config.task == "forecast":
+        return {"in_chans": train_set.channels}
+    return {"num_classes": len(train_set.classes), "num_frames": runtime.data.num_frames}
+
+
+def data_record(config: TrainConfig, runtime: Runtime) -> Optional[dict]:
+    """What a run records of ``--data`` (settings, classes, channels, clips, skipped clips), or None."""
+    if runtime.data is None:
+        return None
+    train_set, val_set = build_datasets(config, runtime, val=bool(config.val_every))
+    record = train_set.record()
+    if val_set is not None:
+        record["clips"]["val"], record["skipped"]["val"] = len(val_set.paths), val_set.skipped
+    return record
 
 
 def normalize(clip: np.ndarray) -> np.ndarray:
@@ -188,6 +233,20 @@ def read_init_weights(config: TrainConfig) -> dict:
     return arrays
 
 
+CLASSIFIER = "head.fc."  # the backbones' classifier (PyTorch names)
+
+
+def fit_init_weights(config: TrainConfig, own: dict) -> dict:
+    """``--init-weights`` as a full state for a model whose own state is ``own`` (``{name: array}``):
+    a classifier for another number of classes is replaced by the model's new one, so a backbone
+    fine-tunes on the folder's classes; any other mismatch is left to the strict load to report."""
+    arrays = read_init_weights(config)
+    for name, value in own.items():
+        if name.startswith(CLASSIFIER) and name in arrays and arrays[name].shape != value.shape:
+            arrays[name] = value
+    return arrays
+
+
 # ---------------------------------------------------------------- checks before any work
 def _loop(framework: str):
     return import_module(TRAIN_LOOPS[framework])
@@ -200,12 +259,15 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> None:
     names = model_names(config.task)
     if config.model not in names:
         raise ConfigError(f"--model must be one of {names} for --task {config.task}, got {config.model!r}")
-    if not Path(runtime.mnist).is_dir():
+    if runtime.data is not None:
+        check_video_data(config, runtime)
+    elif not Path(runtime.mnist).is_dir():
         raise ConfigError(f"--mnist must be a folder holding MNIST idx files, got {runtime.mnist!r} (not a folder)")
-    try:  # read (and so check) the digits now, not after the model is built and the run folder made
-        load_digits(runtime.mnist)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"--mnist must be a folder of readable MNIST idx files, got {runtime.mnist!r}: {err}") from None
+    else:
+        try:  # read (and so check) the digits now, not after the model is built and the run folder made
+            load_digits(runtime.mnist)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"--mnist must be a folder of readable MNIST idx files, got {runtime.mnist!r}: {err}") from None
     for name in ("steps", "batch_size", "num_sequences", "ckpt_every", "val_sequences"):
         value = getattr(config, name)
         if not isinstance(value, int) or value < 1:
@@ -238,6 +300,24 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> None:
         raise ConfigError(f"--framework {config.framework} needs {config.framework} installed "
                           f"(pip install 'convgru-zoo[{config.framework}]'): {err}") from None
     loop.check(config, runtime, env)
+
+
+def check_video_data(config: TrainConfig, runtime: Runtime) -> None:
+    """``--data``'s settings for the task, then every clip of the splits the run reads, decoded once."""
+    data = runtime.data
+    try:
+        data.check()
+    except ValueError as err:
+        raise ConfigError(f"--data: {err}") from None
+    if config.task == "forecast" and (data.num_frames != 2 * CONTEXT_FRAMES or data.frame_stride < 1):
+        raise ConfigError(f"--task forecast reads {CONTEXT_FRAMES} frames and predicts {CONTEXT_FRAMES}: it needs "
+                          f"--num-frames {2 * CONTEXT_FRAMES} consecutive frames at a --frame-stride >= 1, got "
+                          f"--num-frames {data.num_frames} --frame-stride {data.frame_stride}")
+    root, out = Path(data.root).resolve(), Path(runtime.out).resolve()
+    if out == root or root in out.parents:
+        raise ConfigError(f"--out must lie outside --data (nothing is ever written there), got {runtime.out!r} "
+                          f"inside {data.root!r}")
+    data_record(config, runtime)
 
 
 def check_out_folder(flag: str, path) -> Path:
@@ -279,6 +359,9 @@ def check_resume(config: TrainConfig, runtime: Runtime, env: Dist):
     metrics_lines_upto(out / "metrics.jsonl", sidecar["step"])
     if sidecar["world_size"] != env.world:
         raise ConfigError(f"--resume needs the run's number of processes, {sidecar['world_size']}, got {env.world}")
+    if sidecar.get("data") != data_record(config, runtime):
+        raise ConfigError(f"--resume continues the run in {str(out)!r} on its own data, {sidecar.get('data')}, "
+                          f"got {data_record(config, runtime)}")
     saved = sidecar["config"]
     wanted = dataclasses.asdict(config)
     changed = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
@@ -319,7 +402,7 @@ def checkpoint_sidecar(config: TrainConfig, runtime: Runtime, step: int, rank_rn
     return {"config": dataclasses.asdict(config), "rng": rank_rng, "world_size": len(rank_rng),
             "data_position": {"next_step": step, "next_sample": step * config.batch_size,
                               "epoch": step * config.batch_size // config.num_sequences},
-            "mnist": str(runtime.mnist), **loop_state}
+            "mnist": str(runtime.mnist), "data": data_record(config, runtime), **loop_state}
 
 
 def write_final(out: Path, arrays: dict, config: TrainConfig, summary: dict) -> None:
@@ -335,4 +418,9 @@ def train(config: TrainConfig, runtime: Runtime) -> dict:
     env = dist_from_env()
     check_config(config, runtime, env)
     resume_from = check_resume(config, runtime, env)
-    return _loop(config.framework).run(config, runtime, env, resume_from)
+    summary = _loop(config.framework).run(config, runtime, env, resume_from)
+    if runtime.data is not None:
+        summary["data"] = data_record(config, runtime)
+        if env.main:  # eval reads the classes and the sampling from here
+            ckpt.atomic_write_json(Path(runtime.out) / "train_summary.json", summary)
+    return summary
