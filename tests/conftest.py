@@ -13,15 +13,18 @@ def one_thread():
 
 
 RELEASED_NAME = "convgru_forecaster_tiny.mmnist"
+RELEASED_BACKBONE = "convgru_tiny.mmnist_motion"
 
 
 @pytest.fixture(scope="session")
-def released(tmp_path_factory):
-    """A two-step recipe of the tiny forecaster, trained by `train --recipe` and released (converted,
-    evaluated in both frameworks, recorded) into temporary package and card folders.
+def release_root(tmp_path_factory):
+    """Package weights folder (``package/``, with its ``published.json``) and ``cards/`` of the test releases."""
+    return tmp_path_factory.mktemp("release")
 
-    Returns ``(tmp, run, record, weights)``; the ``published`` fixture makes a test see it as published.
-    """
+
+def _train_and_release(root, name):
+    """Train a two-step version of ``name``'s recipe with `train --recipe` and release it into ``root``;
+    return ``(run, release record, its spec as published)``."""
     import dataclasses
 
     from convgru_zoo import cli, pretrained, release, specs
@@ -30,35 +33,46 @@ def released(tmp_path_factory):
     if not MNIST.is_dir():
         pytest.skip(f"MNIST digits not found in {MNIST}")
     torch = pytest.importorskip("torch")
-    tmp = tmp_path_factory.mktemp("release")
-    recipe = dict(specs.PRETRAINED[RELEASED_NAME].recipe, steps=2, batch_size=2, num_sequences=4, val_every=1,
+    recipe = dict(specs.PRETRAINED[name].recipe, steps=2, batch_size=2, num_sequences=4, val_every=1,
                   val_sequences=2, ckpt_every=1)
-    weights = dataclasses.replace(specs.PRETRAINED[RELEASED_NAME], recipe=tuple(sorted(recipe.items())))
+    weights = dataclasses.replace(specs.PRETRAINED[name], recipe=tuple(sorted(recipe.items())))
     patch, threads = pytest.MonkeyPatch(), torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        patch.setitem(specs.PRETRAINED, RELEASED_NAME, weights)
-        patch.setattr(pretrained, "WEIGHTS_DIR", tmp / "package")
-        patch.setattr(specs, "PUBLISHED_FILE", tmp / "package" / "published.json")
+        patch.setitem(specs.PRETRAINED, name, weights)
+        patch.setattr(pretrained, "WEIGHTS_DIR", root / "package")
+        patch.setattr(specs, "PUBLISHED_FILE", root / "package" / "published.json")
         patch.setattr(release, "TEST_SEQUENCES", 4)
-        run = tmp / "run"
-        assert cli.main(["train", "--recipe", RELEASED_NAME, "--mnist", str(MNIST), "--out", str(run),
-                         "--no-progress"]) == 0
-        record = release.release(RELEASED_NAME, run, MNIST, cards_dir=tmp / "cards", train_threads=1, progress=False)
+        run = root / f"run-{name}"
+        assert cli.main(["train", "--recipe", name, "--mnist", str(MNIST), "--out", str(run), "--no-progress"]) == 0
+        record = release.release(name, run, MNIST, cards_dir=root / "cards", train_threads=1, progress=False)
     finally:
         patch.undo()
         torch.set_num_threads(threads)
     digests = tuple(sorted((fw, f["sha256"]) for fw, f in record["files"].items()))
-    return tmp, run, record, dataclasses.replace(weights, sha256=digests)
+    return run, record, dataclasses.replace(weights, sha256=digests)
+
+
+@pytest.fixture(scope="session")
+def released(release_root):
+    """A two-step recipe of the tiny forecaster, trained and released (converted, evaluated in both
+    frameworks, recorded) into ``release_root``: ``(root, run, record, weights)``."""
+    return (release_root, *_train_and_release(release_root, RELEASED_NAME))
+
+
+@pytest.fixture(scope="session")
+def released_backbone(release_root):
+    """The same for the tiny backbone."""
+    return (release_root, *_train_and_release(release_root, RELEASED_BACKBONE))
 
 
 @pytest.fixture
 def published(released, monkeypatch):
-    """The released test weights seen as published: their spec, package folder and published.json in place."""
+    """The released test forecaster seen as published: its spec, package folder and published.json in place."""
     from convgru_zoo import pretrained, specs
 
-    tmp, _, _, weights = released
+    root, _, _, weights = released
     monkeypatch.setitem(specs.PRETRAINED, RELEASED_NAME, weights)
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp / "package")
-    monkeypatch.setattr(specs, "PUBLISHED_FILE", tmp / "package" / "published.json")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", root / "package")
+    monkeypatch.setattr(specs, "PUBLISHED_FILE", root / "package" / "published.json")
     return released
