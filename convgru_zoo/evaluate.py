@@ -17,6 +17,7 @@ from the run's ``metrics.jsonl`` when there is one.
 import contextlib
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from . import plots
 from .data.moving_mnist import DIRECTIONS
 from .specs import FRAMEWORKS
 from .train import (CONTEXT_FRAMES, TASKS, ConfigError, Dist, build_dataset, build_model, check_out_folder,
-                    model_names, normalize)
+                    metrics_lines_upto, model_names, normalize)
 
 
 GENERATED_TEST_SEQUENCES = 1000  # default number of generated test clips
@@ -231,12 +232,11 @@ class _FirstN:
 def training_curves(run_dir, path):
     """``training_curves.png`` from a run's metrics.jsonl (train loss, and validation when logged)."""
     log = Path(run_dir) / "metrics.jsonl"
-    if not log.is_file():
+    records = [json.loads(line) for line in metrics_lines_upto(log, math.inf)]  # checked, named if foreign
+    train = [r for r in records if "loss" in r]
+    if not train:
         return None
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    if not records:
-        return None
-    series = {"train loss": ([r["step"] for r in records], [r["loss"] for r in records])}
+    series = {"train loss": ([r["step"] for r in train], [r["loss"] for r in train])}
     val = [r for r in records if "val_loss" in r]
     if val:
         series["validation loss"] = ([r["step"] for r in val], [r["val_loss"] for r in val])
@@ -251,6 +251,8 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
         raise ConfigError(f"--framework must be one of {FRAMEWORKS}, got {framework!r}")
     state, task, model, run_dir = resolve_weights(weights, task, model)
     out = check_out_folder("--out", out or (run_dir if run_dir is not None else Path(weights).with_suffix("")) / "eval")
+    if run_dir is not None:  # a foreign or damaged metrics log is named now, not after the evaluation
+        metrics_lines_upto(Path(run_dir) / "metrics.jsonl", math.inf)
     model_kwargs = {}
     if data is not None:
         if mnist is not None or fixed_test is not None:

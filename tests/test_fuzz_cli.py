@@ -199,3 +199,13 @@ def test_eval_out_over_a_file_fails_before_the_evaluation(tmp_path, capsys, fini
              "--out", str(report), "--no-progress"], capsys, "--out must be a folder, got")
     assert snapshot(tmp_path) == before
     assert not (finished_run / "eval").exists()
+
+
+def test_eval_of_a_run_with_a_foreign_metrics_log_names_it_before_the_evaluation(tmp_path, capsys, finished_run):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    metrics_without_step(run)
+    before = snapshot(tmp_path)
+    refused(["eval", "--weights", str(run), "--mnist", str(MNIST), "--num-sequences", "2", "--no-progress"], capsys,
+            "metrics.jsonl line 3 must be a metrics record with an int 'step'")
+    assert snapshot(tmp_path) == before  # no eval/ folder
