@@ -197,7 +197,7 @@ def scan_clip_graph(step_proto, reductions, channels, output):
                                                                                  [len(values)], values))
 
     nodes = [helper.make_node("Shape", ["clip"], ["clip_shape"]),
-             const("axis_b", [0]), const("axis_h", [3]), const("axis_w", [4]), const("one", [1])]
+             const("axis_b", [0]), const("axis_h", [3]), const("axis_w", [4])]
     for axis in "bhw":
         nodes.append(helper.make_node("Gather", ["clip_shape", f"axis_{axis}"], [f"size_{axis}"], axis=0))
     initial = []
