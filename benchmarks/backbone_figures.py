@@ -4,8 +4,12 @@ FLOPs are those of convolutions and linear layers as counted by ``torch.utils.fl
 (2 per multiply-add); the elementwise gating is not counted. Shapes alone decide both figures, so the
 models run on the meta device: nothing is computed.
 
-    python benchmarks/backbone_figures.py
+    python benchmarks/backbone_figures.py --json benchmarks/results/backbone_figures.json
+
+The JSON is the committed results file the README's table is generated from (``convgru-zoo cards``).
 """
+import argparse
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -29,10 +33,19 @@ def figures(batch_size: int = 1):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    args = parser.parse_args()
+    rows = figures()
     print("| model | dims | depths | params (M) | GFLOPs | clip (B,T,C,H,W) |")
     print("|---|---|---|---|---|---|")
-    for arch, dims, depths, params_m, gflops, shape in figures():
+    for arch, dims, depths, params_m, gflops, shape in rows:
         print(f"| {arch} | {dims} | {depths} | {params_m:.3f} | {gflops:.3f} | {shape} |")
+    if args.json:
+        from convgru_zoo._files import atomic_write_json
+        atomic_write_json(args.json, {"command": "python benchmarks/backbone_figures.py", "rows": [
+            dict(model=a, dims=list(d), depths=list(p), params_m=round(m, 3), gflops=round(g, 3), clip=list(c))
+            for a, d, p, m, g, c in rows]})
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ the data caveat and the citation. Every number comes from ``release.json`` and t
 beside it (``convgru_zoo.release``); figures quoted from other work from ``model_cards/reference/``.
 """
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -235,3 +236,63 @@ def write_cards(names=None, cards_dir=CARDS_DIR, check=False):
             if not check:
                 atomic_write_bytes(path, text.encode())
     return stale
+
+
+# ---------------------------------------------------------------- README tables
+README = CARDS_DIR.parent / "README.md"
+BACKBONE_FIGURES = CARDS_DIR.parent / "benchmarks" / "results" / "backbone_figures.json"
+
+
+def _backbone_figures_table(cards_dir):
+    rows = json.loads(BACKBONE_FIGURES.read_text())["rows"]
+    clip = "x".join(map(str, rows[0]["clip"]))
+    return "\n".join([f"| model | params (M) | GFLOPs ({clip} clip) |", "|---|---|---|",
+                      *(f"| {r['model']} | {r['params_m']:.3f} | {r['gflops']:.3f} |" for r in rows), "",
+                      "(`python benchmarks/backbone_figures.py --json benchmarks/results/backbone_figures.json`)"])
+
+
+def _pretrained_table(cards_dir):
+    names = released_names(cards_dir)
+    if not names:
+        return "No weights are released yet: every `pretrained=True` says so, naming the tag."
+    lines = ["| weights | task | test result | baseline | trained |", "|---|---|---|---|---|"]
+    for name in names:
+        _, record, evals = _load(name, cards_dir)
+        m, hours = evals["torch"]["metrics"], record["trained"]
+        if record["task"] == "classify":
+            result = f"top-1 {_fmt(m['clip']['top1'])}, top-5 {_fmt(m['clip']['top5'])}"
+            baseline = f"one frame at best: top-1 {_fmt(m['single_frame_ceiling']['top1'])}"
+        else:
+            base = m["baseline_last_frame"]
+            result = f"MSE {_fmt(m['mse'], 1)}, SSIM {_fmt(m['ssim'], 3)}"
+            baseline = f"last frame repeated: MSE {_fmt(base['mse'], 1)}, SSIM {_fmt(base['ssim'], 3)}"
+        cost = (f"{hours['cpu_hours']:.1f} CPU-h" if hours.get("cpu_hours") is not None
+                else f"{hours['wall_hours']:.1f} GPU-h")
+        lines.append(f"| [{name}](model_cards/{name}/README.md) | {record['task']} | {result} | {baseline} | "
+                     f"{hours['steps']} steps, {cost} |")
+    return "\n".join(lines)
+
+
+README_TABLES = {"backbone-figures": _backbone_figures_table, "pretrained": _pretrained_table}
+
+
+def render_readme(text, cards_dir=CARDS_DIR):
+    """``text`` with every generated block (between its BEGIN/END markers) rendered from the results."""
+    for key, table in README_TABLES.items():
+        begin, end = f"<!-- BEGIN generated:{key} (convgru-zoo cards) -->", f"<!-- END generated:{key} -->"
+        if text.count(begin) != 1 or text.count(end) != 1:
+            raise ValueError(f"README must hold one {begin} ... {end} block")
+        head, rest = text.split(begin)
+        text = f"{head}{begin}\n{table(cards_dir)}\n{end}{rest.split(end, 1)[1]}"
+    return text
+
+
+def write_readme(check=False, path=README, cards_dir=CARDS_DIR):
+    """Regenerate the README's tables (or with ``check`` only compare); True when the file differs."""
+    from ._files import atomic_write_bytes
+
+    text = Path(path).read_text()
+    fresh = render_readme(text, cards_dir)
+    if fresh != text and not check:
+        atomic_write_bytes(path, fresh.encode())
+    return fresh != text

@@ -151,8 +151,9 @@ def build_parser():
     release.add_argument("--train-threads", type=_positive_int, default=None,
                          help="threads the training used, when its train_summary.json does not record them")
     release.add_argument("--no-progress", action="store_true")
-    cards = sub.add_parser("cards", help="write model_cards/<tag>/README.md of every released tag from its results")
-    cards.add_argument("--check", action="store_true", help="write nothing; exit 1 if a committed card is stale")
+    cards = sub.add_parser("cards", help="write model_cards/<tag>/README.md of every released tag and the README's "
+                                         "tables from the committed results")
+    cards.add_argument("--check", action="store_true", help="write nothing; exit 1 if a card or table is stale")
     publish = sub.add_parser("publish", help="publish released tags to the Hugging Face Hub (card, both frameworks' "
                                              "weights, config.json, pictures), every file checked first")
     publish.add_argument("tags", nargs="*", help="tags to publish, e.g. convgru_tiny.mmnist_motion (default: all released)")
@@ -287,9 +288,9 @@ def _run(args):
             print(f"trained {summary['model']} for {summary['steps']} steps: {args.out}/model.safetensors")
         return 0
     if args.command == "cards":
-        from .cards import write_cards
-        stale = write_cards(check=args.check)
-        print(("stale cards: " if args.check else "cards written: ") + (", ".join(stale) or "none"))
+        from .cards import README, write_cards, write_readme
+        stale = write_cards(check=args.check) + ([str(README)] if write_readme(check=args.check) else [])
+        print(("stale: " if args.check else "written: ") + (", ".join(stale) or "none"))
         return EXIT_FAILURE if args.check and stale else 0
     if args.command == "publish":
         from .publish import PublishError, publish

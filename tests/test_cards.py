@@ -73,3 +73,18 @@ def test_every_published_tag_has_a_card_once_released():
     names = set(cards.released_names())
     assert names <= set(specs.PRETRAINED)
     assert all((release.CARDS_DIR / n / "release.json").is_file() for n in names)
+
+
+def test_readme_tables_are_generated_from_the_committed_results():
+    assert cards.write_readme(check=True) is False, "regenerate with `convgru-zoo cards`"
+    figures = json.loads(cards.BACKBONE_FIGURES.read_text())["rows"]
+    text = cards.README.read_text()
+    assert all(f"| {row['model']} | {row['params_m']:.3f} | {row['gflops']:.3f} |" in text for row in figures)
+
+
+def test_readme_lists_a_release_with_its_results(card, published):
+    root = published[0]
+    evaluation = json.loads((root / "cards" / RELEASED_NAME / "eval_forecast_torch.json").read_text())["metrics"]
+    text = cards.render_readme(cards.README.read_text(), cards_dir=root / "cards")
+    assert f"[{RELEASED_NAME}](model_cards/{RELEASED_NAME}/README.md)" in text
+    assert f"MSE {evaluation['mse']:.1f}, SSIM {evaluation['ssim']:.3f}" in text
