@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import machine, specs
+from .data.moving_mnist import DIRECTIONS
 from .release import CARDS_DIR, result_dir
 
 REFERENCE_FILE = CARDS_DIR / "reference" / "openstl_moving_mnist.json"  # quoted figures of other work, with source
@@ -114,7 +115,7 @@ def _metrics_section(weights, evals, folder, cards_dir):
                 f"| best any one frame allows (analytic: this model's digit accuracy {_fmt(ceiling['digit_top1'])} "
                 f"/ 4 directions) | {_fmt(ceiling['top1'])} | {_fmt(ceiling['top5'])} |",
                 "| chance | 0.0250 | 0.1250 |"]
-        per_direction = " | ".join(f"{d} {_fmt(v)}" for d, v in m["per_direction_top1"].items())
+        per_direction = ", ".join(f"{d} {_fmt(m['per_direction_top1'][d])}" for d in DIRECTIONS)
         return "\n".join(["| | top-1 | top-5 |", "|---|---|---|", *rows, "",
                           f"Top-1 per direction of motion: {per_direction}.", "",
                           "![top-1 per digit and direction](eval_classify_torch_per_class.png)"])

@@ -358,24 +358,26 @@ def test_mindspore_adam_steps_lower_the_loss_on_a_fixed_batch(ms, compiled_twin)
 
 @pytest.fixture
 def published_tiny(monkeypatch, tmp_path):
-    """Publish a tiny forecaster's PyTorch weights as tag ``unittest``, shipped in a temp folder."""
+    """Publish test weights of the tiny forecaster as its tag ``mmnist`` (PyTorch file only), shipped in a temp folder."""
+    import dataclasses
+
     from safetensors.torch import save_file
     from convgru_zoo import pretrained, specs
 
     torch.manual_seed(5)
     model = create_forecaster("convgru_forecaster_tiny")
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
-    path = pretrained.shipped_path("convgru_forecaster_tiny.unittest", "torch")
+    path = pretrained.shipped_path("convgru_forecaster_tiny.mmnist", "torch")
     save_file(model.state_dict(), str(path))
-    weights = specs.PretrainedWeights("convgru_forecaster_tiny", "unittest", "test weights",
-                                      sha256=(("torch", pretrained.sha256_of(path)),))
+    weights = dataclasses.replace(specs.PRETRAINED["convgru_forecaster_tiny.mmnist"],
+                                  sha256=(("torch", pretrained.sha256_of(path)),))
     monkeypatch.setitem(specs.PRETRAINED, weights.name, weights)
     return model, path
 
 
 def test_pretrained_loads_the_published_weights_by_true_or_tag(published_tiny):
     model, _ = published_tiny
-    for pretrained in (True, "unittest"):
+    for pretrained in (True, "mmnist"):
         loaded = create_forecaster("convgru_forecaster_tiny", pretrained=pretrained, output_frames=2)
         for (name, want), got in zip(model.state_dict().items(), loaded.state_dict().values()):
             assert torch.equal(want, got), name
