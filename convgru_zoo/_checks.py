@@ -128,6 +128,25 @@ def input_shape(shape, channels, batch_first=True):
     return shape
 
 
+def stacked_inputs(x, hidden, lengths_given, tensor_type, input_size, batch_first, bidirectional, state_shapes):
+    """The checks of a stacked ConvGRU's call, the same in both twins (x's dtype aside, which is the model's).
+
+    ``x`` a step (B,C,H,W) or a clip, with ``input_size`` channels (a clip for a bidirectional stack);
+    ``hidden`` None or one state per layer and direction, of ``state_shapes(batch, height, width)``;
+    lengths (``lengths_given``) only for clips. Returns (x's batch-first shape, hidden as a list).
+    """
+    tensor("x", x, tensor_type)
+    shape = input_shape(x.shape, input_size, batch_first)
+    if len(shape) == 4 and bidirectional:
+        raise ValueError(f"x must be a clip (5-D) for a bidirectional ConvGRU, got a step of shape {shape}")
+    if len(shape) == 5 and not batch_first:
+        shape = (shape[1], shape[0]) + shape[2:]
+    hidden = state_list(hidden, state_shapes(shape[0], shape[-2], shape[-1]), x, tensor_type)
+    if lengths_given and len(shape) == 4:
+        raise ValueError(f"lengths applies to clips (5-D x), got a step of shape {shape}")
+    return shape, hidden
+
+
 def state_list(hidden, expected_shapes, x, tensor_type):
     """Check a list of initial states against the expected (B,C,H,W) shapes and ``x``; None entries allowed."""
     if hidden is None:

@@ -185,18 +185,11 @@ class ConvGRU(TeardownSafeCell):
 
         ``lengths`` may be any int sequence or array; it comes back as an int32 Tensor.
         """
-        _checks.tensor("x", x, Tensor)
-        shape = _checks.input_shape(x.shape, self.input_size, self.batch_first)
+        shape, hidden = _checks.stacked_inputs(x, hidden, lengths is not None, Tensor, self.input_size,
+                                               self.batch_first, self.bidirectional, self.state_shapes)
         check_dtype("x", x, self.layers[0].reset_gate.weight)
-        if len(shape) == 4 and self.bidirectional:
-            raise ValueError(f"x must be a clip (5-D) for a bidirectional ConvGRU, got a step of shape {shape}")
-        if len(shape) == 5 and not self.batch_first:
-            shape = (shape[1], shape[0]) + shape[2:]
         batch, height, width = shape[0], shape[-2], shape[-1]
-        hidden = _checks.state_list(hidden, self.state_shapes(batch, height, width), x, Tensor)
         if lengths is not None:
-            if len(shape) == 4:
-                raise ValueError(f"lengths applies to clips (5-D x), got a step of shape {shape}")
             lengths = checked_lengths(lengths, batch, shape[1])
         if all(h is None for h in hidden):
             return None, lengths

@@ -208,19 +208,12 @@ class ConvGRU(nn.Module):
         return [(batch, cell.hidden_size, height, width) for cell in self.cells]
 
     def _check(self, x: Tensor, hidden, lengths):
-        _checks.tensor("x", x, Tensor)
-        shape = _checks.input_shape(x.shape, self.input_size, self.batch_first)
+        """:func:`convgru_zoo._checks.stacked_inputs` and x's dtype; lengths as a tensor on x's device."""
+        shape, hidden = _checks.stacked_inputs(x, hidden, lengths is not None, Tensor, self.input_size,
+                                               self.batch_first, self.bidirectional, self.state_shapes)
         check_dtype("x", x, self.cells[0].reset_gate.weight)
-        if len(shape) == 4 and self.bidirectional:
-            raise ValueError(f"x must be a clip (5-D) for a bidirectional ConvGRU, got a step of shape {shape}")
-        if len(shape) == 5 and not self.batch_first:
-            shape = (shape[1], shape[0]) + shape[2:]
-        batch, height, width = shape[0], shape[-2], shape[-1]
-        hidden = _checks.state_list(hidden, self.state_shapes(batch, height, width), x, Tensor)
         if lengths is not None:
-            if len(shape) == 4:
-                raise ValueError(f"lengths applies to clips (5-D x), got a step of shape {shape}")
-            lengths = checked_lengths(lengths, batch, shape[1], x.device)
+            lengths = checked_lengths(lengths, shape[0], shape[1], x.device)
         return hidden, lengths
 
     def forward(self, x: Tensor, hidden=None, lengths=None):
