@@ -82,14 +82,14 @@ def check_lengths(lengths: Optional[Tensor], clip: Tensor) -> Optional[Tensor]:
 
 
 @register_notrace_function
-@torch.jit.unused
+@torch.jit.ignore  # Python even inside TorchScript: an fx-traced graph calls it unconditionally
 def check_clip(x: Tensor, lengths: Optional[Tensor], in_chans: int, stem_stride: int, num_stages: int,
                weight: Tensor) -> Optional[Tensor]:
     """Check a backbone's input before any work, as the MindCV twin does (:mod:`convgru_zoo._checks`):
     a tensor in the stem ``weight``'s dtype, (B,T,C,H,W) or (B,C,H,W) with ``in_chans`` channels, no
     empty dimension, frames at least the total stride; ``lengths`` (tensor, array or list of ints).
-    Returns ``lengths`` as a tensor on ``x``'s device. Not run in TorchScript (:func:`check_lengths` is)
-    nor while torch.jit traces.
+    Returns ``lengths`` as a tensor on ``x``'s device. Skipped by scripted forwards (:func:`check_lengths`
+    checks there) and while torch.jit traces.
     """
     if torch.jit.is_tracing():
         return lengths
