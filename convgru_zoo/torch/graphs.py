@@ -15,6 +15,7 @@ class StepGraph(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        self.train(model.training)  # exporters read the wrapper's mode: the model's
 
     def forward(self, frame: Tensor, states: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
         return self.model.forward_step(frame, states)
