@@ -166,6 +166,8 @@ def _export_onnx_forecast(model, shape):
 
     batch, multiple = torch.export.Dim("batch"), size_multiple(model)
     rows, cols = torch.export.Dim("rows", min=1), torch.export.Dim("cols", min=1)
+    # optimize=False: onnxscript 0.7.2's constant folding fails on the SplitToSequence of the batched
+    # input projection ('NoneType' object has no attribute 'ndim'); the unoptimised graph is correct.
     program = torch.onnx.export(
         model, _torch_example(model, shape, step=False), dynamo=True, opset_version=ONNX_OPSET,
         input_names=["clip"], output_names=[output_name(model, False)],
