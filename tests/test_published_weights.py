@@ -1,0 +1,72 @@
+"""The real published weights, offline: every door gives the same outputs for the same tag, the files are
+the ones their sha256 names, and the repository keeps them once, within its size budget.
+
+Tags whose files ship in the package run here; the others are fetched from the Hub and are covered by
+tests/test_publish.py against a stand-in. A tag not yet released is skipped, naming it.
+"""
+import numpy as np
+import pytest
+
+from convgru_zoo import pretrained, release, specs
+from convgru_zoo._files import sha256_of
+
+SHIPPED = [w for w in specs.PRETRAINED.values() if w.ships]
+MAX_WEIGHTS_MB = 100
+
+
+def published(weights):
+    if not weights.sha256:
+        pytest.skip(f"{weights.name} is not released yet")
+    return weights
+
+
+@pytest.mark.parametrize("weights", SHIPPED, ids=lambda w: w.name)
+def test_shipped_files_are_the_published_ones(weights):
+    published(weights)
+    for framework, digest in weights.sha256:
+        path = pretrained.shipped_path(weights.name, framework)
+        assert sha256_of(path) == digest, path
+
+
+def test_repository_weights_are_kept_once_within_budget():
+    files = [release.weights_path(w, fw) for w in specs.PRETRAINED.values() for fw, _ in w.sha256]
+    files = [f for f in files if f.is_file() and f.is_relative_to(release.REPO)]
+    digests = [sha256_of(f) for f in files]
+    assert len(set(digests)) == len(digests), "the same weights are committed twice"
+    assert sum(f.stat().st_size for f in files) <= MAX_WEIGHTS_MB * 2 ** 20
+
+
+@pytest.mark.parametrize("weights", [w for w in SHIPPED if w.task == "classify"], ids=lambda w: w.name)
+def test_every_door_gives_the_same_logits(weights, one_thread):
+    published(weights)
+    torch = pytest.importorskip("torch")
+    import timm
+
+    import convgru_zoo  # noqa: F401  registers the models
+    clip = np.random.default_rng(0).random((2, 4, *weights.input_size), dtype=np.float32)
+    with torch.no_grad():
+        logits = timm.create_model(weights.name, pretrained=True).eval()(torch.from_numpy(clip)).numpy()
+        hub = torch.hub.load(str(release.REPO), weights.arch, source="local", pretrained=True).eval()
+        np.testing.assert_allclose(hub(torch.from_numpy(clip)).numpy(), logits, rtol=0, atol=0)
+    ms = pytest.importorskip("mindspore")
+    import mindcv
+    net = mindcv.create_model(weights.arch, pretrained=True, num_classes=weights.num_classes)
+    net.set_train(False)
+    np.testing.assert_allclose(net(ms.Tensor(clip)).asnumpy(), logits, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("weights", [w for w in SHIPPED if w.task == "forecast"], ids=lambda w: w.name)
+def test_both_frameworks_forecast_alike(weights, one_thread):
+    published(weights)
+    torch = pytest.importorskip("torch")
+    from convgru_zoo import create_forecaster
+    clip = np.random.default_rng(0).random((2, 10, *weights.input_size), dtype=np.float32)
+    with torch.no_grad():
+        forecast = create_forecaster(weights.arch, pretrained=True, output_frames=3).eval()(
+            torch.from_numpy(clip)).numpy()
+        hub = torch.hub.load(str(release.REPO), weights.arch, source="local", pretrained=True, output_frames=3).eval()
+        np.testing.assert_allclose(hub(torch.from_numpy(clip)).numpy(), forecast, rtol=0, atol=0)
+    ms = pytest.importorskip("mindspore")
+    twin = create_forecaster(weights.arch, framework="mindspore", pretrained=True, output_frames=3)
+    twin.set_train(False)
+    np.testing.assert_allclose(twin(ms.Tensor(clip)).asnumpy(), forecast, rtol=1e-4, atol=1e-5)
