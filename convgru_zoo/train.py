@@ -406,11 +406,14 @@ def checkpoint_sidecar(config: TrainConfig, runtime: Runtime, step: int, rank_rn
 
 
 def write_final(out: Path, arrays: dict, config: TrainConfig, summary: dict) -> None:
-    """``model.safetensors`` (PyTorch names, self-describing metadata) + ``config.json`` + the summary."""
+    """``model.safetensors`` (PyTorch names, self-describing metadata) + ``config.json`` + the summary,
+    which also records the machine (CPU, threads, GPU) so a release can state what the training cost."""
+    from . import machine
+
     meta = {"task": config.task, "model": config.model, "framework": config.framework, "step": config.steps}
     ckpt.write_weights(out / "model.safetensors", arrays, meta)
     ckpt.atomic_write_json(out / "config.json", {**meta, "train": dataclasses.asdict(config)})
-    ckpt.atomic_write_json(out / "train_summary.json", summary)
+    ckpt.atomic_write_json(out / "train_summary.json", {**summary, "machine": machine.describe()})
 
 
 def train(config: TrainConfig, runtime: Runtime) -> dict:

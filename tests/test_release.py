@@ -29,6 +29,7 @@ def test_release_records_files_their_sha256_and_the_training(released):
     assert json.loads((tmp / "package" / "published.json").read_text())[NAME] == {
         "mindspore": sha256_of(ms_file), "torch": sha256_of(torch_file)}
     assert record["recipe"] == dict(weights.recipe) and record["trained"]["steps"] == 2 and record["trained"]["threads"] == 1
+    assert json.loads((run / "train_summary.json").read_text())["machine"]["cores"] >= 1  # what the training ran on
     cards = tmp / "cards" / NAME
     assert json.loads((cards / "release.json").read_text()) == record
     assert (cards / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
