@@ -14,10 +14,13 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/convgru-zoo demo --mnist $(MNIST)
 
+train-demo: $(VENV)/.installed
+	$(VENV)/bin/convgru-zoo demo --train --mnist $(MNIST)
+
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_convgru.py
 
-.PHONY: install demo test bench
+.PHONY: install demo train-demo test bench

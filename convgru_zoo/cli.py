@@ -160,10 +160,12 @@ def build_parser():
     publish.add_argument("--org", default=None, help="Hub namespace (default: convgru-zoo)")
     publish.add_argument("--dry-run", action="store_true", help="build and check the repo folders, list what would go up")
     publish.add_argument("--out", default=None, help="keep the repo folders here (default: a temporary folder)")
-    demo = sub.add_parser("demo", help="train a tiny forecaster for a few minutes on CPU, evaluate, plot")
+    demo = sub.add_parser("demo", help="the models whose weights ship in the package on held-out clips: frames, "
+                                       "metrics, pictures and a JSON report; --train trains a tiny forecaster instead")
     demo.add_argument("--mnist", required=True, help="folder of MNIST idx files")
     demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--steps", type=_positive_int, default=None, help="override the demo's step count")
+    demo.add_argument("--train", action="store_true", help="train the tiny forecaster for a few minutes, then evaluate it")
+    demo.add_argument("--steps", type=_positive_int, default=None, help="with --train: override the step count")
     demo.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="train and evaluate in this framework")
     demo.add_argument("--no-progress", action="store_true")
     _add_export_arguments(sub.add_parser("export", help="write a model's clip or one-step graph as ONNX, MINDIR "
@@ -330,12 +332,38 @@ DEMO_EVAL_SEQUENCES = 256
 
 
 def run_demo(args):
-    """Train the tiny forecaster (resuming a demo run already in ``--out``), evaluate it, print the files."""
+    """Evaluate every shipped model on held-out clips (``--train``: train the tiny forecaster first)."""
     from pathlib import Path
 
-    from . import evaluate
+    from . import evaluate, pretrained, specs
+    from ._files import atomic_write_json
 
     out = Path(args.out)
+    if args.train:
+        return run_train_demo(args, out)
+    if args.steps:
+        raise training.ConfigError(f"--steps applies to --train, got --steps {args.steps} without it")
+    report = {}
+    for weights in (w for w in specs.PRETRAINED.values() if w.ships):
+        if not weights.file_sha256("torch"):
+            print(f"demo: {weights.name} is not released yet (`convgru-zoo train --recipe {weights.name}`)")
+            continue
+        result = evaluate.evaluate(pretrained.weights_file(weights.name, "torch"), mnist=args.mnist,
+                                   num_sequences=DEMO_EVAL_SEQUENCES, framework=args.framework, out=out / weights.name,
+                                   progress=not args.no_progress)
+        print(f"demo: {evaluate.summary_line(result)}")
+        report[weights.name] = {key: result[key] for key in ("task", "framework", "data", "metrics", "files")}
+    if not report:
+        raise training.ConfigError("demo needs released weights in the package; none are yet: use --train")
+    atomic_write_json(out / "demo_report.json", report)
+    print(f"demo: report {out / 'demo_report.json'}; pictures and metrics in {out}/<weights>/")
+    return 0
+
+
+def run_train_demo(args, out):
+    """Train the tiny forecaster (resuming a demo run already in ``out``), evaluate it, print the files."""
+    from . import evaluate
+
     config = training.TrainConfig(**{**DEMO_CONFIG, "framework": args.framework,
                                      **({"steps": args.steps} if args.steps else {})})
     runtime = training.Runtime(mnist=args.mnist, out=str(out), progress=not args.no_progress, resume=True)

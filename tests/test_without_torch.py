@@ -42,7 +42,7 @@ assert cli.main(["eval", "--framework", "mindspore", "--weights", str(run), "--m
 report = json.loads((run / "eval" / "eval_forecast_mindspore.json").read_text())
 assert report["framework"] == "mindspore" and report["metrics"]["num_sequences"] == 2
 
-assert cli.main(["demo", "--framework", "mindspore", "--mnist", mnist, "--out", str(out / "demo"), "--steps", "1",
+assert cli.main(["demo", "--train", "--framework", "mindspore", "--mnist", mnist, "--out", str(out / "demo"), "--steps", "1",
                  "--no-progress"]) == 0
 assert (out / "demo" / "eval" / "eval_forecast_mindspore.json").is_file()
 
