@@ -92,16 +92,16 @@ logits = model(torch.rand(1, 10, 3, 64, 64))        # a clip (B, T, C, H, W), fr
 model = timm.create_model("hf-hub:{weights.hf_hub_id}", pretrained=True)   # straight from this repo
 model = torch.hub.load("<checkout or owner/convgru-zoo>", "{weights.arch}", pretrained=True)
 
-import mindcv                                       # MindSpore: the same architecture and weights
+import mindcv, mindspore                            # MindSpore: the same architecture and weights
 net = mindcv.create_model("{weights.arch}", pretrained=True, num_classes={weights.num_classes})
-params = mindspore.load_checkpoint("model.ckpt")   # or just the file, with plain MindSpore
+params = mindspore.load_checkpoint("model.ckpt")   # or just this repo's file, with plain MindSpore
 ```"""
     return f"""```python
 from convgru_zoo import create_forecaster           # PyTorch; framework="mindspore" for MindSpore
 model = create_forecaster("{weights.arch}", pretrained=True).eval()
 future = model(clip)                               # (B, 10, 1, 64, 64) frames in [0, 1] -> the next 10
 model = torch.hub.load("<checkout or owner/convgru-zoo>", "{weights.arch}", pretrained=True)
-params = mindspore.load_checkpoint("model.ckpt")   # the MindSpore file, with plain MindSpore
+params = mindspore.load_checkpoint("model.ckpt")   # this repo's MindSpore file, with plain MindSpore
 ```"""
 
 
@@ -114,7 +114,7 @@ def _metrics_section(weights, evals, folder, cards_dir):
                 f"{_fmt(ms['clip']['top5'])} |",
                 f"| best any one frame allows (analytic: this model's digit accuracy {_fmt(ceiling['digit_top1'])} "
                 f"/ 4 directions) | {_fmt(ceiling['top1'])} | {_fmt(ceiling['top5'])} |",
-                "| chance | 0.0250 | 0.1250 |"]
+                f"| chance | {_fmt(1 / weights.num_classes)} | {_fmt(5 / weights.num_classes)} |"]
         per_direction = ", ".join(f"{d} {_fmt(m['per_direction_top1'][d])}" for d in DIRECTIONS)
         return "\n".join(["| | top-1 | top-5 |", "|---|---|---|", *rows, "",
                           f"Top-1 per direction of motion: {per_direction}.", "",
@@ -150,8 +150,8 @@ def render(name, cards_dir=CARDS_DIR) -> str:
     weights = specs.PRETRAINED[name]
     folder, release, evals = _load(name, cards_dir)
     trained, recipe = release["trained"], release["recipe"]
-    hours = (f"{trained['cpu_hours']:.2f} CPU-hours ({trained['wall_hours']:.2f} h on {trained['threads']} thread(s))"
-             if trained.get("cpu_hours") is not None else f"{trained['wall_hours']:.2f} GPU-hours")
+    hours = (f"{trained['cpu_hours']:.2f} CPU-hours" if trained.get("cpu_hours") is not None
+             else f"{trained['wall_hours']:.2f} GPU-hours")
     what = ("a video classification backbone: ConvGRUs carry a state through time at strides 4, 8 and 16 "
             "and the classifier reads the final state (the stacked GRU-RCN of Ballas et al. 2015)"
             if weights.task == "classify" else

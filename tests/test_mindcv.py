@@ -4,6 +4,7 @@ Registration and configs, clips and images, ``features_only``/``out_indices``, s
 ``checkpoint_file`` and sha256-checked ``pretrained`` loading (with weights files the tests make),
 input errors, PYNATIVE and GRAPH mode. Agreement with PyTorch is in test_backbone_parity.py.
 """
+import dataclasses
 import re
 import subprocess
 import sys
@@ -235,8 +236,10 @@ def test_checkpoint_file_errors_name_the_file(tmp_path):
 
 @pytest.fixture
 def publish(tmp_path, monkeypatch):
-    """Publish weights for TAG: write them as the package's shipped file and record their sha256."""
+    """Publish weights for TAG: write them as the package's shipped file and record their sha256 (until then, TAG
+    counts as unpublished, whatever the package ships)."""
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setitem(specs.PRETRAINED, TAG, dataclasses.replace(specs.PRETRAINED[TAG], sha256=()))
 
     def publish_(framework, params):
         path = pretrained.shipped_path(TAG, framework)

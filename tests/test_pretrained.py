@@ -62,9 +62,10 @@ def test_verify_names_the_file_and_the_problem(tmp_path):
         pretrained.verify(path, "1" * 64)
 
 
-def test_unknown_unpublished_and_bad_framework_are_clear():
+def test_unknown_unpublished_and_bad_framework_are_clear(monkeypatch):
     with pytest.raises(pretrained.PretrainedWeightsError, match="unknown pretrained weights 'convgru_huge.x'.*known: "):
         pretrained.weights_file("convgru_huge.x")
+    monkeypatch.setitem(specs.PRETRAINED, NAME, dataclasses.replace(specs.PRETRAINED[NAME], sha256=()))
     with pytest.raises(pretrained.PretrainedWeightsError, match=f"{NAME} has no published torch weights yet"):
         pretrained.weights_file(NAME)
     with pytest.raises(ValueError, match=r"framework must be one of \('torch', 'mindspore'\), got 'jax'"):
@@ -175,8 +176,9 @@ OFFLINE_CHECK = textwrap.dedent("""
     from safetensors.torch import load_file
     from convgru_zoo import pretrained, specs
 
-    name, digest, repo = sys.argv[1:4]
+    name, digest, repo, no_shipped_weights = sys.argv[1:5]
     specs.PRETRAINED[name] = dataclasses.replace(specs.PRETRAINED[name], sha256=(("torch", digest),))
+    pretrained.WEIGHTS_DIR = Path(no_shipped_weights)  # the package's own copy would be used first
     path = pretrained.weights_file(name)
     saved = load_file(str(path))
     for model in (timm.create_model("convgru_tiny", pretrained=True),
@@ -214,7 +216,9 @@ def test_offline_hub_cache_end_to_end(tmp_path):
     weights = snapshot / specs.WEIGHT_FILES["torch"]
 
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache), HF_HOME=str(tmp_path / "hf_home"))
-    done = subprocess.run([sys.executable, "-c", OFFLINE_CHECK, NAME, pretrained.sha256_of(weights), str(REPO)],
+    (tmp_path / "no_weights").mkdir()
+    done = subprocess.run([sys.executable, "-c", OFFLINE_CHECK, NAME, pretrained.sha256_of(weights), str(REPO),
+                           str(tmp_path / "no_weights")],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     loaded, corrupted, missing = done.stdout.strip().splitlines()

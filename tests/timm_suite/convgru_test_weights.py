@@ -21,6 +21,7 @@ from convgru_zoo._files import atomic_write
 _published = {name: release.weights_path(w, "torch") for name, w in specs.BACKBONE_WEIGHTS.items()
               if w.file_sha256("torch")}
 pretrained.WEIGHTS_DIR = Path(os.environ["CONVGRU_TEST_WEIGHTS_DIR"])
+pretrained.WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
 for _name, _weights in specs.BACKBONE_WEIGHTS.items():
     if _name in _published:
         shutil.copyfile(_published[_name], pretrained.shipped_path(_name))
