@@ -41,7 +41,7 @@ def _load(name, cards_dir):
     release = json.loads((folder / "release.json").read_text())
     task = release["task"]
     evals = {fw: json.loads((folder / f"eval_{task}_{fw}.json").read_text()) for fw in specs.FRAMEWORKS}
-    return folder, release, evals
+    return release, evals
 
 
 def parameter_count(name, cards_dir=CARDS_DIR) -> int:
@@ -59,7 +59,7 @@ def card_data(name, cards_dir=CARDS_DIR):
     from huggingface_hub import EvalResult, ModelCardData
 
     weights = specs.PRETRAINED[name]
-    _, _, evals = _load(name, cards_dir)
+    _, evals = _load(name, cards_dir)
     metrics = evals["torch"]["metrics"]
     if weights.task == "classify":
         task, dataset = "video-classification", ("motion-mnist", "Motion MNIST (digit x direction, 40 classes)")
@@ -105,7 +105,7 @@ params = mindspore.load_checkpoint("model.ckpt")   # this repo's MindSpore file,
 ```"""
 
 
-def _metrics_section(weights, evals, folder, cards_dir):
+def _metrics_section(weights, evals, cards_dir):
     m, ms = evals["torch"]["metrics"], evals["mindspore"]["metrics"]
     if weights.task == "classify":
         ceiling = m["single_frame_ceiling"]
@@ -148,7 +148,7 @@ def render(name, cards_dir=CARDS_DIR) -> str:
     from huggingface_hub import ModelCard
 
     weights = specs.PRETRAINED[name]
-    folder, release, evals = _load(name, cards_dir)
+    release, evals = _load(name, cards_dir)
     trained, recipe = release["trained"], release["recipe"]
     hours = (f"{trained['cpu_hours']:.2f} CPU-hours" if trained.get("cpu_hours") is not None
              else f"{trained['wall_hours']:.2f} GPU-hours")
@@ -188,7 +188,7 @@ On the fixed test set: the first {release['test_set']['num_sequences']} clips of
 split (seed {release['test_set']['seed']}; regenerated bit-exactly, sha256 of the clips
 `{release['test_set']['sha256']}`).
 
-{_metrics_section(weights, evals, folder, cards_dir)}
+{_metrics_section(weights, evals, cards_dir)}
 
 ## Training
 
@@ -258,7 +258,7 @@ def _pretrained_table(cards_dir):
         return "No weights are released yet: every `pretrained=True` says so, naming the tag."
     lines = ["| weights | task | test result | baseline | trained |", "|---|---|---|---|---|"]
     for name in names:
-        _, record, evals = _load(name, cards_dir)
+        record, evals = _load(name, cards_dir)
         m, hours = evals["torch"]["metrics"], record["trained"]
         if record["task"] == "classify":
             result = f"top-1 {_fmt(m['clip']['top1'])}, top-5 {_fmt(m['clip']['top5'])}"

@@ -83,7 +83,7 @@ def _repo_relative(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def _relative_report(path: Path, folder: Path, weights_name: str):
+def _relative_report(path: Path, weights_name: str):
     """Rewrite an evaluation JSON so it names files relative to its folder (a committed file has no local paths)."""
     report = json.loads(path.read_text())
     report["weights"] = weights_name
@@ -118,7 +118,7 @@ def release(name: str, run, mnist, cards_dir=CARDS_DIR, train_threads=None, prog
     for framework, file in (("torch", torch_file), ("mindspore", torch_file)):
         report = evaluate.evaluate(file, mnist=mnist, num_sequences=TEST_SEQUENCES, framework=framework,
                                    out=out, progress=progress)
-        evaluations[framework] = _relative_report(Path(report["files"]["json"]), out, name)
+        evaluations[framework] = _relative_report(Path(report["files"]["json"]), name)
     evaluate.training_curves(out, out / "training_curves.png")
 
     trained = {**training_time(metrics_lines), "threads": threads,
