@@ -134,12 +134,18 @@ def test_train_and_eval_a_backbone_with_a_single_frame_baseline(tmp_path, capsys
     assert "the best one frame allows" in capsys.readouterr().out
 
 
-def test_demo_evaluates_the_shipped_weights_and_writes_a_report(published, tmp_path, capsys):
+def test_demo_evaluates_the_shipped_weights_and_writes_a_report(published, tmp_path, capsys, monkeypatch):
+    import dataclasses
+
+    from convgru_zoo import specs
+    name = "convgru_forecaster_tiny.mmnist"  # the test release; the package's other weights are set aside
+    for other, weights in list(specs.PRETRAINED.items()):
+        if other != name:
+            monkeypatch.setitem(specs.PRETRAINED, other, dataclasses.replace(weights, sha256=()))
     out = tmp_path / "demo"
     assert cli.main(["demo", "--mnist", str(MNIST), "--out", str(out), "--no-progress"]) == 0
     report = json.loads((out / "demo_report.json").read_text())
-    name = "convgru_forecaster_tiny.mmnist"
-    assert report[name]["task"] == "forecast" and report[name]["metrics"]["num_sequences"] == cli.DEMO_EVAL_SEQUENCES
+    assert list(report) == [name] and report[name]["task"] == "forecast" and report[name]["metrics"]["num_sequences"] == cli.DEMO_EVAL_SEQUENCES
     assert (out / name / "eval_forecast_torch_frames.png").is_file()
     assert "repeating the last frame" in capsys.readouterr().out
     assert cli.main(["demo", "--mnist", str(MNIST), "--out", str(out), "--steps", "3"]) == cli.EXIT_USAGE
