@@ -88,3 +88,17 @@ def test_readme_lists_a_release_with_its_results(card, published):
     text = cards.render_readme(cards.README.read_text(), cards_dir=root / "cards")
     assert f"[{RELEASED_NAME}](model_cards/{RELEASED_NAME}/README.md)" in text
     assert f"MSE {evaluation['mse']:.1f}, SSIM {evaluation['ssim']:.3f}" in text
+
+
+@pytest.mark.parametrize("name", cards.released_names())
+def test_each_committed_card_parses_and_states_its_evaluation(name):
+    folder = release.CARDS_DIR / name
+    parsed = ModelCard.load(folder / "README.md")
+    weights = specs.PRETRAINED[name]
+    evaluation = json.loads((folder / f"eval_{weights.task}_torch.json").read_text())["metrics"]
+    expected = ({"top-1": evaluation["clip"]["top1"], "top-5": evaluation["clip"]["top5"]} if weights.task == "classify"
+                else {"MSE per frame": evaluation["mse"], "SSIM": evaluation["ssim"]})
+    stated = {r.metric_name: r.metric_value for r in parsed.data.eval_results}
+    for metric, value in expected.items():
+        assert stated[metric] == pytest.approx(value, abs=1e-6), metric
+    assert parsed.data.license == weights.license and weights.hf_hub_id.split("/")[1] in parsed.text
