@@ -154,6 +154,15 @@ def holdout_split(clips, split):
 
 
 # ---------------------------------------------------------------- decoding
+def _video_stream(container, path):
+    """The first video stream of an open PyAV container, decoded with threads; BadClipError if there is none."""
+    if not container.streams.video:
+        raise BadClipError(f"video {str(path)!r} has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
 def _av():
     try:
         import av
@@ -191,10 +200,7 @@ def probe(path) -> ClipInfo:
         frames = 0
         try:
             with av.open(str(path)) as container:
-                if not container.streams.video:
-                    raise BadClipError(f"video {str(path)!r} has no video stream")
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
+                stream = _video_stream(container, path)
                 declared, seconds, end = stream.frames, _declared_seconds(container, stream), 0.0
                 for frame in container.decode(stream):
                     frames += 1
@@ -267,10 +273,7 @@ def iter_frames(path, grey=False):
     av = _av()
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise BadClipError(f"video {str(path)!r} has no video stream")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream = _video_stream(container, path)
             for frame in container.decode(stream):
                 array = frame.to_ndarray(format="gray" if grey else "rgb24")
                 yield array[..., None] if grey else array
