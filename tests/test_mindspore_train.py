@@ -83,3 +83,29 @@ def test_mindspore_fine_tuning_clips_the_global_gradient_norm():
     assert grad_norm > 1e-3  # the norm logged is the one before clipping
     update = np.sqrt(sum(((p.asnumpy() - b) ** 2).sum() for p, b in zip(model.trainable_params(), before)))
     assert update == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_mindspore_backbone_run_ends_with_the_batchnorm_statistics_pytorch_computes(tmp_path):
+    # Precise BN in both loops: the MindSpore run's saved statistics are what the PyTorch loop's recalibration
+    # computes from the same final weights on the same fixed training batches.
+    from convgru_zoo import train as training
+    from convgru_zoo.torch import train as torch_training
+
+    out = tmp_path / "ms_cls"
+    assert cli.main(["train", "--framework", "mindspore", "--task", "classify", "--model", "convgru_tiny",
+                     "--mnist", str(MNIST), "--steps", "2", "--batch-size", "2", "--num-sequences", "6",
+                     "--lr", "0.05", "--out", str(out), "--no-progress"]) == 0
+    state, _ = read_weights(out / "model.safetensors")
+    model = training.build_model("classify", "convgru_tiny")
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    for norm in model.modules():  # statistics from nowhere: what the recalibration must replace
+        if isinstance(norm, torch.nn.BatchNorm2d):
+            norm.running_mean.fill_(7.0)
+            norm.running_var.fill_(7.0)
+    train_set = training.build_dataset("classify", str(MNIST), "train", 6)
+    torch_training.recalibrate_batchnorm("classify", model, train_set, 2, torch.device("cpu"),
+                                         torch_training.autocast_for("none", torch.device("cpu")))
+    stats = {k: v.numpy() for k, v in model.state_dict().items() if "running_" in k}
+    assert len(stats) == 6 and not np.allclose(state["stem.norm.running_mean"], 0)
+    for name, value in stats.items():
+        np.testing.assert_allclose(state[name], value, rtol=1e-4, atol=1e-5, err_msg=name)

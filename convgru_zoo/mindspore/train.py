@@ -7,8 +7,8 @@ validation, atomic checkpoints and exact resume. One train step is compiled once
 shape; the learning rate is a Parameter set before each step, so changing it does not recompile.
 
 Data parallel runs under MindSpore's own launcher (on CPU too), each rank on its share of every
-global batch, gradients averaged, BatchNorm statistics averaged after every step as the PyTorch
-loop does::
+global batch, gradients averaged, BatchNorm statistics averaged after every step and recomputed on
+fixed training batches before each validation and at the end (precise BN), as the PyTorch loop does::
 
     msrun --worker_num=2 --local_worker_num=2 --join=True $(which convgru-zoo) train --framework mindspore ...
 
@@ -160,6 +160,30 @@ class Trainer:
             self.average_buffers()
         return float(loss.asnumpy()), float(norm.asnumpy())
 
+    def recalibrate_batchnorm(self, dataset, batch_size) -> None:
+        """Replace every BatchNorm's moving statistics by their plain average over the fixed training batches
+        of :func:`convgru_zoo.train.recalibration_batches`, under the current weights, as the PyTorch loop does.
+
+        MindSpore fixes BatchNorm's momentum in its primitive, so each batch starts from zero statistics: one
+        training-mode forward pass then leaves ``momentum * batch statistic`` (unbiased variance, as torch's).
+        """
+        norms = [cell for _, cell in self.model.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
+        if not norms:
+            return
+        sums = [[np.zeros(norm.moving_mean.shape), np.zeros(norm.moving_variance.shape)] for norm in norms]
+        batches = core.recalibration_batches(len(dataset), batch_size)
+        for indices in batches:
+            for norm in norms:
+                for stat in (norm.moving_mean, norm.moving_variance):
+                    stat.set_data(Tensor(np.zeros(stat.shape, np.float32)))
+            self.train_step.network(*self.inputs(dataset.batch(indices)))
+            for norm, (mean, var) in zip(norms, sums):
+                mean += norm.moving_mean.asnumpy() / norm.momentum
+                var += norm.moving_variance.asnumpy() / norm.momentum
+        for norm, (mean, var) in zip(norms, sums):
+            norm.moving_mean.set_data(Tensor((mean / len(batches)).astype(np.float32)))
+            norm.moving_variance.set_data(Tensor((var / len(batches)).astype(np.float32)))
+
     def state(self) -> dict:
         """``{name: array}`` of every Parameter of the train step (model, optimizer, learning rate)."""
         return {p.name: p.asnumpy() for p in self.train_step.get_parameters()}
@@ -278,6 +302,8 @@ def _train(config, runtime, env, resume_from):
             lr = core.learning_rate(step, config)
             loss, grad_norm = trainer.step(train_set.batch(indices), lr)
             done = step + 1
+            if core.recalibrates_at(done, config):
+                trainer.recalibrate_batchnorm(train_set, config.batch_size)
             if not env.main:
                 continue
             record = {"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm,

@@ -200,20 +200,10 @@ def _gather_objects(env: Dist, obj):
     return out
 
 
-BN_RECALIBRATION_BATCHES = 8  # training batches whose statistics replace BatchNorm's running averages
-
-
 @torch.no_grad()
 def recalibrate_batchnorm(task, model, dataset, batch_size, device, autocast) -> None:
-    """Replace every BatchNorm's running statistics by their plain average over the first
-    ``BN_RECALIBRATION_BATCHES`` training batches, under the current weights ("precise BN").
-
-    The exponential running averages trail the weights: a stem's scale is free under BatchNorm, so it
-    drifts fast, and on convgru_tiny they gave 13% validation top-1 where the same weights with fresh
-    statistics give 94% (measured at step 700 of its recipe). Done before each validation and before
-    the final weights, on fixed items (dataset indices from 0), on every rank: it draws no randomness, so
-    replicas stay identical and a resumed run equals an uninterrupted one.
-    """
+    """Replace every BatchNorm's running statistics by their plain average over the fixed training batches
+    of :func:`convgru_zoo.train.recalibration_batches`, under the current weights (why: there)."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
@@ -223,8 +213,8 @@ def recalibrate_batchnorm(task, model, dataset, batch_size, device, autocast) ->
         norm.momentum = None  # a cumulative average over the batches below
     was_training = model.training
     model.train()
-    for first in range(0, min(len(dataset), BN_RECALIBRATION_BATCHES * batch_size), batch_size):
-        items = dataset.batch(range(first, min(first + batch_size, len(dataset))))
+    for indices in core.recalibration_batches(len(dataset), batch_size):
+        items = dataset.batch(indices)
         batch = torch.from_numpy(items) if task == "forecast" else tuple(map(torch.from_numpy, items))
         forward_loss(task, model, batch, device, autocast)
     for norm, momentum in zip(norms, momenta):
@@ -338,7 +328,7 @@ def _train(config, runtime, env, device, resume_from):
                 logged /= env.world
             done = step + 1
             validating = bool(config.val_every) and done % config.val_every == 0
-            if validating or done == config.steps:
+            if core.recalibrates_at(done, config):
                 recalibrate_batchnorm(config.task, model, train_set, config.batch_size, device, autocast)
             if env.main:
                 seconds = time.perf_counter() - tick
