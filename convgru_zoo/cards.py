@@ -152,6 +152,8 @@ def render(name, cards_dir=CARDS_DIR) -> str:
     trained, recipe = release["trained"], release["recipe"]
     hours = (f"{trained['cpu_hours']:.2f} CPU-hours" if trained.get("cpu_hours") is not None
              else f"{trained['wall_hours']:.2f} GPU-hours")
+    if "cpu_hours_from" in trained:
+        hours += f" ({trained['cpu_hours_from']})"
     what = ("a video classification backbone: ConvGRUs carry a state through time at strides 4, 8 and 16 "
             "and the classifier reads the final state (the stacked GRU-RCN of Ballas et al. 2015)"
             if weights.task == "classify" else

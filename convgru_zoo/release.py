@@ -57,17 +57,20 @@ def check_run_matches_recipe(weights: specs.PretrainedWeights, run: Path) -> dic
 
 
 def training_time(metrics_lines) -> dict:
-    """Steps and wall-clock hours of a run's log; ``elapsed_s`` restarts at every resume, so segments add up."""
+    """Steps, wall-clock hours and (where the log has ``cpu_s``) the process's CPU hours of a run's log.
+
+    ``elapsed_s`` and ``cpu_s`` restart at every resume, so the segments' last values add up. CPU time is
+    what the training process used, whatever its thread count and whatever else shared the machine.
+    """
     records = [json.loads(line) for line in metrics_lines if line.strip()]
-    seconds, segment_end, previous = 0.0, 0.0, -1.0
-    for record in records:
-        elapsed = record.get("elapsed_s", 0.0)
-        if elapsed < previous:  # a resumed segment begins
-            seconds += segment_end
-        segment_end = previous = elapsed
-    seconds += segment_end
-    return {"steps": max((r["step"] for r in records), default=0), "wall_hours": seconds / 3600,
-            "segments": 1 + sum(1 for a, b in zip(records, records[1:]) if b.get("elapsed_s", 0) < a.get("elapsed_s", 0))}
+    starts = [0] + [i for i in range(1, len(records)) if records[i]["elapsed_s"] < records[i - 1]["elapsed_s"]]
+    ends = [*starts[1:], len(records)]
+    last = [records[end - 1] for end in ends if records]
+    result = {"steps": max((r["step"] for r in records), default=0),
+              "wall_hours": sum(r["elapsed_s"] for r in last) / 3600, "segments": len(last)}
+    if records and all("cpu_s" in r for r in records):
+        result["process_cpu_hours"] = sum(r["cpu_s"] for r in last) / 3600
+    return result
 
 
 def convert_to_mindspore(torch_file: Path, ckpt_file: Path) -> str:
@@ -123,7 +126,14 @@ def release(name: str, run, mnist, cards_dir=CARDS_DIR, train_threads=None, prog
 
     trained = {**training_time(metrics_lines), "threads": threads,
                "machine": summary.get("machine") or {**machine.describe(), "torch_threads": threads}}
-    trained["cpu_hours"] = trained["wall_hours"] * threads if not trained["machine"].get("gpu") else None
+    if trained["machine"].get("gpu"):
+        trained["cpu_hours"] = None
+    elif "process_cpu_hours" in trained:  # measured: every logged step carries its process's CPU time
+        trained["cpu_hours"] = trained.pop("process_cpu_hours") * summary.get("world_size", 1)
+        trained["cpu_hours_from"] = "process CPU time"
+    else:
+        trained["cpu_hours"] = trained["wall_hours"] * threads
+        trained["cpu_hours_from"] = "wall-clock hours x threads"
     record = {"name": name, "task": weights.task, "recipe": dict(weights.recipe), "trained": trained,
               "command": f"convgru-zoo train --recipe {name} --mnist MNIST_DIR --out RUN_DIR",
               "files": {fw: {"path": _repo_relative(weights_path(weights, fw, cards_dir)), "sha256": digest}

@@ -85,6 +85,10 @@ def test_recipe_flags_are_checked():
 def test_training_time_adds_up_resumed_segments():
     lines = [json.dumps({"step": s, "elapsed_s": e}) for s, e in [(1, 10.0), (2, 20.0), (3, 5.0), (4, 15.0)]]
     assert release.training_time(lines) == {"steps": 4, "wall_hours": 35.0 / 3600, "segments": 2}
+    timed = [json.dumps({"step": s, "elapsed_s": e, "cpu_s": c})
+             for s, e, c in [(1, 10.0, 18.0), (2, 20.0, 36.0), (3, 5.0, 9.0), (4, 15.0, 20.0)]]
+    assert release.training_time(timed) == {"steps": 4, "wall_hours": 35.0 / 3600, "segments": 2,
+                                            "process_cpu_hours": 56.0 / 3600}
 
 
 def test_every_recipe_is_a_full_train_config():

@@ -294,7 +294,7 @@ def _train(config, runtime, env, resume_from):
     train_set, val_set = core.build_datasets(config, runtime, val=bool(config.val_every and env.main))
     bar = tqdm(total=config.steps, initial=start, desc=f"train {config.model} (mindspore)", unit="step",
                disable=not (runtime.progress and env.main), dynamic_ncols=True)
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     try:
         for step, indices in enumerate(core.rank_batches(start, config.steps, config.batch_size, len(train_set),
                                                          config.seed, env.rank, env.world), start):
@@ -308,7 +308,8 @@ def _train(config, runtime, env, resume_from):
                 continue
             record = {"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm,
                       "clips_per_s": config.batch_size / (time.perf_counter() - tick),
-                      "elapsed_s": time.perf_counter() - began}
+                      "elapsed_s": time.perf_counter() - began,
+                      "cpu_s": time.process_time() - cpu_began}
             if val_set is not None and done % config.val_every == 0:
                 record.update(validate(config.task, model, val_set, config.batch_size, config.loss))
             metrics_file.write(json.dumps(record) + "\n")

@@ -305,7 +305,7 @@ def _train(config, runtime, env, device, resume_from):
 
     bar = tqdm(total=config.steps, initial=start, desc=f"train {config.model}", unit="step",
                disable=not (runtime.progress and env.main), dynamic_ncols=True)
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     try:
         for step, batch in enumerate(loader, start):
             tick = time.perf_counter()
@@ -333,7 +333,8 @@ def _train(config, runtime, env, device, resume_from):
             if env.main:
                 seconds = time.perf_counter() - tick
                 record = {"step": done, "loss": logged.item(), "lr": lr, "grad_norm": float(grad_norm),
-                          "clips_per_s": config.batch_size / seconds, "elapsed_s": time.perf_counter() - began}
+                          "clips_per_s": config.batch_size / seconds, "elapsed_s": time.perf_counter() - began,
+                          "cpu_s": time.process_time() - cpu_began}
                 if val_set is not None and validating:
                     record.update(validate(config.task, model, val_set, config.batch_size, device, autocast,
                                            config.loss))
