@@ -152,6 +152,8 @@ def render(name, cards_dir=CARDS_DIR) -> str:
     trained, recipe = release["trained"], release["recipe"]
     hours = (f"{trained['cpu_hours']:.2f} CPU-hours" if trained.get("cpu_hours") is not None
              else f"{trained['wall_hours']:.2f} GPU-hours")
+    precision = {"none": " in float32", "bf16": " with bf16 autocast", "fp16": " with fp16 autocast"}.get(
+        trained.get("amp"), "")
     if "cpu_hours_from" in trained:
         hours += f" ({trained['cpu_hours_from']})"
     what = ("a video classification backbone: ConvGRUs carry a state through time at strides 4, 8 and 16 "
@@ -199,7 +201,7 @@ convgru-zoo train --recipe {name} --mnist MNIST_DIR --out RUN_DIR      # add --r
 convgru-zoo release {name} --run RUN_DIR --mnist MNIST_DIR
 ```
 
-{trained['steps']} steps in {trained['segments']} session(s), {hours} on {machine.summary_line(trained['machine'])}.
+{trained['steps']} steps in {trained['segments']} session(s){precision}, {hours} on {machine.summary_line(trained['machine'])}.
 
 ![training curves](training_curves.png)
 

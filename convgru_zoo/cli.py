@@ -107,7 +107,8 @@ def _add_train_arguments(p, defaults):
     p.add_argument("--warmup-steps", type=_non_negative_int, default=d.warmup_steps)
     p.add_argument("--min-lr", type=_non_negative_float, default=d.min_lr, help="end of the cosine schedule")
     p.add_argument("--amp", choices=training.AMP_MODES, default=d.amp,
-                   help="mixed precision: bf16 (CPU or GPU) or fp16 with a GradScaler (GPU)")
+                   help="mixed precision: bf16 (CPU or GPU), fp16 with a GradScaler (GPU), or auto: bf16 where "
+                        "the device computes it natively (AVX-512 BF16/AMX CPUs, bf16 GPUs), else float32")
     p.add_argument("--grad-clip", type=_non_negative_float, default=d.grad_clip, help="max grad norm; 0: off")
     p.add_argument("--ckpt-every", type=_positive_int, default=d.ckpt_every, help="checkpoint every N steps")
     p.add_argument("--val-every", type=_non_negative_int, default=d.val_every, help="validate every N steps; 0: off")

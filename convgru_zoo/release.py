@@ -124,7 +124,7 @@ def release(name: str, run, mnist, cards_dir=CARDS_DIR, train_threads=None, prog
         evaluations[framework] = _relative_report(Path(report["files"]["json"]), name)
     evaluate.training_curves(out, out / "training_curves.png")
 
-    trained = {**training_time(metrics_lines), "threads": threads,
+    trained = {**training_time(metrics_lines), "threads": threads, "amp": summary.get("amp", config["train"]["amp"]),
                "machine": summary.get("machine") or {**machine.describe(), "torch_threads": threads}}
     if trained["machine"].get("gpu"):
         trained["cpu_hours"] = None

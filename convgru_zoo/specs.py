@@ -125,7 +125,10 @@ def _published_sha256(name: str) -> tuple:
 
 
 def _recipe(task, model, steps, batch_size, lr, weight_decay, warmup_steps, min_lr, val_every, **rest):
-    """A training recipe: the arguments that differ between runs, the rest shared by every published run."""
+    """A training recipe: the arguments that differ between runs, the rest shared by every published run.
+
+    ``amp="auto"`` trains in bf16 where the machine computes it natively, float32 elsewhere (the two tiny
+    tags were trained before that choice existed, in float32, which is what auto picks on their machine)."""
     shared = dict(framework="torch", init_weights="", num_sequences=100000, seed=0, loss="bce", optimizer="adamw",
                   momentum=0.9, schedule="cosine", amp="none", grad_clip=1.0, ckpt_every=250, val_sequences=256)
     return tuple(sorted({**shared, **rest, "task": task, "model": model, "steps": steps, "batch_size": batch_size,
@@ -144,11 +147,11 @@ PRETRAINED = {w.name: replace(w, sha256=_published_sha256(w.name)) for w in (
     PretrainedWeights("convgru_tiny", "mmnist_motion", _MMNIST_MOTION, ships=True, recipe=_recipe(
         model="convgru_tiny", steps=1500, lr=2e-3, **_BACKBONE_RECIPE)),
     PretrainedWeights("convgru_small", "mmnist_motion", _MMNIST_MOTION, recipe=_recipe(
-        model="convgru_small", steps=1000, lr=2e-3, **_BACKBONE_RECIPE)),
+        model="convgru_small", steps=1000, lr=2e-3, amp="auto", **_BACKBONE_RECIPE)),
     PretrainedWeights("convgru_base", "mmnist_motion", _MMNIST_MOTION, recipe=_recipe(
-        model="convgru_base", steps=1000, lr=1.5e-3, **_BACKBONE_RECIPE)),
+        model="convgru_base", steps=1000, lr=1.5e-3, amp="auto", **_BACKBONE_RECIPE)),
     PretrainedWeights("convgru_forecaster", "mmnist", _MMNIST, ships=True, recipe=_recipe(
-        model="convgru_forecaster", steps=4000, lr=3e-3, **_FORECAST_RECIPE)),
+        model="convgru_forecaster", steps=4000, lr=3e-3, amp="auto", **_FORECAST_RECIPE)),
     PretrainedWeights("convgru_forecaster_tiny", "mmnist", _MMNIST, ships=True, recipe=_recipe(
         model="convgru_forecaster_tiny", steps=6000, lr=5e-3, **_FORECAST_RECIPE)),
 )}

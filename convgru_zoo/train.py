@@ -34,7 +34,7 @@ from .specs import BACKBONES, FRAMEWORKS, INPUT_SIZE, MEAN, NUM_CLASSES, STD
 TASKS = ("forecast", "classify")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
-AMP_MODES = ("none", "bf16", "fp16")
+AMP_MODES = ("none", "bf16", "fp16", "auto")  # auto: bf16 where the device computes it natively
 FORECAST_LOSSES = ("bce", "mse")
 CONTEXT_FRAMES = 10  # forecast: frames in, and frames out; classify: clip length
 TRAIN_LOOPS = {"torch": "convgru_zoo.torch.train", "mindspore": "convgru_zoo.mindspore.train"}

@@ -51,7 +51,8 @@ def test_card_body_has_command_hours_files_pictures_caveat_and_citation(card, pu
     record = json.loads((path.parent / "release.json").read_text())
     text = parsed.text
     assert f"convgru-zoo train --recipe {RELEASED_NAME}" in text
-    assert f"{record['trained']['cpu_hours']:.2f} CPU-hours" in text
+    assert f"{record['trained']['cpu_hours']:.2f} CPU-hours (process CPU time)" in text
+    assert record["trained"]["amp"] == "none" and " session(s) in float32, " in text
     for file in record["files"].values():
         assert file["sha256"] in text
     for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):

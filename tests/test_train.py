@@ -60,7 +60,7 @@ def _config(**kw):
     (dict(amp="fp16"), Dist(), "--amp fp16 needs a CUDA device"),
     (dict(model="resnet50"), Dist(), "--model must be one of"),
     (dict(task="classify"), Dist(), "--model must be one of"),
-    (dict(framework="mindspore", amp="bf16"), Dist(), "--amp must be none with --framework mindspore"),
+    (dict(framework="mindspore", amp="bf16"), Dist(), "--amp must be none or auto with --framework mindspore"),
     (dict(init_weights="/no/such/weights.safetensors"), Dist(), "--init-weights must be"),
 ])
 def test_bad_settings_are_refused_naming_the_argument(tmp_path, change, env, message):
@@ -184,10 +184,20 @@ def test_resume_keeps_the_metrics_of_checkpointed_steps_only(tmp_path):
 
 
 @needs_mnist
-@needs_mnist
 def test_forecaster_trains_with_bf16_autocast(tmp_path):
     training.train(_config(steps=1, amp="bf16"), Runtime(mnist=str(MNIST), out=str(tmp_path / "bf16"), progress=False))
     records = [json.loads(line) for line in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
     assert np.isfinite(records[0]["loss"]) and np.isfinite(records[0]["grad_norm"])
     state, _ = ckpt.read_weights(tmp_path / "bf16" / "model.safetensors")
     assert all(v.dtype == np.float32 for v in state.values())  # autocast kept fp32 weights
+
+
+@needs_mnist
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_auto_trains_in_bf16_only_where_the_cpu_computes_it_natively(tmp_path, monkeypatch, native):
+    monkeypatch.setattr(torch_training.machine, "native_bf16", lambda: native)
+    out = tmp_path / "auto"
+    training.train(_config(steps=1, amp="auto"), Runtime(mnist=str(MNIST), out=str(out), progress=False))
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["amp"] == ("bf16" if native else "none")
+    assert json.loads((out / "config.json").read_text())["train"]["amp"] == "auto"  # the recipe's choice, not the machine's

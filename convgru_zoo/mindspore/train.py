@@ -37,8 +37,9 @@ from .weights import assign_strict, load_params
 
 def check(config: core.TrainConfig, runtime: core.Runtime, env: Dist) -> None:
     """What only the MindSpore loop can check: float32, its own launcher, the device."""
-    if config.amp != "none":
-        raise ConfigError(f"--amp must be none with --framework mindspore (it trains in float32), got {config.amp!r}")
+    if config.amp not in ("none", "auto"):
+        raise ConfigError(f"--amp must be none or auto with --framework mindspore (it trains in float32), "
+                          f"got {config.amp!r}")
     if runtime.workers:
         raise ConfigError(f"--workers applies to --framework torch (its DataLoader), got {runtime.workers}")
     if env.world > 1 and os.environ.get("MS_ROLE") not in ("MS_WORKER", "MS_SCHED"):
@@ -328,7 +329,7 @@ def _train(config, runtime, env, resume_from):
     model.set_train(False)
     digests = _rank_digests(env, weights_digest(model))
     summary = {"task": config.task, "model": config.model, "steps": config.steps, "world_size": env.world,
-               "device": ms.get_context("device_target"), "weights_sha256": digests[0],
+               "device": ms.get_context("device_target"), "amp": "none", "weights_sha256": digests[0],
                "ranks_agree_on_weights": len(set(digests)) == 1}
     if env.main:
         save_mindspore_checkpoint(model, out / "model.ckpt")

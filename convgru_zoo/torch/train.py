@@ -21,6 +21,7 @@ from timm.utils import distribute_bn
 from tqdm.auto import tqdm
 
 from .. import checkpoint as ckpt
+from .. import machine
 from .. import train as core
 from ..specs import MEAN, STD
 from ..train import CONTEXT_FRAMES, ConfigError, Dist
@@ -107,6 +108,16 @@ def make_optimizer(config: core.TrainConfig, model):
         return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                            weight_decay=config.weight_decay)
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``--amp auto`` on ``device``: bf16 where it is native (a CUDA GPU with bf16, a CPU with AVX-512 BF16 or
+    AMX), else none. Decided at every start, so a run resumed on another machine may change precision."""
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "none"
+    return "bf16" if machine.native_bf16() else "none"
 
 
 def autocast_for(amp: str, device: torch.device):
@@ -273,7 +284,8 @@ def _train(config, runtime, env, device, resume_from):
             raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
     model = model.to(device)
     optimizer = make_optimizer(config, model)
-    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+    amp = resolve_amp(config.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     start = 0
     if resume_from is not None:
         meta, rng_tensors = restore_checkpoint(resume_from, model, optimizer, rank=env.rank)
@@ -300,7 +312,7 @@ def _train(config, runtime, env, device, resume_from):
         # ranks after every step instead (below), so every replica holds the same buffers at all times.
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
-    autocast = autocast_for(config.amp, device)
+    autocast = autocast_for(amp, device)
     model.train()
 
     bar = tqdm(total=config.steps, initial=start, desc=f"train {config.model}", unit="step",
@@ -351,7 +363,7 @@ def _train(config, runtime, env, device, resume_from):
 
     digests = _gather_objects(env, weights_digest(model))
     summary = {"task": config.task, "model": config.model, "steps": config.steps, "world_size": env.world,
-               "device": str(device), "weights_sha256": digests[0],
+               "device": str(device), "amp": amp, "weights_sha256": digests[0],
                "ranks_agree_on_weights": len(set(digests)) == 1}
     if env.main:
         core.write_final(out, as_arrays(model.state_dict()), config, summary)
