@@ -38,6 +38,17 @@ _positive_int = _integer("a positive int", lambda v: v > 0)
 _non_negative_int = _integer("an int >= 0", lambda v: v >= 0)
 
 
+def _positive_ints(text):
+    """``2`` or ``1,2,1``: a list of positive ints."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive int or a comma-separated list of them, got {text!r}")
+    return values
+
+
 def _number(rule, ok):
     def parse(text):
         try:
@@ -149,8 +160,9 @@ def build_parser():
     release.add_argument("name", help="published weights, e.g. convgru_tiny.mmnist_motion")
     release.add_argument("--run", required=True, help="the run folder trained by `train --recipe NAME`")
     release.add_argument("--mnist", required=True, help="folder of MNIST idx files (the fixed test set is made of them)")
-    release.add_argument("--train-threads", type=_positive_int, default=None,
-                         help="threads the training used, when its train_summary.json does not record them")
+    release.add_argument("--train-threads", type=_positive_ints, default=None,
+                         help="threads the training used (one, or one per resumed segment: 1,2,1), for a log "
+                              "without per-step CPU time; default: what train_summary.json records")
     release.add_argument("--no-progress", action="store_true")
     cards = sub.add_parser("cards", help="write model_cards/<tag>/README.md of every released tag and the README's "
                                          "tables from the committed results")

@@ -67,10 +67,22 @@ def training_time(metrics_lines) -> dict:
     ends = [*starts[1:], len(records)]
     last = [records[end - 1] for end in ends if records]
     result = {"steps": max((r["step"] for r in records), default=0),
-              "wall_hours": sum(r["elapsed_s"] for r in last) / 3600, "segments": len(last)}
+              "wall_hours": sum(r["elapsed_s"] for r in last) / 3600, "segments": len(last),
+              "segment_hours": [r["elapsed_s"] / 3600 for r in last]}
     if records and all("cpu_s" in r for r in records):
         result["process_cpu_hours"] = sum(r["cpu_s"] for r in last) / 3600
     return result
+
+
+def training_cost(time_spent: dict, threads: list, world: int, gpu: bool) -> dict:
+    """CPU-hours of a run (none on a GPU): the process CPU time its log records, times the ranks; for an older
+    log without it, each segment's wall-clock hours times that segment's ``threads``."""
+    if gpu:
+        return {"cpu_hours": None}
+    if "process_cpu_hours" in time_spent:
+        return {"cpu_hours": time_spent["process_cpu_hours"] * world, "cpu_hours_from": "process CPU time"}
+    return {"cpu_hours": sum(hours * n for hours, n in zip(time_spent["segment_hours"], threads)),
+            "cpu_hours_from": "wall-clock hours x threads"}
 
 
 def convert_to_mindspore(torch_file: Path, ckpt_file: Path) -> str:
@@ -110,10 +122,16 @@ def release(name: str, run, mnist, cards_dir=CARDS_DIR, train_threads=None, prog
     threads = train_threads or summary.get("machine", {}).get("torch_threads")
     if threads is None:
         raise ConfigError(f"--train-threads must be given: {summary_file} does not record the training's threads")
+    metrics_lines = (run / "metrics.jsonl").read_text().splitlines()
+    time_spent = training_time(metrics_lines)
+    per_segment = threads if isinstance(threads, list) else [threads] * time_spent["segments"]
+    if len(per_segment) not in (1, time_spent["segments"]):
+        raise ConfigError(f"--train-threads must give one count or one per segment of the run "
+                          f"({time_spent['segments']}), got {len(per_segment)}: {threads}")
+    per_segment *= time_spent["segments"] // len(per_segment)
 
     out = result_dir(name, cards_dir)
     torch_file, ms_file = (weights_path(weights, fw, cards_dir) for fw in ("torch", "mindspore"))
-    metrics_lines = (run / "metrics.jsonl").read_text().splitlines()
     digests = {"torch": atomic_write_bytes(torch_file, (run / "model.safetensors").read_bytes())}
     digests["mindspore"] = convert_to_mindspore(torch_file, ms_file)
     atomic_write_bytes(out / "metrics.jsonl", "".join(line + "\n" for line in metrics_lines).encode())
@@ -124,16 +142,11 @@ def release(name: str, run, mnist, cards_dir=CARDS_DIR, train_threads=None, prog
         evaluations[framework] = _relative_report(Path(report["files"]["json"]), name)
     evaluate.training_curves(out, out / "training_curves.png")
 
-    trained = {**training_time(metrics_lines), "threads": threads, "amp": summary.get("amp", config["train"]["amp"]),
-               "machine": summary.get("machine") or {**machine.describe(), "torch_threads": threads}}
-    if trained["machine"].get("gpu"):
-        trained["cpu_hours"] = None
-    elif "process_cpu_hours" in trained:  # measured: every logged step carries its process's CPU time
-        trained["cpu_hours"] = trained.pop("process_cpu_hours") * summary.get("world_size", 1)
-        trained["cpu_hours_from"] = "process CPU time"
-    else:
-        trained["cpu_hours"] = trained["wall_hours"] * threads
-        trained["cpu_hours_from"] = "wall-clock hours x threads"
+    machine_info = summary.get("machine") or {**machine.describe(), "torch_threads": per_segment[-1]}
+    trained = {"steps": time_spent["steps"], "wall_hours": time_spent["wall_hours"], "segments": time_spent["segments"],
+               "threads": per_segment[0] if len(set(per_segment)) == 1 else per_segment,
+               "amp": summary.get("amp", config["train"]["amp"]), "machine": machine_info,
+               **training_cost(time_spent, per_segment, summary.get("world_size", 1), bool(machine_info.get("gpu")))}
     record = {"name": name, "task": weights.task, "recipe": dict(weights.recipe), "trained": trained,
               "command": f"convgru-zoo train --recipe {name} --mnist MNIST_DIR --out RUN_DIR",
               "files": {fw: {"path": _repo_relative(weights_path(weights, fw, cards_dir)), "sha256": digest}

@@ -84,11 +84,35 @@ def test_recipe_flags_are_checked():
 
 def test_training_time_adds_up_resumed_segments():
     lines = [json.dumps({"step": s, "elapsed_s": e}) for s, e in [(1, 10.0), (2, 20.0), (3, 5.0), (4, 15.0)]]
-    assert release.training_time(lines) == {"steps": 4, "wall_hours": 35.0 / 3600, "segments": 2}
+    assert release.training_time(lines) == {"steps": 4, "wall_hours": 35.0 / 3600, "segments": 2,
+                                            "segment_hours": [20.0 / 3600, 15.0 / 3600]}
     timed = [json.dumps({"step": s, "elapsed_s": e, "cpu_s": c})
              for s, e, c in [(1, 10.0, 18.0), (2, 20.0, 36.0), (3, 5.0, 9.0), (4, 15.0, 20.0)]]
     assert release.training_time(timed) == {"steps": 4, "wall_hours": 35.0 / 3600, "segments": 2,
+                                            "segment_hours": [20.0 / 3600, 15.0 / 3600],
                                             "process_cpu_hours": 56.0 / 3600}
+
+
+def test_cpu_hours_are_measured_else_each_segment_times_its_threads():
+    spent = {"segment_hours": [2.0, 1.0], "process_cpu_hours": 3.5}
+    assert release.training_cost(spent, [1, 2], world=2, gpu=False) == {
+        "cpu_hours": 7.0, "cpu_hours_from": "process CPU time"}
+    del spent["process_cpu_hours"]
+    assert release.training_cost(spent, [1, 2], world=1, gpu=False) == {
+        "cpu_hours": 4.0, "cpu_hours_from": "wall-clock hours x threads"}
+    assert release.training_cost(spent, [1, 2], world=1, gpu=True) == {"cpu_hours": None}
+
+
+def test_thread_counts_must_match_the_runs_segments(published, tmp_path, capsys):
+    _, run, _, _ = published
+    with pytest.raises(cli.training.ConfigError, match=r"--train-threads must give one count or one per segment "
+                                                       r"of the run \(1\), got 3: \[1, 2, 1\]"):
+        release.release(NAME, run, MNIST, cards_dir=tmp_path / "cards", train_threads=[1, 2, 1])
+    assert not (tmp_path / "cards").exists()
+    with pytest.raises(SystemExit):
+        cli.main(["release", NAME, "--run", str(run), "--mnist", str(MNIST), "--train-threads", "0,2"])
+    assert "--train-threads: expected a positive int or a comma-separated list of them, got '0,2'" in (
+        capsys.readouterr().err)
 
 
 def test_every_recipe_is_a_full_train_config():
