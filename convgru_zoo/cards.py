@@ -201,7 +201,7 @@ convgru-zoo train --recipe {name} --mnist MNIST_DIR --out RUN_DIR      # add --r
 convgru-zoo release {name} --run RUN_DIR --mnist MNIST_DIR
 ```
 
-{trained['steps']} steps in {trained['segments']} session(s){precision}, {hours} on {machine.summary_line(trained['machine'])}.
+{trained['steps']} steps in {trained['segments']} run(s) joined by `--resume`{precision}, {hours} on {machine.summary_line({**trained['machine'], 'threads': trained['threads']})}.
 
 ![training curves](training_curves.png)
 

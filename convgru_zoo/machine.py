@@ -56,7 +56,9 @@ def summary_line(info: dict) -> str:
     bf16 = "native bf16" if info.get("native_bf16") else "no native bf16"
     threads = info.get("threads", info.get("torch_threads"))
     line = f"{info['cpu']} ({isa}, {bf16}), {info['cores']} cores"
-    if threads:
+    if isinstance(threads, list):  # a run resumed with other thread counts
+        line += f", {', '.join(map(str, threads))} threads in its successive segments"
+    elif threads:
         line += f", {threads} thread{'s' if threads != 1 else ''}"
     if info.get("gpu"):
         line += f", GPU {info['gpu']}"

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("huggingface_hub")
 from huggingface_hub import ModelCard  # noqa: E402
 
-from convgru_zoo import cards, release, specs  # noqa: E402
+from convgru_zoo import cards, machine, release, specs  # noqa: E402
 from conftest import RELEASED_NAME  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def test_card_body_has_command_hours_files_pictures_caveat_and_citation(card, pu
     text = parsed.text
     assert f"convgru-zoo train --recipe {RELEASED_NAME}" in text
     assert f"{record['trained']['cpu_hours']:.2f} CPU-hours (process CPU time)" in text
-    assert record["trained"]["amp"] == "none" and " session(s) in float32, " in text
+    assert record["trained"]["amp"] == "none" and " run(s) joined by `--resume` in float32, " in text
     for file in record["files"].values():
         assert file["sha256"] in text
     for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
@@ -103,3 +103,10 @@ def test_each_committed_card_parses_and_states_its_evaluation(name):
     for metric, value in expected.items():
         assert stated[metric] == pytest.approx(value, abs=1e-6), metric
     assert parsed.data.license == weights.license and weights.hf_hub_id.split("/")[1] in parsed.text
+
+
+def test_the_machine_line_names_the_threads_of_each_resumed_segment():
+    info = {"cpu": "AMD EPYC", "isa": "avx2", "native_bf16": False, "cores": 2}
+    assert machine.summary_line({**info, "threads": 1}) == "AMD EPYC (AVX2, no native bf16), 2 cores, 1 thread"
+    assert machine.summary_line({**info, "threads": [1, 2, 1]}).endswith(
+        ", 2 cores, 1, 2, 1 threads in its successive segments")
