@@ -4,6 +4,8 @@ the ones their sha256 names, and the repository keeps them once, within its size
 Tags whose files ship in the package run here; the others are fetched from the Hub and are covered by
 tests/test_publish.py against a stand-in. A tag not yet released is skipped, naming it.
 """
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,30 @@ def test_both_frameworks_forecast_alike(weights, one_thread):
     twin = create_forecaster(weights.arch, framework="mindspore", pretrained=True, output_frames=3)
     twin.set_train(False)
     np.testing.assert_allclose(twin(ms.Tensor(clip)).asnumpy(), forecast, rtol=1e-4, atol=1e-5)
+
+
+def test_the_wheel_ships_every_released_shipped_file(tmp_path):
+    # `pretrained=True` right after `pip install`, offline: the built wheel carries the files and their sha256s.
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(release.REPO / name, source / name)
+    shutil.copytree(release.REPO / "convgru_zoo", source / "convgru_zoo",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("convgru_zoo-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        released = [(w, fw, digest) for w in SHIPPED for fw, digest in w.sha256]
+        assert released, "no shipped tag is released"
+        for weights, framework, digest in released:
+            member = f"convgru_zoo/weights/{pretrained.shipped_path(weights.name, framework).name}"
+            assert member in names, member
+            assert hashlib.sha256(archive.read(member)).hexdigest() == digest, member
+        assert "convgru_zoo/weights/published.json" in names
