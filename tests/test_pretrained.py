@@ -150,9 +150,27 @@ def test_corrupted_or_unfitting_files_fail_before_use(shipped_tiny, monkeypatch)
 
 
 @needs_torch
-def test_unpublished_weights_are_named_through_timm():
-    with pytest.raises(pretrained.PretrainedWeightsError, match="convgru_small.mmnist_motion has no published torch"):
+def test_unpublished_weights_are_named_through_timm(monkeypatch):
+    name = "convgru_small.mmnist_motion"
+    monkeypatch.setitem(specs.PRETRAINED, name, dataclasses.replace(specs.PRETRAINED[name], sha256=()))
+    with pytest.raises(pretrained.PretrainedWeightsError, match=f"{name} has no published torch"):
         timm.create_model("convgru_small", pretrained=True)
+
+
+@needs_torch
+def test_hub_only_weights_offline_with_an_empty_cache_say_where_they_were_looked_for(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    hub_only = [w for w in specs.PRETRAINED.values() if w.sha256 and not w.ships and w.task == "classify"]
+    if not hub_only:
+        pytest.skip("no backbone is published on the Hub only yet")
+    name = hub_only[0].name
+    with pytest.raises(pretrained.PretrainedWeightsError,
+                       match=rf"{name}: not shipped at .* and convgru-zoo/{name}/model.safetensors could not be "
+                             rf"fetched from the Hub or its cache"):
+        timm.create_model(hub_only[0].arch, pretrained=True)
 
 
 @needs_torch
