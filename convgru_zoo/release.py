@@ -124,11 +124,12 @@ def release(name: str, run, mnist, cards_dir=CARDS_DIR, train_threads=None, prog
         raise ConfigError(f"--train-threads must be given: {summary_file} does not record the training's threads")
     metrics_lines = (run / "metrics.jsonl").read_text().splitlines()
     time_spent = training_time(metrics_lines)
-    per_segment = threads if isinstance(threads, list) else [threads] * time_spent["segments"]
-    if len(per_segment) not in (1, time_spent["segments"]):
+    per_segment = threads if isinstance(threads, list) else [threads]
+    if len(per_segment) == 1:
+        per_segment = per_segment * time_spent["segments"]
+    elif len(per_segment) != time_spent["segments"]:
         raise ConfigError(f"--train-threads must give one count or one per segment of the run "
                           f"({time_spent['segments']}), got {len(per_segment)}: {threads}")
-    per_segment *= time_spent["segments"] // len(per_segment)
 
     out = result_dir(name, cards_dir)
     torch_file, ms_file = (weights_path(weights, fw, cards_dir) for fw in ("torch", "mindspore"))
@@ -143,7 +144,7 @@ def release(name: str, run, mnist, cards_dir=CARDS_DIR, train_threads=None, prog
     evaluate.training_curves(out, out / "training_curves.png")
 
     machine_info = summary.get("machine") or {**machine.describe(), "torch_threads": per_segment[-1]}
-    trained = {"steps": time_spent["steps"], "wall_hours": time_spent["wall_hours"], "segments": time_spent["segments"],
+    trained = {**{key: time_spent[key] for key in ("steps", "wall_hours", "segments")},
                "threads": per_segment[0] if len(set(per_segment)) == 1 else per_segment,
                "amp": summary.get("amp", config["train"]["amp"]), "machine": machine_info,
                **training_cost(time_spent, per_segment, summary.get("world_size", 1), bool(machine_info.get("gpu")))}

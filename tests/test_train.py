@@ -196,8 +196,12 @@ def test_forecaster_trains_with_bf16_autocast(tmp_path):
 @pytest.mark.parametrize("native", [True, False])
 def test_amp_auto_trains_in_bf16_only_where_the_cpu_computes_it_natively(tmp_path, monkeypatch, native):
     monkeypatch.setattr(torch_training.machine, "native_bf16", lambda: native)
+    autocasts = []
+    autocast_for = torch_training.autocast_for
+    monkeypatch.setattr(torch_training, "autocast_for", lambda amp, device: autocasts.append(amp) or autocast_for(amp, device))
     out = tmp_path / "auto"
     training.train(_config(steps=1, amp="auto"), Runtime(mnist=str(MNIST), out=str(out), progress=False))
     summary = json.loads((out / "train_summary.json").read_text())
-    assert summary["amp"] == ("bf16" if native else "none")
+    assert autocasts == ["bf16" if native else "none"]  # the autocast the steps ran under
+    assert summary["amp"] == autocasts[0]
     assert json.loads((out / "config.json").read_text())["train"]["amp"] == "auto"  # the recipe's choice, not the machine's

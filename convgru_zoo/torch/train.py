@@ -121,11 +121,13 @@ def resolve_amp(amp: str, device: torch.device) -> str:
 
 
 def autocast_for(amp: str, device: torch.device):
-    """A no-argument context factory: bf16/fp16 autocast on ``device`` or nothing."""
-    if amp == "none":
+    """A no-argument context factory: bf16/fp16 autocast on ``device`` or nothing (``auto`` is resolved before)."""
+    dtypes = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if amp not in dtypes:
+        raise ValueError(f"amp must be one of {sorted(dtypes)} (resolve 'auto' first), got {amp!r}")
+    if dtypes[amp] is None:
         return lambda: torch.autocast(device.type, enabled=False)
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return lambda: torch.autocast(device.type, dtype=dtype)
+    return lambda: torch.autocast(device.type, dtype=dtypes[amp])
 
 
 def as_arrays(state_dict) -> dict:
