@@ -17,3 +17,11 @@ def kill_at_first_checkpoint(proc, checkpoints, outcome):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     outcome["returncode"] = proc.wait()
+
+
+def unpublish(monkeypatch, name):
+    """Make the pretrained tag ``name`` look unpublished (no sha256s) for one test."""
+    import dataclasses
+
+    from convgru_zoo import specs
+    monkeypatch.setitem(specs.PRETRAINED, name, dataclasses.replace(specs.PRETRAINED[name], sha256=()))

@@ -3,7 +3,6 @@
 ``torch.hub.load`` takes ``source="local"``; ``list`` and ``help`` only take a GitHub repo, so they
 run here with their download step answered by this checkout (everything after it is torch's code).
 """
-import dataclasses
 import importlib.util
 import re
 from pathlib import Path
@@ -15,6 +14,7 @@ pytest.importorskip("timm")
 
 from convgru_zoo import pretrained, specs  # noqa: E402
 from convgru_zoo.torch.convgru_net import ConvGRUNet  # noqa: E402
+from helpers import unpublish  # noqa: E402
 
 REPO = str(Path(__file__).resolve().parents[1])
 
@@ -61,7 +61,7 @@ def test_load_rejects_unknown_arguments_and_unpublished_weights(monkeypatch):
     with pytest.raises(TypeError):
         torch.hub.load(REPO, "convgru_tiny", source="local", hidden_dims=8)
     name = "convgru_base.mmnist_motion"
-    monkeypatch.setitem(specs.PRETRAINED, name, dataclasses.replace(specs.PRETRAINED[name], sha256=()))
+    unpublish(monkeypatch, name)
     with pytest.raises(pretrained.PretrainedWeightsError, match=f"{name} has no published"):
         torch.hub.load(REPO, "convgru_base", source="local", pretrained=True)
 

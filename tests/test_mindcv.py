@@ -4,7 +4,6 @@ Registration and configs, clips and images, ``features_only``/``out_indices``, s
 ``checkpoint_file`` and sha256-checked ``pretrained`` loading (with weights files the tests make),
 input errors, PYNATIVE and GRAPH mode. Agreement with PyTorch is in test_backbone_parity.py.
 """
-import dataclasses
 import re
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from convgru_zoo import convert, pretrained, specs  # noqa: E402
 from convgru_zoo.mindspore import convgru_net  # noqa: E402  (registers the models)
 from convgru_zoo.mindspore.convgru_net import ConvGRUNet, adapt_first_conv  # noqa: E402
 from convgru_zoo.mindspore.weights import load_params  # noqa: E402
+from helpers import unpublish  # noqa: E402
 
 VARIANTS = sorted(specs.BACKBONES)
 TAG = "convgru_tiny.mmnist_motion"
@@ -239,7 +239,7 @@ def publish(tmp_path, monkeypatch):
     """Publish weights for TAG: write them as the package's shipped file and record their sha256 (until then, TAG
     counts as unpublished, whatever the package ships)."""
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
-    monkeypatch.setitem(specs.PRETRAINED, TAG, dataclasses.replace(specs.PRETRAINED[TAG], sha256=()))
+    unpublish(monkeypatch, TAG)
 
     def publish_(framework, params):
         path = pretrained.shipped_path(TAG, framework)

@@ -12,6 +12,7 @@ import pytest
 
 from convgru_zoo import pretrained, specs
 from convgru_zoo._files import atomic_write
+from helpers import unpublish
 
 try:
     import safetensors.torch as safetensors_torch
@@ -65,7 +66,7 @@ def test_verify_names_the_file_and_the_problem(tmp_path):
 def test_unknown_unpublished_and_bad_framework_are_clear(monkeypatch):
     with pytest.raises(pretrained.PretrainedWeightsError, match="unknown pretrained weights 'convgru_huge.x'.*known: "):
         pretrained.weights_file("convgru_huge.x")
-    monkeypatch.setitem(specs.PRETRAINED, NAME, dataclasses.replace(specs.PRETRAINED[NAME], sha256=()))
+    unpublish(monkeypatch, NAME)
     with pytest.raises(pretrained.PretrainedWeightsError, match=f"{NAME} has no published torch weights yet"):
         pretrained.weights_file(NAME)
     with pytest.raises(ValueError, match=r"framework must be one of \('torch', 'mindspore'\), got 'jax'"):
@@ -152,7 +153,7 @@ def test_corrupted_or_unfitting_files_fail_before_use(shipped_tiny, monkeypatch)
 @needs_torch
 def test_unpublished_weights_are_named_through_timm(monkeypatch):
     name = "convgru_small.mmnist_motion"
-    monkeypatch.setitem(specs.PRETRAINED, name, dataclasses.replace(specs.PRETRAINED[name], sha256=()))
+    unpublish(monkeypatch, name)
     with pytest.raises(pretrained.PretrainedWeightsError, match=f"{name} has no published torch"):
         timm.create_model("convgru_small", pretrained=True)
 
