@@ -144,6 +144,9 @@ def _add_eval_arguments(p):
                    help="test clips: generated (default 1000) or the first N of --fixed-test (default all)")
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--framework", choices=FRAMEWORKS, default="torch")
+    p.add_argument("--mindspore-checkpoint", default=None,
+                   help="--framework mindspore: evaluate this .ckpt (converted from --weights) instead of "
+                        "converting --weights in memory")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (MindSpore: CPU or GPU)")
     p.add_argument("--out", default=None, help="where JSON and PNGs go (default: the run folder, or next to the file)")
     p.add_argument("--no-progress", action="store_true")

@@ -93,23 +93,26 @@ class TorchPredictor:
 
 
 class MindSporePredictor:
-    """The MindSpore twin, loaded with the converted PyTorch weights, run compiled (GRAPH_MODE)."""
+    """The MindSpore twin, run compiled (GRAPH_MODE), loaded with the PyTorch weights converted in memory
+    or, given ``checkpoint``, with that MindSpore checkpoint file (what MindCV users load)."""
 
-    def __init__(self, task, model_name, state, device="auto", **model_kwargs):
+    def __init__(self, task, model_name, state, device="auto", checkpoint=None, **model_kwargs):
         import mindspore as ms
 
         from .convert import torch_to_mindspore
         from .mindspore.train import device_target
-        from .mindspore.weights import load_params
+        from .mindspore.weights import load_params, read_mindspore_checkpoint
         target, index = device_target(device)
         if target is not None:
             ms.set_device(target, index)
         self.ms = ms
         self.model = build_model(task, model_name, framework="mindspore", **model_kwargs)
+        flag = "--weights" if checkpoint is None else "--mindspore-checkpoint"
         try:
-            load_params(self.model, torch_to_mindspore(state), "--weights")
+            params = torch_to_mindspore(state) if checkpoint is None else read_mindspore_checkpoint(checkpoint)
+            load_params(self.model, params, flag)
         except ValueError as err:
-            raise ConfigError(f"--weights must fit {model_name}: {err}") from None
+            raise ConfigError(f"{flag} must fit {model_name}: {err}") from None
         self.model.set_train(False)
 
     def __call__(self, x):
@@ -244,11 +247,20 @@ def training_curves(run_dir, path):
 
 
 def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_sequences=None, batch_size=32,
-             framework="torch", device="auto", out=None, progress=True, data=None, skip_bad_clips=False):
+             framework="torch", device="auto", out=None, progress=True, data=None, skip_bad_clips=False,
+             mindspore_checkpoint=None):
     """Evaluate ``weights`` on Moving MNIST or the test split of ``data``, a folder of clips
-    (:mod:`convgru_zoo.folder_eval`); write JSON and PNGs into ``out``; return the report (with ``files``)."""
+    (:mod:`convgru_zoo.folder_eval`); write JSON and PNGs into ``out``; return the report (with ``files``).
+
+    With ``framework="mindspore"``, ``mindspore_checkpoint`` evaluates that file (converted from
+    ``weights``) instead of converting ``weights`` in memory; ``weights`` still names task and model."""
     if framework not in FRAMEWORKS:
         raise ConfigError(f"--framework must be one of {FRAMEWORKS}, got {framework!r}")
+    if mindspore_checkpoint is not None and framework != "mindspore":
+        raise ConfigError(f"--mindspore-checkpoint needs --framework mindspore, got --framework {framework!r}")
+    if mindspore_checkpoint is not None and not Path(mindspore_checkpoint).is_file():
+        raise ConfigError(f"--mindspore-checkpoint must be a MindSpore .ckpt file, got {str(mindspore_checkpoint)!r} "
+                          f"(not found)")
     state, task, model, run_dir = resolve_weights(weights, task, model)
     out = check_out_folder("--out", out or (run_dir if run_dir is not None else Path(weights).with_suffix("")) / "eval")
     if run_dir is not None:  # a foreign or damaged metrics log is named now, not after the evaluation
@@ -266,8 +278,9 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
     stem = f"eval_{task}_{framework}"
     with framework_mode(framework):
         predict = (TorchPredictor(task, model, state, device, **model_kwargs) if framework == "torch"
-                   else MindSporePredictor(task, model, state, device, **model_kwargs))
-        report = {"task": task, "model": model, "framework": framework, "weights": str(weights), "data": data}
+                   else MindSporePredictor(task, model, state, device, mindspore_checkpoint, **model_kwargs))
+        report = {"task": task, "model": model, "framework": framework,
+                  "weights": str(weights if mindspore_checkpoint is None else mindspore_checkpoint), "data": data}
         files = {}
         if task == "forecast":
             results, (context, future, pred) = evaluate_forecast(predict, dataset, batch_size, progress)
@@ -297,7 +310,7 @@ def evaluate_from_args(args):
     return evaluate(args.weights, mnist=args.mnist, task=args.task, model=args.model, fixed_test=args.fixed_test,
                     num_sequences=args.num_sequences, batch_size=args.batch_size, framework=args.framework,
                     device=args.device, out=args.out, progress=not args.no_progress, data=args.data,
-                    skip_bad_clips=args.skip_bad_clips)
+                    skip_bad_clips=args.skip_bad_clips, mindspore_checkpoint=args.mindspore_checkpoint)
 
 
 def summary_line(report):

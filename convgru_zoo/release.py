@@ -137,9 +137,9 @@ def release(name: str, run, mnist, cards_dir=CARDS_DIR, train_threads=None, prog
     digests["mindspore"] = convert_to_mindspore(torch_file, ms_file)
     atomic_write_bytes(out / "metrics.jsonl", "".join(line + "\n" for line in metrics_lines).encode())
     evaluations = {}
-    for framework, file in (("torch", torch_file), ("mindspore", torch_file)):
-        report = evaluate.evaluate(file, mnist=mnist, num_sequences=TEST_SEQUENCES, framework=framework,
-                                   out=out, progress=progress)
+    for framework, checkpoint in (("torch", None), ("mindspore", ms_file)):  # each framework reads its own file
+        report = evaluate.evaluate(torch_file, mnist=mnist, num_sequences=TEST_SEQUENCES, framework=framework,
+                                   out=out, progress=progress, mindspore_checkpoint=checkpoint)
         evaluations[framework] = _relative_report(Path(report["files"]["json"]), name)
     evaluate.training_curves(out, out / "training_curves.png")
 

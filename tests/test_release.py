@@ -62,6 +62,35 @@ def test_both_frameworks_score_the_same_clips_alike(released):
     assert all("/" not in file for file in reports["torch"]["files"].values())  # committed: no local paths
 
 
+def test_the_mindspore_evaluation_reads_the_checkpoint_it_is_given(released, tmp_path):
+    pytest.importorskip("mindspore")
+    from convgru_zoo import evaluate
+    from convgru_zoo.checkpoint import read_weights
+    from convgru_zoo.convert import save_mindspore_checkpoint, torch_to_mindspore
+    tmp, _, _, _ = released
+    torch_file, ms_file = tmp / "package" / f"{NAME}.safetensors", tmp / "package" / f"{NAME}.ckpt"
+    params = torch_to_mindspore(read_weights(torch_file)[0])
+    halved = save_mindspore_checkpoint({k: v / 2 for k, v in params.items()}, tmp_path / "halved.ckpt")
+    kwargs = dict(mnist=MNIST, num_sequences=4, framework="mindspore", progress=False)
+    shipped = evaluate.evaluate(torch_file, out=tmp_path / "a", mindspore_checkpoint=ms_file, **kwargs)
+    in_memory = evaluate.evaluate(torch_file, out=tmp_path / "b", **kwargs)
+    other = evaluate.evaluate(torch_file, out=tmp_path / "c", mindspore_checkpoint=halved, **kwargs)
+    assert shipped["weights"] == str(ms_file) and shipped["metrics"]["mse"] == in_memory["metrics"]["mse"]
+    assert other["metrics"]["mse"] != shipped["metrics"]["mse"]
+
+    del params[sorted(params)[0]]
+    short = save_mindspore_checkpoint(params, tmp_path / "short.ckpt")
+    with pytest.raises(cli.training.ConfigError, match=r"--mindspore-checkpoint must fit .*missing"):
+        evaluate.evaluate(torch_file, out=tmp_path / "d", mindspore_checkpoint=short, **kwargs)
+    with pytest.raises(cli.training.ConfigError, match=r"--mindspore-checkpoint needs --framework mindspore, "
+                                                       r"got --framework 'torch'"):
+        evaluate.evaluate(torch_file, out=tmp_path / "e", mindspore_checkpoint=ms_file, **{**kwargs, "framework": "torch"})
+    with pytest.raises(cli.training.ConfigError, match=r"--mindspore-checkpoint must be a MindSpore .ckpt file, "
+                                                       r"got .*nothing.ckpt' \(not found\)"):
+        evaluate.evaluate(torch_file, out=tmp_path / "f", mindspore_checkpoint=tmp_path / "nothing.ckpt", **kwargs)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "f").exists()  # refused before any work
+
+
 def test_a_run_that_is_not_the_recipe_is_refused(released, tmp_path):
     _, run, _, _ = released
     other = tmp_path / "other"
