@@ -91,6 +91,21 @@ def test_the_mindspore_evaluation_reads_the_checkpoint_it_is_given(released, tmp
     assert not (tmp_path / "e").exists() and not (tmp_path / "f").exists()  # refused before any work
 
 
+def test_release_scores_the_mindspore_checkpoint_file_it_wrote(released, tmp_path, monkeypatch):
+    pytest.importorskip("mindspore")
+    _, run, _, weights = released
+    monkeypatch.setitem(specs.PRETRAINED, NAME, weights)
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "package")
+    monkeypatch.setattr(specs, "PUBLISHED_FILE", tmp_path / "package" / "published.json")
+    monkeypatch.setattr(release, "TEST_SEQUENCES", 4)
+    from convgru_zoo.mindspore import weights as ms_weights
+    read = []
+    original = ms_weights.read_mindspore_checkpoint
+    monkeypatch.setattr(ms_weights, "read_mindspore_checkpoint", lambda path: read.append(path) or original(path))
+    release.release(NAME, run, MNIST, cards_dir=tmp_path / "cards", train_threads=1, progress=False)
+    assert read == [tmp_path / "package" / f"{NAME}.ckpt"]
+
+
 def test_a_run_that_is_not_the_recipe_is_refused(released, tmp_path):
     _, run, _, _ = released
     other = tmp_path / "other"
