@@ -107,6 +107,9 @@ def _add_train_arguments(p, defaults):
     p.add_argument("--steps", type=_positive_int, default=d.steps)
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="global batch (all ranks)")
     p.add_argument("--num-sequences", type=_positive_int, default=d.num_sequences, help="training clips (epoch size)")
+    p.add_argument("--augment", action="store_true",
+                   help="Moving MNIST: a random affine (scale, rotation, shear) and stroke width of each training "
+                        "clip's digits")
     p.add_argument("--seed", type=_non_negative_int, default=d.seed)
     p.add_argument("--loss", choices=training.FORECAST_LOSSES, default=d.loss,
                    help="forecast loss: per-pixel cross-entropy or MSE (classify: cross-entropy)")

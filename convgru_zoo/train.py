@@ -50,6 +50,7 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 16          # global: split over the ranks of a data-parallel job
     num_sequences: int = 10000    # training clips generated (the epoch size)
+    augment: bool = False         # Moving MNIST: a random affine and stroke width of each training clip's digits
     seed: int = 0
     loss: str = "bce"             # forecast: bce (per-pixel cross-entropy, Srivastava et al.) or mse
     optimizer: str = "adamw"
@@ -184,11 +185,11 @@ def build_model(task: str, name: str, framework: str = "torch", **kwargs):
     return timm.create_model(name, **kwargs)
 
 
-def build_dataset(task: str, mnist: str, split: str, num_sequences: int):
+def build_dataset(task: str, mnist: str, split: str, num_sequences: int, augment: bool = False):
     from .data.moving_mnist import MotionMNIST, MovingMNIST
     if task == "forecast":
-        return MovingMNIST(mnist, split, num_sequences, seq_len=2 * CONTEXT_FRAMES)
-    return MotionMNIST(mnist, split, num_sequences, seq_len=CONTEXT_FRAMES, channels=INPUT_SIZE[0])
+        return MovingMNIST(mnist, split, num_sequences, seq_len=2 * CONTEXT_FRAMES, augment=augment)
+    return MotionMNIST(mnist, split, num_sequences, seq_len=CONTEXT_FRAMES, channels=INPUT_SIZE[0], augment=augment)
 
 
 def build_datasets(config: TrainConfig, runtime: Runtime, val: bool = False):
@@ -196,7 +197,7 @@ def build_datasets(config: TrainConfig, runtime: Runtime, val: bool = False):
     whose training split repeats its clips over ``num_sequences`` samples per epoch, each with its
     own seeded augmentation, and whose validation split holds each val clip once."""
     if runtime.data is None:
-        return (build_dataset(config.task, runtime.mnist, "train", config.num_sequences),
+        return (build_dataset(config.task, runtime.mnist, "train", config.num_sequences, config.augment),
                 build_dataset(config.task, runtime.mnist, "val", config.val_sequences) if val else None)
     from .data.video_folder import VideoFolder
     try:
@@ -383,7 +384,8 @@ def check_resume(config: TrainConfig, runtime: Runtime, env: Dist):
     if sidecar.get("data") != data_record(config, runtime):
         raise ConfigError(f"--resume continues the run in {str(out)!r} on its own data, {sidecar.get('data')}, "
                           f"got {data_record(config, runtime)}")
-    saved = sidecar["config"]
+    saved = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    saved.update(sidecar["config"])  # a run from before a field existed trained with its default
     wanted = dataclasses.asdict(config)
     changed = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
     if changed:

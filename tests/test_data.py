@@ -278,9 +278,40 @@ def test_motion_mnist_labels_are_digit_class_times_four_plus_direction(digit_fol
 
 def test_motion_mnist_velocities_stay_away_from_the_axes(digit_folder):
     ds = MotionMNIST(digit_folder, "val", num_sequences=200, seq_len=2)
-    _, _, _, velocity = ds.draw(range(200))
+    _, _, _, velocity, _ = ds.draw(range(200))
     assert np.abs(velocity).min() >= np.sin(np.deg2rad(20)) - 1e-12
     np.testing.assert_allclose(np.hypot(*velocity.T), 1)
+
+
+def test_augment_reshapes_each_clips_digits_and_keeps_paths_labels_and_determinism():
+    mnist = load_digits(REAL_MNIST)
+    plain = MotionMNIST(mnist, "train", num_sequences=64, seq_len=4)
+    augmented = MotionMNIST(mnist, "train", num_sequences=64, seq_len=4, augment=True)
+    (clips, labels), (aug, aug_labels) = plain.batch(range(64)), augmented.batch(range(64))
+    np.testing.assert_array_equal(labels, aug_labels)  # the same digits and directions ...
+    changed = np.abs(clips - aug).reshape(64, -1).max(1) > 0.2
+    assert changed.mean() > 0.9  # ... in a new shape per clip
+    np.testing.assert_array_equal(augmented.batch(range(64))[0], aug)  # a function of the index
+    np.testing.assert_array_equal(augmented[5][0], aug[5])  # the same alone or batched
+    # the ink stays where the plain clip's digit is: same centre of mass within a few pixels
+    def centre(frame):
+        return np.array([(frame.sum(1) * np.arange(64)).sum(), (frame.sum(0) * np.arange(64)).sum()]) / frame.sum()
+    shift = [np.abs(centre(a[0, 0]) - centre(c[0, 0])).max() for a, c in zip(aug, clips)]
+    assert np.median(shift) < 2.5
+    moving = MovingMNIST(mnist, "train", num_sequences=8, seq_len=3, augment=True).batch(range(8))
+    assert np.abs(moving - MovingMNIST(mnist, "train", num_sequences=8, seq_len=3).batch(range(8))).max() > 0.2
+
+
+def test_augment_digits_identity_and_stroke():
+    from convgru_zoo.data.moving_mnist import augment_digits
+    images = load_digits(REAL_MNIST)[0][:4]
+    identity = np.tile([1.0, 0.0, 0.0, 0.0], (4, 1))
+    np.testing.assert_array_equal(augment_digits(images, identity), images)
+    thick = augment_digits(images, np.tile([1.0, 0.0, 0.0, 0.6], (4, 1))).astype(int).sum()
+    thin = augment_digits(images, np.tile([1.0, 0.0, 0.0, -0.6], (4, 1))).astype(int).sum()
+    assert thin < images.astype(int).sum() < thick
+    with pytest.raises(ValueError, match="augment must be True or False, got 1"):
+        MotionMNIST(synthetic_digits(), augment=1)
 
 
 def test_single_frame_ceiling_is_chance_on_the_baseline_frame_only():

@@ -17,6 +17,11 @@ for contrast. Later frames are not blind: a digit drifts towards the side it mov
 position alone tells the direction of frame 0 with up to 59% accuracy at frame 4 and 74% at frame
 9 (``single_frame_direction_ceiling`` measures this Bayes bound; frame 0 gives 25.0%).
 
+``augment=True`` (training) gives each clip its own random affine of its digit images (scale,
+rotation, shear) and stroke width (``augment_digits``), drawn from the item's stream after every
+other draw, so the clips' paths and digits are those of ``augment=False``; it multiplies the few
+thousand digit images a split holds into a new shape per clip.
+
 Every item is a pure function of ``(seed, split, index)``: random access, no state, the same clip
 in any worker or process. ``split`` selects disjoint sets of digit images (``split_indices``,
 seeded by ``split_seed`` independently of ``seed``, so a training set drawn with another seed
@@ -35,6 +40,11 @@ STEP_LENGTH = 0.1  # per frame, in units of the free range (image_size - digit s
 DIRECTIONS = ("down-right", "down-left", "up-right", "up-left")  # index = (vx < 0) + 2 * (vy < 0)
 MOTION_ANGLE_MARGIN = 20.0  # degrees between a MotionMNIST velocity and the nearest axis
 BASELINE_FRAME = 0  # the MotionMNIST frame that holds no information about the direction
+# augment_digits: uniform ranges of the per-clip affine and stroke width of a digit image
+AUGMENT_SCALE = (0.85, 1.15)
+AUGMENT_ROTATION = 15.0  # degrees either way
+AUGMENT_SHEAR = 12.0     # degrees either way, along x
+AUGMENT_STROKE = 0.6     # blend towards a dilated (> 0) or eroded (< 0) stroke, either way
 # Distinct random streams for each kind of item, mixed into every item's seed.
 _MOVING_STREAM, _MOTION_STREAM = 0, 1
 
@@ -97,14 +107,65 @@ def render(digits, digit_ids, corners, image_size):
     return canvas.reshape(batch, frames, image_size, image_size)
 
 
+def augment_parameters(rng, count):
+    """(count, 4) float64 per-digit draws (scale, rotation, shear, stroke) for ``augment_digits``."""
+    low = np.array([AUGMENT_SCALE[0], -AUGMENT_ROTATION, -AUGMENT_SHEAR, -AUGMENT_STROKE])
+    high = np.array([AUGMENT_SCALE[1], AUGMENT_ROTATION, AUGMENT_SHEAR, AUGMENT_STROKE])
+    return low + rng.random((count, 4)) * (high - low)
+
+
+def _cross_filter(images, reduce):
+    """``reduce`` (np.maximum or np.minimum) over each pixel's 3x3 cross neighbourhood, zero padded."""
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
+    height, width = images.shape[1:]
+    out = images.copy()
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        out = reduce(out, padded[:, dy:dy + height, dx:dx + width])
+    return out
+
+
+def augment_digits(images, params):
+    """Digit images (B, H, W) uint8 under the affine and stroke ``params`` (B, 4) of ``augment_parameters``.
+
+    Scale, rotation and x-shear about the image centre, sampled bilinearly (outside is black); then the
+    stroke blends towards its 3x3-cross dilation (thicker) or erosion (thinner) by ``|stroke|``."""
+    images = np.asarray(images, np.float32)
+    count, height, width = images.shape
+    scale, rotation, shear, stroke = (params[:, i] for i in range(4))
+    theta, phi = np.deg2rad(rotation), np.deg2rad(shear)
+    # forward map A = scale * R(theta) @ [[1, tan(phi)], [0, 1]] on (x, y); sample at A^-1 (out - centre)
+    cos, sin, tan = np.cos(theta), np.sin(theta), np.tan(phi)
+    forward = np.stack([np.stack([cos, cos * tan - sin], -1), np.stack([sin, sin * tan + cos], -1)], -2)
+    inverse = np.linalg.inv(forward * scale[:, None, None])  # (B, 2, 2)
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    ys, xs = np.meshgrid(np.arange(height) - cy, np.arange(width) - cx, indexing="ij")
+    src = np.einsum("bij,jhw->bihw", inverse, np.stack([xs, ys]))  # (B, 2 = x, y, H, W)
+    sx, sy = src[:, 0] + cx, src[:, 1] + cy
+    x0, y0 = np.floor(sx).astype(np.int64), np.floor(sy).astype(np.int64)
+    fx, fy = (sx - x0).astype(np.float32), (sy - y0).astype(np.float32)
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))  # a black border: outside samples read 0
+    batch = np.arange(count)[:, None, None]
+
+    def at(y, x):
+        return padded[batch, np.clip(y + 1, 0, height + 1), np.clip(x + 1, 0, width + 1)]
+
+    out = ((at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx) * (1 - fy)
+           + (at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx) * fy)
+    morph = np.where(stroke[:, None, None] > 0, _cross_filter(out, np.maximum), _cross_filter(out, np.minimum))
+    amount = np.abs(stroke).astype(np.float32)[:, None, None]
+    return np.clip(np.rint(out + amount * (morph - out)), 0, 255).astype(np.uint8)
+
+
 class _GeneratedClips:
     """Shared machinery: digits of one split, per-item random streams, indexing and batching."""
 
     _stream = None
     column_names = ("clip",)
 
-    def __init__(self, root, split, num_sequences, seq_len, image_size, seed, split_seed):
+    def __init__(self, root, split, num_sequences, seq_len, image_size, seed, split_seed, augment):
         images, labels = _digits_from(root)
+        if not isinstance(augment, bool):
+            raise ValueError(f"augment must be True or False, got {augment!r}")
         _check_positive("num_sequences", num_sequences)
         _check_positive("seq_len", seq_len)
         _check_seed("seed", seed)
@@ -113,7 +174,15 @@ class _GeneratedClips:
         chosen = split_indices(len(images), split, seed=split_seed)
         self.digits, self.labels = images[chosen], labels[chosen].astype(np.int64)
         self.split, self.num_sequences, self.seq_len = split, num_sequences, seq_len
-        self.image_size, self.seed, self.split_seed = image_size, seed, split_seed
+        self.image_size, self.seed, self.split_seed, self.augment = image_size, seed, split_seed, augment
+
+    def _render(self, digit_ids, corners, rngs):
+        """``render`` of the items' digits, each clip's own affine of them first when ``augment``."""
+        if not self.augment:
+            return render(self.digits, digit_ids, corners, self.image_size)
+        params = np.concatenate([augment_parameters(rng, digit_ids.shape[1]) for rng in rngs])
+        shapes = augment_digits(self.digits[digit_ids.reshape(-1)], params)
+        return render(shapes, np.arange(digit_ids.size).reshape(digit_ids.shape), corners, self.image_size)
 
     def __len__(self):
         return self.num_sequences
@@ -136,7 +205,7 @@ class _GeneratedClips:
     def __repr__(self):
         return (f"{type(self).__name__}(split={self.split!r}, num_sequences={self.num_sequences}, "
                 f"seq_len={self.seq_len}, image_size={self.image_size}, seed={self.seed}, "
-                f"digits={len(self.digits)})")
+                f"digits={len(self.digits)}, augment={self.augment})")
 
 
 class MovingMNIST(_GeneratedClips):
@@ -148,8 +217,8 @@ class MovingMNIST(_GeneratedClips):
     _stream = _MOVING_STREAM
 
     def __init__(self, root, split="train", num_sequences=10000, seq_len=20, num_digits=2, image_size=64,
-                 seed=0, split_seed=0):
-        super().__init__(root, split, num_sequences, seq_len, image_size, seed, split_seed)
+                 seed=0, split_seed=0, augment=False):
+        super().__init__(root, split, num_sequences, seq_len, image_size, seed, split_seed, augment)
         self.num_digits = _check_positive("num_digits", num_digits)
 
     def batch(self, indices):
@@ -159,15 +228,15 @@ class MovingMNIST(_GeneratedClips):
         digit_ids = np.empty((len(indices), n), np.int64)
         start = np.empty((len(indices), n, 2))
         angle = np.empty((len(indices), n))
-        for row, index in enumerate(indices):
-            rng = self._rng(index)
+        rngs = [self._rng(index) for index in indices]
+        for row, rng in enumerate(rngs):
             digit_ids[row] = rng.integers(len(self.digits), size=n)
             start[row] = rng.random((n, 2))
             angle[row] = rng.random(n) * 2 * np.pi
         velocity = np.stack([np.sin(angle), np.cos(angle)], -1)  # (rows, cols) per frame
         positions = bounce(start, velocity, self.seq_len + 1)[:, :, 1:]  # one step before frame 0
         corners = self._corners(positions.transpose(0, 2, 1, 3))  # (B, T, digits, 2)
-        return self._clips(render(self.digits, digit_ids, corners, self.image_size))
+        return self._clips(self._render(digit_ids, corners, rngs))
 
 
 def motion_velocity(direction, fraction):
@@ -195,34 +264,35 @@ class MotionMNIST(_GeneratedClips):
     num_classes = 10 * len(DIRECTIONS)
 
     def __init__(self, root, split="train", num_sequences=10000, seq_len=10, image_size=64, seed=0,
-                 split_seed=0, channels=1):
+                 split_seed=0, channels=1, augment=False):
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive int, got {channels!r}")
-        super().__init__(root, split, num_sequences, seq_len, image_size, seed, split_seed)
+        super().__init__(root, split, num_sequences, seq_len, image_size, seed, split_seed, augment)
         if seq_len < 2:
             raise ValueError(f"seq_len must be >= 2 for motion to show, got {seq_len}")
         self.channels = channels
 
     def draw(self, indices):
-        """Digit ids (B,), directions (B,), start positions (B, 2) and velocities (B, 2) of the items."""
+        """Digit ids (B,), directions (B,), start positions (B, 2), velocities (B, 2) of the items, and
+        their random streams (left where ``augment`` continues drawing)."""
         indices = [_check_index(i, self.num_sequences) for i in indices]
         digit_ids = np.empty(len(indices), np.int64)
         direction = np.empty(len(indices), np.int64)
         start = np.empty((len(indices), 2))
         fraction = np.empty(len(indices))
-        for row, index in enumerate(indices):
-            rng = self._rng(index)
+        rngs = [self._rng(index) for index in indices]
+        for row, rng in enumerate(rngs):
             digit_ids[row] = rng.integers(len(self.digits))
             direction[row] = rng.integers(len(DIRECTIONS))
             start[row] = rng.random(2)
             fraction[row] = rng.random()
-        return digit_ids, direction, start, motion_velocity(direction, fraction)
+        return digit_ids, direction, start, motion_velocity(direction, fraction), rngs
 
     def batch(self, indices):
         """Clips (B, seq_len, channels, S, S) and labels (B,) int64 of the items ``indices``."""
-        digit_ids, direction, start, velocity = self.draw(indices)
+        digit_ids, direction, start, velocity, rngs = self.draw(indices)
         corners = self._corners(bounce(start, velocity, self.seq_len))[:, :, None]  # (B, T, 1, 2)
-        clips = self._clips(render(self.digits, digit_ids[:, None], corners, self.image_size))
+        clips = self._clips(self._render(digit_ids[:, None], corners, rngs))
         if self.channels > 1:
             clips = np.repeat(clips, self.channels, axis=2)
         return clips, self.labels[digit_ids] * len(DIRECTIONS) + direction
