@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from _timing import interleaved, write_json  # noqa: E402
-from convgru_zoo import export, machine, specs  # noqa: E402
+from convgru_zoo import export, machine, models, specs  # noqa: E402
 from convgru_zoo.torch.graphs import StepGraph  # noqa: E402
 
 CONV_GOAL = 1.2  # the fastest runtime's time per frame, in units of the step's convolutions alone
@@ -139,7 +139,7 @@ def mindspore_candidates(name, model, clip, frames_per_call):
     from convgru_zoo.mindspore.weights import load_params
 
     ms.set_device("CPU")
-    net = export.build_model(name, "mindspore")
+    net = models.inference_model(name, "mindspore")
     load_params(net, convert.torch_to_mindspore(model.state_dict()), "the PyTorch model's")
     cell = StepCell(net)
     cell.set_train(False)
@@ -209,7 +209,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     load_average = os.getloadavg()[0]
     torch.manual_seed(0)
-    model = export.build_model(args.model, "torch")
+    model = models.inference_model(args.model)
     frames = model.num_frames
     clip = torch.rand(args.clip_batch, frames, model.in_chans, args.size, args.size)
     convolutions, calls = step_convolutions(model, clip[:1, 0], model.init_states(1, args.size, args.size),

@@ -25,6 +25,7 @@ import torch  # noqa: E402
 from convgru_zoo import train as training  # noqa: E402
 from convgru_zoo.torch import train as torch_training  # noqa: E402
 from convgru_zoo._files import atomic_write_json  # noqa: E402
+from convgru_zoo.models import create_model  # noqa: E402
 
 TASK_OF = {"convgru_forecaster": "forecast", "convgru_forecaster_tiny": "forecast",
            "convgru_tiny": "classify", "convgru_small": "classify", "convgru_base": "classify"}
@@ -35,7 +36,7 @@ def step_seconds(model_name, batch_size, amp, device, steps, warmup, mnist):
     task = TASK_OF[model_name]
     config = training.TrainConfig(task=task, model=model_name, batch_size=batch_size, amp=amp)
     torch.manual_seed(0)
-    model = training.build_model(task, model_name).to(device).train()
+    model = create_model(model_name).to(device).train()
     optimizer = torch_training.make_optimizer(config, model)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     autocast = torch_training.autocast_for(amp, device)

@@ -23,6 +23,7 @@ from convgru_zoo import machine  # noqa: E402
 from convgru_zoo import train as training  # noqa: E402
 from convgru_zoo._files import atomic_write_json  # noqa: E402
 from convgru_zoo.data.video_folder import VideoFolderConfig  # noqa: E402
+from convgru_zoo.models import create_model, list_models  # noqa: E402
 from convgru_zoo.torch import train as torch_training  # noqa: E402
 
 
@@ -63,7 +64,7 @@ def reader_clips_per_s(dataset, batch_size, workers, batches):
 def train_clips_per_s(model_name, batch, num_classes, num_frames, steps):
     """Median training clips/s of ``model_name`` on ``batch`` (one step: forward, loss, backward, AdamW)."""
     config = training.TrainConfig(task="classify", model=model_name)
-    model = training.build_model("classify", model_name, num_classes=num_classes, num_frames=num_frames).train()
+    model = create_model(model_name, num_classes=num_classes, num_frames=num_frames).train()
     optimizer = torch_training.make_optimizer(config, model)
     autocast = torch_training.autocast_for("none", torch.device("cpu"))
     seconds = []
@@ -84,7 +85,7 @@ def main(argv=None):
     parser.add_argument("--clips", type=int, default=32, help="clips to make without --data")
     parser.add_argument("--frames", type=int, default=60, help="frames per made clip")
     parser.add_argument("--size", type=int, default=128, help="side of the made clips' frames")
-    parser.add_argument("--model", default="convgru_small", choices=sorted(training.model_names("classify")))
+    parser.add_argument("--model", default="convgru_small", choices=list_models("classify"))
     parser.add_argument("--num-frames", type=int, default=10)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)

@@ -5,9 +5,9 @@ package imports neither framework. It registers the ``convgru_*`` backbones with
 when those are imported (before or after this package), and gives the framework-free entry points.
 """
 from . import _zoo_registration
-from .forecasters import create_forecaster, list_forecasters
+from .models import create_forecaster, create_model, list_forecasters, list_models
 
 __version__ = "0.1.0"
-__all__ = ["create_forecaster", "list_forecasters", "__version__"]
+__all__ = ["create_forecaster", "create_model", "list_forecasters", "list_models", "__version__"]
 
 _zoo_registration.install()

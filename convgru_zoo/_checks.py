@@ -224,3 +224,39 @@ def backbone_args(dims, depths, kernel_size, stem_stride, num_frames, num_classe
     recurrent = sum(depth * convgru_parameters(dim, [dim], [kernel_size]) for dim, depth in zip(dims, depths))
     parameters_fit("dims, depths and kernel_size", recurrent, itemsize)
     return dims, depths
+
+
+def forecaster_args(in_chans, patch_size, hidden_sizes, kernel_size, input_frames, output_frames):
+    """Validate a forecaster's constructor arguments; return hidden_sizes as a list."""
+    positive_int("in_chans", in_chans)
+    positive_int("patch_size", patch_size)
+    positive_int("input_frames", input_frames)
+    positive_int("output_frames", output_frames)
+    if not is_sequence(hidden_sizes) or not hidden_sizes:
+        raise ValueError(f"hidden_sizes must be a non-empty sequence of ints (one per ConvGRU layer), "
+                         f"got {hidden_sizes!r}")
+    hidden_sizes = [positive_int(f"hidden_sizes[{i}]", h) for i, h in enumerate(hidden_sizes)]
+    per_layer("kernel_size", kernel_size, len(hidden_sizes), odd_kernel)
+    return hidden_sizes
+
+
+def forecaster_clip(shape, in_chans, patch_size, input_frames, output_frames):
+    """Check a context clip's (B,T,C,H,W) shape and the number of frames to forecast.
+
+    Returns ``output_frames`` (a positive int). Raises before any computation.
+    """
+    shape = tuple(shape)
+    if len(shape) != 5:
+        raise ValueError(f"clip must be 5-D (B, T, C, H, W), got a {len(shape)}-D shape {shape}")
+    batch, frames, channels, height, width = shape
+    if frames != input_frames:
+        raise ValueError(f"clip must hold input_frames={input_frames} frames (dim 1), got {frames} "
+                         f"in shape {shape}")
+    if channels != in_chans:
+        raise ValueError(f"clip must have in_chans={in_chans} channels (dim 2), got {channels} in shape {shape}")
+    if batch == 0 or height == 0 or width == 0:
+        raise ValueError(f"clip must not have an empty dimension, got shape {shape}")
+    if height % patch_size or width % patch_size:
+        raise ValueError(f"clip height and width must be divisible by patch_size={patch_size}, "
+                         f"got {height}x{width} in shape {shape}")
+    return positive_int("output_frames", output_frames)

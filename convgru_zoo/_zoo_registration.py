@@ -4,10 +4,15 @@
 ``mindcv.create_model("convgru_small")`` work, without importing two deep-learning frameworks
 up front (seconds, and gigabytes for a user of one). A library already imported gets the models
 at once; one imported later gets them right after its own import finishes, via a meta-path hook.
+
+The entry points themselves are generated from :data:`convgru_zoo.specs.BACKBONES`
+(:func:`register_backbones`), so a new size is one spec entry.
 """
 import importlib
 import importlib.abc
 import sys
+
+from . import specs
 
 MODEL_FILES = {
     "timm": "convgru_zoo.torch.convgru_net",
@@ -46,3 +51,25 @@ def install():
             importlib.import_module(model_file)
     if not any(isinstance(finder, _RegisterOnImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _RegisterOnImport())
+
+
+def entry_point(name, create, module, doc):
+    """``name(pretrained=False, **kwargs)``, calling ``create(name, pretrained=pretrained, **kwargs)``.
+
+    It is named and placed in ``module`` as a hand-written function would be: timm and MindCV register a
+    model under its function's ``__name__`` and read ``default_cfgs`` from the module ``__module__`` names.
+    """
+    def model(pretrained=False, **kwargs):
+        return create(name, pretrained=pretrained, **kwargs)
+
+    model.__name__ = model.__qualname__ = name
+    model.__module__, model.__doc__ = module, doc
+    return model
+
+
+def register_backbones(module, create, register):
+    """Define in ``module`` (a module being imported) one entry point per :data:`specs.BACKBONES` variant,
+    each passed through ``register`` (timm's or MindCV's ``register_model``)."""
+    namespace = sys.modules[module]
+    for name, spec in specs.BACKBONES.items():
+        setattr(namespace, name, register(entry_point(name, create, module, f"{name}: {spec.summary()}.")))

@@ -195,8 +195,8 @@ def build_parser():
 
 
 def _add_model_arguments(p):
-    from .export import model_names
-    p.add_argument("model", choices=model_names(), help="backbone or forecaster")
+    from .models import list_models
+    p.add_argument("model", choices=list_models(), help="backbone or forecaster")
     p.add_argument("--pretrained", default=None, metavar="TAG", help="load the tag's sha256-checked weights "
                    "(convgru_zoo.specs.PRETRAINED, e.g. mmnist_motion); default: random weights")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

@@ -28,8 +28,8 @@ from . import metrics as zoo_metrics
 from . import plots
 from .data.moving_mnist import DIRECTIONS
 from .specs import FRAMEWORKS
-from .train import (CONTEXT_FRAMES, TASKS, ConfigError, Dist, build_dataset, build_model, check_out_folder,
-                    metrics_lines_upto, model_names, normalize)
+from .models import TASKS, create_model, list_models
+from .train import CONTEXT_FRAMES, ConfigError, Dist, build_dataset, check_out_folder, metrics_lines_upto, normalize
 
 
 GENERATED_TEST_SEQUENCES = 1000  # default number of generated test clips
@@ -66,8 +66,8 @@ def resolve_weights(weights, task=None, model=None):
                           f"model={model!r} for {str(path)!r}")
     if task not in TASKS:
         raise ConfigError(f"--task must be one of {TASKS}, got {task!r}")
-    if model not in model_names(task):
-        raise ConfigError(f"--model must be one of {model_names(task)} for --task {task}, got {model!r}")
+    if model not in list_models(task):
+        raise ConfigError(f"--model must be one of {list_models(task)} for --task {task}, got {model!r}")
     return state, task, model, run_dir
 
 
@@ -75,13 +75,13 @@ def resolve_weights(weights, task=None, model=None):
 class TorchPredictor:
     """Numpy in, numpy out, through a PyTorch model in eval mode."""
 
-    def __init__(self, task, model_name, state, device="auto", **model_kwargs):
+    def __init__(self, model_name, state, device="auto", **model_kwargs):
         import torch
 
         from .torch.train import resolve_device
         self.torch = torch
         self.device = resolve_device(device, Dist())
-        self.model = build_model(task, model_name, **model_kwargs).to(self.device).eval()
+        self.model = create_model(model_name, **model_kwargs).to(self.device).eval()
         try:
             self.model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
         except RuntimeError as err:
@@ -96,7 +96,7 @@ class MindSporePredictor:
     """The MindSpore twin, run compiled (GRAPH_MODE), loaded with the PyTorch weights converted in memory
     or, given ``checkpoint``, with that MindSpore checkpoint file (what MindCV users load)."""
 
-    def __init__(self, task, model_name, state, device="auto", checkpoint=None, **model_kwargs):
+    def __init__(self, model_name, state, device="auto", checkpoint=None, **model_kwargs):
         import mindspore as ms
 
         from .convert import torch_to_mindspore
@@ -106,7 +106,7 @@ class MindSporePredictor:
         if target is not None:
             ms.set_device(target, index)
         self.ms = ms
-        self.model = build_model(task, model_name, framework="mindspore", **model_kwargs)
+        self.model = create_model(model_name, "mindspore", **model_kwargs)
         flag = "--weights" if checkpoint is None else "--mindspore-checkpoint"
         try:
             params = torch_to_mindspore(state) if checkpoint is None else read_mindspore_checkpoint(checkpoint)
@@ -277,8 +277,8 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
     dataset = HashedItems(dataset)
     stem = f"eval_{task}_{framework}"
     with framework_mode(framework):
-        predict = (TorchPredictor(task, model, state, device, **model_kwargs) if framework == "torch"
-                   else MindSporePredictor(task, model, state, device, mindspore_checkpoint, **model_kwargs))
+        predict = (TorchPredictor(model, state, device, **model_kwargs) if framework == "torch"
+                   else MindSporePredictor(model, state, device, mindspore_checkpoint, **model_kwargs))
         report = {"task": task, "model": model, "framework": framework,
                   "weights": str(weights if mindspore_checkpoint is None else mindspore_checkpoint), "data": data}
         files = {}

@@ -27,15 +27,11 @@ from pathlib import Path
 
 from . import specs
 from ._files import atomic_write
+from .models import inference_model
 
 FORMATS = {"onnx": ".onnx", "mindir": ".mindir", "torchscript": ".pt"}  # format -> file suffix
 FRAMEWORK = {"onnx": "torch", "torchscript": "torch", "mindir": "mindspore"}
 ONNX_OPSET = 20
-
-
-def model_names():
-    """Every model ``export`` takes: the backbones, then the forecasters."""
-    return sorted(specs.BACKBONES) + sorted(specs.FORECASTERS)
 
 
 def check_out(out, fmt, overwrite=False) -> Path:
@@ -48,37 +44,6 @@ def check_out(out, fmt, overwrite=False) -> Path:
     if path.exists() and not overwrite:
         raise FileExistsError(f"--out {str(path)!r} already exists; pass --overwrite to replace it")
     return path
-
-
-def build_model(name, framework, pretrained=None):
-    """The eval-mode model ``name`` for ``framework``; ``pretrained`` is a tag (sha256-checked weights) or None."""
-    from .forecasters import create_forecaster, pretrained_weights_name
-
-    if name not in model_names():
-        raise ValueError(f"model must be one of {model_names()}, got {name!r}")
-    if pretrained:
-        pretrained_weights_name(name, pretrained)  # an unknown tag: PretrainedWeightsError listing the known ones
-    if name in specs.FORECASTERS:
-        model = create_forecaster(name, framework=framework, pretrained=pretrained or False)
-    elif framework == "torch":
-        import timm  # convgru_zoo's import registered the backbones with timm
-
-        model = timm.create_model(f"{name}.{pretrained}" if pretrained else name, pretrained=bool(pretrained))
-    else:
-        import mindcv
-
-        from .mindspore import convgru_net
-
-        weights = specs.PRETRAINED.get(f"{name}.{pretrained}")
-        # mindcv.create_model's own default is ImageNet's 1000 classes: pass the variant's.
-        model = mindcv.create_model(name, num_classes=weights.num_classes if weights else specs.NUM_CLASSES,
-                                    in_channels=specs.INPUT_SIZE[0])
-        if pretrained:
-            convgru_net.load_pretrained(model, f"{name}.{pretrained}")
-    if framework == "torch":
-        return model.eval()
-    model.set_train(False)
-    return model
 
 
 def example_shape(model, batch=None, frames=None, height=None, width=None):
@@ -99,7 +64,7 @@ def export(name, fmt, out, *, pretrained=None, step=False, batch=None, frames=No
            overwrite=False) -> Path:
     """Export model ``name`` (its ``pretrained`` tag's weights, or random ones) in format ``fmt`` to ``out``."""
     check_out(out, fmt, overwrite)
-    model = build_model(name, FRAMEWORK[fmt], pretrained)
+    model = inference_model(name, FRAMEWORK[fmt], pretrained)
     return export_model(model, fmt, out, step=step, shape=example_shape(model, batch, frames, height, width),
                         overwrite=overwrite)
 

@@ -34,6 +34,22 @@ def get(name: str) -> specs.PretrainedWeights:
         raise PretrainedWeightsError(f"unknown pretrained weights {name!r}; known: {known}") from None
 
 
+def weights_name(arch: str, pretrained) -> str:
+    """``"<arch>.<tag>"`` of the weights ``pretrained`` selects: True (the first tag of ``arch`` in
+    ``specs.PRETRAINED``) or a tag. Raises :class:`PretrainedWeightsError` when there is none."""
+    if pretrained is True:
+        default = specs.default_weights(arch)
+        if default is None:
+            raise PretrainedWeightsError(f"{arch} has no pretrained weights yet (no tag for it in "
+                                         "convgru_zoo.specs.PRETRAINED); use pretrained=False")
+        return default.name
+    tags = [w.tag for w in specs.PRETRAINED.values() if w.arch == arch]
+    if not isinstance(pretrained, str) or pretrained not in tags:
+        raise PretrainedWeightsError(f"pretrained must be True, False or one of the tags of {arch} {tags}, "
+                                     f"got {pretrained!r}")
+    return f"{arch}.{pretrained}"
+
+
 def by_hf_hub_id(hf_hub_id: Optional[str]) -> Optional[specs.PretrainedWeights]:
     """The spec whose Hub repo is ``hf_hub_id``, or None when that repo is not one of ours."""
     return next((w for w in specs.PRETRAINED.values() if w.hf_hub_id == hf_hub_id), None)

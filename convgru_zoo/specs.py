@@ -21,6 +21,17 @@ class BackboneSpec:
     stem_stride: int = 4
     num_frames: int = 10  # default clip length (a model argument, not a pretrained-config key)
 
+    @property
+    def reduction(self) -> int:
+        """Total stride: the last stage runs at 1 / reduction of the input resolution."""
+        return self.stem_stride * 2 ** (len(self.dims) - 1)
+
+    def summary(self) -> str:
+        """One line on the architecture, for generated docstrings."""
+        dims, depths = (", ".join(map(str, v)) for v in (self.dims, self.depths))
+        strides = ", ".join(str(self.stem_stride * 2 ** i) for i in range(len(self.dims)))
+        return (f"{len(self.dims)} ConvGRU stages ({dims} channels; {depths} layers) at strides {strides}")
+
 
 BACKBONES = {
     "convgru_tiny": BackboneSpec(dims=(32, 64, 128), depths=(1, 1, 1)),
@@ -40,7 +51,7 @@ STD = (0.5, 0.5, 0.5)
 @dataclass(frozen=True)
 class ForecasterSpec:
     """A ConvGRU encoder-forecaster: frames folded space-to-depth by patch_size, a stacked ConvGRU
-    reads input_frames, then predicts output_frames closed loop (convgru_zoo.forecasters)."""
+    reads input_frames, then predicts output_frames closed loop (convgru_zoo.models.create_forecaster)."""
     in_chans: int = 1
     patch_size: int = 4
     hidden_sizes: tuple = (64, 64, 64)
@@ -48,6 +59,16 @@ class ForecasterSpec:
     input_frames: int = 10
     output_frames: int = 10
 
+    def summary(self) -> str:
+        """One line on the architecture, for generated docstrings."""
+        return (f"{len(self.hidden_sizes)} ConvGRU layers ({', '.join(map(str, self.hidden_sizes))} channels) on "
+                f"frames folded {self.patch_size}x{self.patch_size}; {self.input_frames} frames in, "
+                f"{self.output_frames} predicted")
+
+
+# The forecast head, the same in both frameworks (why it reads the frame too: convgru_zoo.torch.forecaster).
+HEAD_KERNEL = 3      # the head's reach at folded resolution: +-1 patch, i.e. +-patch_size pixels
+HEAD_PRIOR = 0.05    # initial prediction of every pixel (about the mean of a Moving MNIST frame)
 
 FORECASTERS = {
     "convgru_forecaster": ForecasterSpec(),                             # Moving MNIST 10 -> 10
@@ -156,3 +177,8 @@ PRETRAINED = {w.name: replace(w, sha256=_published_sha256(w.name)) for w in (
         model="convgru_forecaster_tiny", steps=6000, lr=5e-3, **_FORECAST_RECIPE)),
 )}
 BACKBONE_WEIGHTS = {name: w for name, w in PRETRAINED.items() if w.task == "classify"}
+
+
+def default_weights(arch: str):
+    """The first tag listed for ``arch`` in :data:`PRETRAINED` (what ``pretrained=True`` loads), or None."""
+    return next((w for w in PRETRAINED.values() if w.arch == arch), None)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import specs
+from .models import inference_model
 
 def read_frames(source, size, channels):
     """Frames of ``source`` (a video file or a folder of frames) as float32 (channels, size, size) in [0, 1],
@@ -108,13 +109,11 @@ def run(name, source, framework="torch", pretrained=None, size=specs.INPUT_SIZE[
 
     ``out`` must end in .png and is replaced only with ``overwrite``; both are checked before any work.
     """
-    from .export import build_model
-
     if out is not None and Path(out).suffix.lower() != ".png":
         raise ValueError(f"--out must name a .png file, got {str(out)!r}")
     if out is not None and Path(out).exists() and not overwrite:
         raise FileExistsError(f"--out {str(out)!r} already exists; pass --overwrite to replace it")
-    model = build_model(name, framework, pretrained)
+    model = inference_model(name, framework, pretrained)
     results = stream(model, framework, source, size)
     forecaster = hasattr(model, "input_frames")
     lines, series = forecaster_report(results) if forecaster else backbone_report(results, top)

@@ -29,9 +29,9 @@ import numpy as np
 from . import checkpoint as ckpt
 from .data.video_folder import BadClipError, VideoFolderConfig
 from .data.mnist import load_digits
-from .specs import BACKBONES, FRAMEWORKS, INPUT_SIZE, MEAN, NUM_CLASSES, STD
+from .models import TASKS, list_models
+from .specs import FRAMEWORKS, INPUT_SIZE, MEAN, STD
 
-TASKS = ("forecast", "classify")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 AMP_MODES = ("none", "bf16", "fp16", "auto")  # auto: bf16 where the device computes it natively
@@ -162,29 +162,7 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-# ---------------------------------------------------------------- models and data
-def model_names(task: str):
-    """Model names ``--model`` accepts for ``task``, in both frameworks."""
-    if task == "forecast":
-        from .forecasters import list_forecasters
-        return list_forecasters()
-    return sorted(BACKBONES)
-
-
-def build_model(task: str, name: str, framework: str = "torch", **kwargs):
-    """The model ``name`` for ``task`` in ``framework``, with the training set's classes and clip length
-    (Motion MNIST's unless ``kwargs`` say otherwise, see :func:`model_kwargs`)."""
-    if task == "forecast":
-        from .forecasters import create_forecaster
-        return create_forecaster(name, framework=framework, **kwargs)
-    kwargs = {"num_classes": NUM_CLASSES, "num_frames": CONTEXT_FRAMES, **kwargs}
-    if framework == "mindspore":
-        from .mindspore import convgru_net
-        return getattr(convgru_net, name)(**kwargs)
-    import timm  # importing it registers the convgru_* backbones (convgru_zoo._zoo_registration)
-    return timm.create_model(name, **kwargs)
-
-
+# ---------------------------------------------------------------- data
 def build_dataset(task: str, mnist: str, split: str, num_sequences: int, augment: bool = False):
     from .data.moving_mnist import MotionMNIST, MovingMNIST
     if task == "forecast":
@@ -211,7 +189,7 @@ def build_datasets(config: TrainConfig, runtime: Runtime, val: bool = False):
 
 
 def model_kwargs(config: TrainConfig, runtime: Runtime) -> dict:
-    """:func:`build_model`'s arguments for the run's data: ``--data``'s classes, clip length or channels."""
+    """:func:`convgru_zoo.models.create_model`'s arguments for the run's data: ``--data``'s classes, clip length or channels."""
     if runtime.data is None:
         return {}
     train_set, _ = build_datasets(config, runtime)
@@ -278,7 +256,7 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> None:
     """Every check that can fail before work starts, the framework's own included."""
     if config.task not in TASKS:
         raise ConfigError(f"--task must be one of {TASKS}, got {config.task!r}")
-    names = model_names(config.task)
+    names = list_models(config.task)
     if config.model not in names:
         raise ConfigError(f"--model must be one of {names} for --task {config.task}, got {config.model!r}")
     if runtime.data is not None:

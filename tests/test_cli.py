@@ -10,7 +10,7 @@ import torch
 from convgru_zoo import cli, metrics
 from safetensors.torch import load_file
 from convgru_zoo.data.moving_mnist import MotionMNIST, MovingMNIST
-from convgru_zoo.forecasters import create_forecaster
+from convgru_zoo.models import create_forecaster
 from helpers import MNIST, needs_mnist, unpublish
 
 pytestmark = pytest.mark.usefixtures("one_thread")

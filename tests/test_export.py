@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from convgru_zoo import export  # noqa: E402
+from convgru_zoo import export, models  # noqa: E402
 
 TOL = 1e-4
 BACKBONE, FORECASTER = "convgru_tiny", "convgru_forecaster_tiny"
@@ -28,7 +28,7 @@ def frames(shape, seed=0):
 
 def torch_model(name):
     torch.manual_seed(0)
-    return export.build_model(name, "torch")
+    return models.inference_model(name)
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def mindir_graphs(tmp_path_factory):
     for name, step, shape in [(BACKBONE, False, (2, 3, None, 32, 32)), (BACKBONE, True, (2, 1, None, 32, 32)),
                               (FORECASTER, True, (2, 1, None, 32, 32))]:
         model = torch_model(name)
-        net = export.build_model(name, "mindspore")
+        net = models.inference_model(name, "mindspore")
         load_params(net, convert.torch_to_mindspore(model.state_dict()), "the PyTorch model's")
         shape = shape[:2] + (model.in_chans,) + shape[3:]
         path = export.export_model(net, "mindir", folder / f"{name}_{step}.mindir", step=step, shape=shape)

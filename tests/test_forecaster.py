@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from convgru_zoo.forecasters import create_forecaster, list_forecasters
-from convgru_zoo.specs import FORECASTERS
+from convgru_zoo.models import create_forecaster, list_forecasters
+from convgru_zoo.specs import FORECASTERS, HEAD_PRIOR
 from convgru_zoo.torch.forecaster import ConvGRUForecaster
 from convgru_zoo.torch.reference import reference_step
 
@@ -104,7 +104,6 @@ def test_output_frames_override_extends_the_same_forecast():
 
 
 def test_untrained_head_predicts_the_prior_and_copying_the_frame_is_one_linear_map():
-    from convgru_zoo.forecasters import HEAD_PRIOR
     model = small_torch_model()
     clip = fixed_clip(frames=3)
     with torch.no_grad():

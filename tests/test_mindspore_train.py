@@ -8,6 +8,7 @@ import torch
 ms = pytest.importorskip("mindspore")
 
 from convgru_zoo import cli  # noqa: E402
+from convgru_zoo.models import create_model  # noqa: E402
 from convgru_zoo.checkpoint import read_weights  # noqa: E402
 from helpers import MNIST, needs_mnist  # noqa: E402
 
@@ -72,9 +73,8 @@ def test_mindspore_refuses_what_it_does_not_do(tmp_path, capsys):
 
 def test_mindspore_fine_tuning_clips_the_global_gradient_norm():
     from convgru_zoo.mindspore.train import Trainer
-    from convgru_zoo.train import build_model
 
-    model = build_model("forecast", "convgru_forecaster_tiny", framework="mindspore")
+    model = create_model("convgru_forecaster_tiny", "mindspore")
     before = [p.asnumpy().copy() for p in model.trainable_params()]
     # Plain SGD at lr 1: the update is minus the clipped gradient, so its global norm is the clip.
     trainer = Trainer("forecast", model, optimizer="sgd", lr=1.0, weight_decay=0.0, momentum=0.0, grad_clip=1e-3)
@@ -96,7 +96,7 @@ def test_mindspore_backbone_run_ends_with_the_batchnorm_statistics_pytorch_compu
                      "--mnist", str(MNIST), "--steps", "2", "--batch-size", "2", "--num-sequences", "6",
                      "--lr", "0.05", "--out", str(out), "--no-progress"]) == 0
     state, _ = read_weights(out / "model.safetensors")
-    model = training.build_model("classify", "convgru_tiny")
+    model = create_model("convgru_tiny")
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     for norm in model.modules():  # statistics from nowhere: what the recalibration must replace
         if isinstance(norm, torch.nn.BatchNorm2d):

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 av = pytest.importorskip("av")
 Image = pytest.importorskip("PIL.Image")
 
-from convgru_zoo import cli, export, stream  # noqa: E402
+from convgru_zoo import cli, models, stream  # noqa: E402
 
 FRAMES, SIZE = 4, 32
 
@@ -59,7 +59,7 @@ def test_read_frames_from_a_folder_and_a_video(frame_folder, video_file):
 
 def test_stream_answers_equal_the_model_on_the_clip_so_far(frame_folder):
     torch.manual_seed(0)
-    model = export.build_model("convgru_tiny", "torch")
+    model = models.inference_model("convgru_tiny")
     results = stream.stream(model, "torch", frame_folder, SIZE)
     clip = np.stack(list(stream.read_frames(frame_folder, SIZE, model.in_chans)))[None]
     clip = (clip - 0.5) / 0.5

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from convgru_zoo import checkpoint as ckpt
 from convgru_zoo import train as training
+from convgru_zoo.models import create_model
 from convgru_zoo.torch import train as torch_training
 from convgru_zoo.train import ConfigError, Dist, Runtime, TrainConfig
 from helpers import MNIST, needs_mnist
@@ -94,7 +95,7 @@ def test_forecaster_training_lowers_the_loss_and_writes_a_self_describing_run(tm
     assert summary["weights_sha256"] == json.loads((out / "train_summary.json").read_text())["weights_sha256"]
     # checkpoints at 6 and 8 kept (keep=2), 3 pruned; the last equals the final weights
     assert [p.name for p in ckpt.list_checkpoints(out / "checkpoints")] == ["step_0000006.json", "step_0000008.json"]
-    model = training.build_model("forecast", "convgru_forecaster_tiny")
+    model = create_model("convgru_forecaster_tiny")
     optimizer = torch_training.make_optimizer(config, model)
     meta, _ = torch_training.restore_checkpoint(ckpt.latest_checkpoint(out / "checkpoints"), model, optimizer)
     assert meta["step"] == 8 and meta["data_position"]["next_sample"] == 16
@@ -120,7 +121,7 @@ def test_backbone_trains_with_bf16_autocast_and_sgd(tmp_path):
     assert meta["task"] == "classify" and state["head.fc.weight"].shape == (40, 128)
     assert all(v.dtype in (np.float32, np.int64) for v in state.values())  # autocast kept fp32 weights
     torch.manual_seed(config.seed)
-    model = training.build_model("classify", "convgru_tiny")
+    model = create_model("convgru_tiny")
     assert not np.array_equal(model.state_dict()["head.fc.weight"].numpy(), state["head.fc.weight"]), "SGD moved"
     # The validation logged at the last step is that of the final weights, recomputed here.
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
@@ -139,7 +140,7 @@ def test_batchnorm_statistics_are_those_of_the_final_weights(tmp_path, one_threa
     config = TrainConfig(task="classify", model="convgru_tiny", steps=3, batch_size=2, num_sequences=8, lr=0.05)
     training.train(config, Runtime(mnist=str(MNIST), out=str(out), progress=False))
     state, _ = ckpt.read_weights(out / "model.safetensors")
-    model = training.build_model("classify", "convgru_tiny")
+    model = create_model("convgru_tiny")
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     for norm in model.modules():  # statistics from nowhere: what the recalibration must replace
         if isinstance(norm, torch.nn.BatchNorm2d):

@@ -35,6 +35,7 @@ from mindcv.models.registry import register_model
 
 from .. import _checks, online, specs
 from .. import pretrained as _pretrained
+from .._zoo_registration import register_backbones
 from .conv import Conv2d, TeardownSafeCell
 from .convgru import ConvGRUCell, check_dtype, checked_lengths
 from .weights import load_params, pretrained_params, read_mindspore_checkpoint
@@ -322,11 +323,12 @@ def _checked_out_indices(out_indices, num_stages: int) -> list:
 
 
 def _create_convgru_net(variant: str, pretrained: bool = False, features_only: bool = False, out_indices=None,
-                        checkpoint_file=None, **kwargs):
+                        checkpoint_file=None, num_classes: int = specs.NUM_CLASSES,
+                        in_channels: int = specs.INPUT_SIZE[0], **kwargs):
     spec = specs.BACKBONES[variant]
     model_args = dict(dims=spec.dims, depths=spec.depths, kernel_size=spec.kernel_size,
                       stem_stride=spec.stem_stride, num_frames=spec.num_frames)
-    model_args.update(kwargs)
+    model_args.update(kwargs, num_classes=num_classes, in_channels=in_channels)
     _checks.flag("pretrained", pretrained)
     if _checks.flag("features_only", features_only):
         out_indices = _checked_out_indices(out_indices, len(model_args["dims"]))
@@ -337,7 +339,7 @@ def _create_convgru_net(variant: str, pretrained: bool = False, features_only: b
         raise ValueError(f"pretrained and checkpoint_file exclude each other, got pretrained=True and "
                          f"checkpoint_file={checkpoint_file!r}")
     if pretrained:
-        load_pretrained(model, default_cfgs[variant]["weights"])
+        load_pretrained(model, _pretrained.weights_name(variant, True))
     if checkpoint_file is not None:
         load_checkpoint(model, checkpoint_file)
     if features_only:
@@ -345,48 +347,22 @@ def _create_convgru_net(variant: str, pretrained: bool = False, features_only: b
     return model
 
 
-def _cfg(weights: specs.PretrainedWeights) -> dict:
-    """MindCV's config of a variant; ``url`` is set (so MindCV lists it as pretrained) once published."""
+def _cfg(arch: str) -> dict:
+    """MindCV's config of a variant, from its first pretrained tag if any; ``url`` is set (so MindCV lists it
+    as pretrained) once that tag is published."""
+    weights = specs.default_weights(arch)
+    cfg = {"url": "", "num_classes": specs.NUM_CLASSES, "input_size": specs.INPUT_SIZE, "mean": specs.MEAN,
+           "std": specs.STD, "first_conv": "stem.conv", "classifier": "head.fc"}
+    if weights is None:
+        return cfg
     published = weights.file_sha256("mindspore") or weights.file_sha256("torch")
     filename = specs.WEIGHT_FILES["mindspore" if weights.file_sha256("mindspore") else "torch"]
     url = f"https://huggingface.co/{weights.hf_hub_id}/resolve/{weights.revision or 'main'}/{filename}"
-    return {
-        "url": url if published else "",
-        "weights": weights.name,
-        "hf_hub_id": weights.hf_hub_id,
-        "num_classes": weights.num_classes,
-        "input_size": weights.input_size,
-        "mean": weights.mean,
-        "std": weights.std,
-        "first_conv": "stem.conv",
-        "classifier": "head.fc",
-    }
+    return {**cfg, "url": url if published else "", "weights": weights.name, "hf_hub_id": weights.hf_hub_id,
+            "num_classes": weights.num_classes, "input_size": weights.input_size, "mean": weights.mean,
+            "std": weights.std}
 
 
-def _default_weights(arch: str) -> specs.PretrainedWeights:
-    """The first pretrained tag listed for ``arch`` in ``specs.PRETRAINED`` (timm's default tag)."""
-    return next(w for w in specs.PRETRAINED.values() if w.arch == arch)
+default_cfgs = {arch: _cfg(arch) for arch in specs.BACKBONES}
 
-
-default_cfgs = {arch: _cfg(_default_weights(arch)) for arch in specs.BACKBONES}
-
-
-@register_model
-def convgru_tiny(pretrained: bool = False, num_classes: int = specs.NUM_CLASSES,
-                 in_channels: int = specs.INPUT_SIZE[0], **kwargs):
-    """ConvGRU-Tiny: three stages of one ConvGRU layer each."""
-    return _create_convgru_net("convgru_tiny", pretrained, num_classes=num_classes, in_channels=in_channels, **kwargs)
-
-
-@register_model
-def convgru_small(pretrained: bool = False, num_classes: int = specs.NUM_CLASSES,
-                  in_channels: int = specs.INPUT_SIZE[0], **kwargs):
-    """ConvGRU-Small: wider stages, two ConvGRU layers in the last."""
-    return _create_convgru_net("convgru_small", pretrained, num_classes=num_classes, in_channels=in_channels, **kwargs)
-
-
-@register_model
-def convgru_base(pretrained: bool = False, num_classes: int = specs.NUM_CLASSES,
-                 in_channels: int = specs.INPUT_SIZE[0], **kwargs):
-    """ConvGRU-Base: widest stages, two ConvGRU layers in the last two."""
-    return _create_convgru_net("convgru_base", pretrained, num_classes=num_classes, in_channels=in_channels, **kwargs)
+register_backbones(__name__, _create_convgru_net, register_model)

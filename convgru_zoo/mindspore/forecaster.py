@@ -15,9 +15,9 @@ from typing import Optional
 import mindspore as ms
 from mindspore import Tensor, ops
 
-from .. import online
+from .. import _checks, online
 from .. import pretrained as _pretrained
-from ..forecasters import HEAD_KERNEL, HEAD_PRIOR, check_clip, check_config
+from ..specs import HEAD_KERNEL, HEAD_PRIOR
 from .conv import Conv2d, TeardownSafeCell
 from .convgru import ConvGRU, check_dtype
 from .weights import load_params, pretrained_params
@@ -50,7 +50,7 @@ class ConvGRUForecaster(TeardownSafeCell):
                  input_frames: int = 10, output_frames: int = 10, *, im2col: Optional[bool] = None,
                  dtype=ms.float32):
         super().__init__()
-        hidden_sizes = check_config(in_chans, patch_size, hidden_sizes, kernel_size, input_frames, output_frames)
+        hidden_sizes = _checks.forecaster_args(in_chans, patch_size, hidden_sizes, kernel_size, input_frames, output_frames)
         self.in_chans = in_chans
         self.patch_size = patch_size
         self.input_frames = input_frames
@@ -64,7 +64,7 @@ class ConvGRUForecaster(TeardownSafeCell):
     def __call__(self, clip, output_frames: Optional[int] = None):
         if not isinstance(clip, Tensor):
             raise TypeError(f"clip must be a mindspore Tensor (B, T, C, H, W), got {type(clip).__name__}")
-        output_frames = check_clip(clip.shape, self.in_chans, self.patch_size, self.input_frames,
+        output_frames = _checks.forecaster_clip(clip.shape, self.in_chans, self.patch_size, self.input_frames,
                                    self.output_frames if output_frames is None else output_frames)
         if not ops.is_floating_point(clip):
             raise TypeError(f"clip must be floating point with values in [0, 1], got {clip.dtype}")

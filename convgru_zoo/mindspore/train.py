@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from .. import checkpoint as ckpt
 from .. import train as core
 from ..convert import mindspore_to_torch, save_mindspore_checkpoint, torch_to_mindspore
+from ..models import create_model
 from ..train import CONTEXT_FRAMES, ConfigError, Dist
 from .weights import assign_strict, load_params
 
@@ -276,7 +277,7 @@ def _train(config, runtime, env, resume_from):
     out = Path(runtime.out)
     ms.set_seed(config.seed)
     np.random.seed(config.seed)
-    model = core.build_model(config.task, config.model, framework="mindspore", **core.model_kwargs(config, runtime))
+    model = create_model(config.model, "mindspore", **core.model_kwargs(config, runtime))
     if config.init_weights:
         try:
             arrays = core.fit_init_weights(config, mindspore_to_torch(model))

@@ -44,6 +44,7 @@ from timm.models import (adapt_input_conv, build_model_with_cfg, checkpoint, gen
 from timm.models._features import feature_take_indices  # timm exports it from no public module (1.0.31)
 
 from .. import _checks, online, specs
+from .._zoo_registration import register_backbones
 from ..pretrained import PretrainedWeightsError, by_hf_hub_id, weights_file
 from .convgru import ConvGRUCell, check_dtype, checked_lengths
 
@@ -414,10 +415,9 @@ def _create_convgru_net(variant: str, pretrained: bool = False, **kwargs) -> Con
 
 def _cfg(arch: str, **kwargs):
     spec = specs.BACKBONES[arch]
-    reduction = spec.stem_stride * 2 ** (len(spec.dims) - 1)
     return {
         'num_classes': specs.NUM_CLASSES, 'input_size': specs.INPUT_SIZE,
-        'pool_size': tuple(s // reduction for s in specs.INPUT_SIZE[1:]),
+        'pool_size': tuple(s // spec.reduction for s in specs.INPUT_SIZE[1:]),
         'crop_pct': 1.0, 'interpolation': 'bilinear', 'mean': specs.MEAN, 'std': specs.STD,
         'first_conv': 'stem.conv', 'classifier': 'head.fc',
         'paper_ids': 'arXiv:1511.06432', 'paper_name': 'Delving Deeper into Convolutional Networks for Learning Video Representations',
@@ -425,27 +425,12 @@ def _cfg(arch: str, **kwargs):
     }
 
 
+# One config per pretrained tag; a variant without a tag gets a plain one (timm's default tag '').
 default_cfgs = generate_default_cfgs({
-    w.name: _cfg(
-        w.arch, hf_hub_id=w.hf_hub_id, num_classes=w.num_classes, input_size=w.input_size,
-        mean=w.mean, std=w.std, license=w.license, description=w.description)
-    for w in specs.BACKBONE_WEIGHTS.values()
+    **{w.name: _cfg(w.arch, hf_hub_id=w.hf_hub_id, num_classes=w.num_classes, input_size=w.input_size,
+                    mean=w.mean, std=w.std, license=w.license, description=w.description)
+       for w in specs.BACKBONE_WEIGHTS.values()},
+    **{arch: _cfg(arch) for arch in specs.BACKBONES if specs.default_weights(arch) is None},
 })
 
-
-@register_model
-def convgru_tiny(pretrained: bool = False, **kwargs) -> ConvGRUNet:
-    """ConvGRU-Tiny: three stages of one ConvGRU layer each."""
-    return _create_convgru_net('convgru_tiny', pretrained=pretrained, **kwargs)
-
-
-@register_model
-def convgru_small(pretrained: bool = False, **kwargs) -> ConvGRUNet:
-    """ConvGRU-Small: wider stages, two ConvGRU layers in the last."""
-    return _create_convgru_net('convgru_small', pretrained=pretrained, **kwargs)
-
-
-@register_model
-def convgru_base(pretrained: bool = False, **kwargs) -> ConvGRUNet:
-    """ConvGRU-Base: widest stages, two ConvGRU layers in the last two."""
-    return _create_convgru_net('convgru_base', pretrained=pretrained, **kwargs)
+register_backbones(__name__, _create_convgru_net, register_model)

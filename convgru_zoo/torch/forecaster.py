@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import online
-from ..forecasters import HEAD_KERNEL, HEAD_PRIOR, check_clip, check_config
+from .. import _checks, online
 from ..pretrained import PretrainedWeightsError, weights_file
+from ..specs import HEAD_KERNEL, HEAD_PRIOR
 from .convgru import ConvGRU, check_dtype
 
 __all__ = ["ConvGRUForecaster", "load_pretrained"]
@@ -44,7 +44,7 @@ class ConvGRUForecaster(nn.Module):
     def __init__(self, in_chans: int = 1, patch_size: int = 4, hidden_sizes=(64, 64, 64), kernel_size=3,
                  input_frames: int = 10, output_frames: int = 10, device=None, dtype=None):
         super().__init__()
-        hidden_sizes = check_config(in_chans, patch_size, hidden_sizes, kernel_size, input_frames, output_frames)
+        hidden_sizes = _checks.forecaster_args(in_chans, patch_size, hidden_sizes, kernel_size, input_frames, output_frames)
         self.in_chans = in_chans
         self.patch_size = patch_size
         self.input_frames = input_frames
@@ -59,7 +59,7 @@ class ConvGRUForecaster(nn.Module):
         """Forecast ``output_frames`` (default: the model's) frames after the context ``clip``."""
         if not isinstance(clip, Tensor):
             raise TypeError(f"clip must be a torch.Tensor (B, T, C, H, W), got {type(clip).__name__}")
-        output_frames = check_clip(clip.shape, self.in_chans, self.patch_size, self.input_frames,
+        output_frames = _checks.forecaster_clip(clip.shape, self.in_chans, self.patch_size, self.input_frames,
                                    self.output_frames if output_frames is None else output_frames)
         if not clip.is_floating_point():
             raise TypeError(f"clip must be floating point with values in [0, 1], got {clip.dtype}")

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .. import checkpoint as ckpt
 from .. import machine
 from .. import train as core
+from ..models import create_model
 from ..specs import MEAN, STD
 from ..train import CONTEXT_FRAMES, ConfigError, Dist
 
@@ -277,7 +278,7 @@ def _train(config, runtime, env, device, resume_from):
     out = Path(runtime.out)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    model = core.build_model(config.task, config.model, **core.model_kwargs(config, runtime))
+    model = create_model(config.model, **core.model_kwargs(config, runtime))
     if config.init_weights:
         try:
             arrays = core.fit_init_weights(config, as_arrays(model.state_dict()))
