@@ -1,4 +1,4 @@
-"""Parameters and forward GFLOPs of each ConvGRU-Net variant at its default clip: the model docstring's table.
+"""Parameters and forward GFLOPs of each ConvGRU-Net variant at its default clip: the README's table.
 
 FLOPs are those of convolutions and linear layers as counted by ``torch.utils.flop_counter``
 (2 per multiply-add); the elementwise gating is not counted. Shapes alone decide both figures, so the

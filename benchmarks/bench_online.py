@@ -2,7 +2,7 @@
 
 Candidates, all with the same weights: PyTorch eager (``model.step``, checks included; ``model(clip)``),
 ``torch.compile`` (inductor) of the step graph and of the model, onnxruntime on the exported ONNX
-step and clip graphs (``convgru_zoo.export``), and compiled MindSpore (``StepCell`` and the net in
+step and clip graphs (``convgru_zoo.deploy.export``), and compiled MindSpore (``StepCell`` and the net in
 GRAPH_MODE). Figures are ratios to PyTorch eager, timed interleaved (``_timing.interleaved``); MindSpore
 after the others, since its runtime's threads slow PyTorch in the same process once it is up.
 
@@ -28,7 +28,8 @@ import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from _timing import interleaved, write_json  # noqa: E402
-from convgru_zoo import export, machine, models, specs  # noqa: E402
+from convgru_zoo.deploy import export  # noqa: E402
+from convgru_zoo import machine, models, specs  # noqa: E402
 from convgru_zoo.torch.graphs import StepGraph  # noqa: E402
 
 CONV_GOAL = 1.2  # the fastest runtime's time per frame, in units of the step's convolutions alone

@@ -25,7 +25,9 @@ import torch  # noqa: E402
 from convgru_zoo import train as training  # noqa: E402
 from convgru_zoo.torch import train as torch_training  # noqa: E402
 from convgru_zoo._files import atomic_write_json  # noqa: E402
+from convgru_zoo.data.datasets import DEFAULT, build_dataset  # noqa: E402
 from convgru_zoo.models import create_model  # noqa: E402
+from convgru_zoo.torch.device import autocast_for, resolve_device  # noqa: E402
 
 TASK_OF = {"convgru_forecaster": "forecast", "convgru_forecaster_tiny": "forecast",
            "convgru_tiny": "classify", "convgru_small": "classify", "convgru_base": "classify"}
@@ -39,8 +41,8 @@ def step_seconds(model_name, batch_size, amp, device, steps, warmup, mnist):
     model = create_model(model_name).to(device).train()
     optimizer = torch_training.make_optimizer(config, model)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-    autocast = torch_training.autocast_for(amp, device)
-    dataset = training.build_dataset(task, mnist, "train", max(batch_size, 64))
+    autocast = autocast_for(amp, device)
+    dataset = build_dataset(DEFAULT[task], mnist, "train", max(batch_size, 64))
     start = time.perf_counter()
     batch = dataset.batch(range(batch_size))
     generate = batch_size / (time.perf_counter() - start)
@@ -82,7 +84,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch_training.resolve_device(args.device, training.Dist())
+    device = resolve_device(args.device)
     machine = {"device": str(device), "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}

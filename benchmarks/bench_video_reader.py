@@ -24,6 +24,7 @@ from convgru_zoo import train as training  # noqa: E402
 from convgru_zoo._files import atomic_write_json  # noqa: E402
 from convgru_zoo.data.video_folder import VideoFolderConfig  # noqa: E402
 from convgru_zoo.models import create_model, list_models  # noqa: E402
+from convgru_zoo.torch.device import autocast_for  # noqa: E402
 from convgru_zoo.torch import train as torch_training  # noqa: E402
 
 
@@ -66,7 +67,7 @@ def train_clips_per_s(model_name, batch, num_classes, num_frames, steps):
     config = training.TrainConfig(task="classify", model=model_name)
     model = create_model(model_name, num_classes=num_classes, num_frames=num_frames).train()
     optimizer = torch_training.make_optimizer(config, model)
-    autocast = torch_training.autocast_for("none", torch.device("cpu"))
+    autocast = autocast_for("none", torch.device("cpu"))
     seconds = []
     for step in range(steps + 1):
         tick = time.perf_counter()

@@ -9,6 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 
 
+
+class ConfigError(ValueError):
+    """A bad argument of a command (train, eval, release, ...), found before any work is done."""
+
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -13,8 +13,10 @@ import argparse
 import dataclasses
 import math
 import sys
+from pathlib import Path
 
 from . import train as training
+from .publishing.release import CARDS
 from .specs import FRAMEWORKS, INPUT_SIZE
 
 EXIT_FAILURE = 1
@@ -162,7 +164,8 @@ def build_parser():
     _add_train_arguments(sub.add_parser("train", help="train a forecaster or backbone"), defaults)
     _add_eval_arguments(sub.add_parser("eval", help="evaluate weights; write JSON and PNGs"))
     release = sub.add_parser("release", help="check a finished recipe run, convert it to MindSpore, evaluate both, "
-                                             "record files, sha256s and results (convgru_zoo.release)")
+                                             "record files, sha256s and results (convgru_zoo.publishing.release)")
+    release.add_argument("--repo", default=".", help="the convgru-zoo checkout to write into (default: here)")
     release.add_argument("name", help="published weights, e.g. convgru_tiny.mmnist_motion")
     release.add_argument("--run", required=True, help="the run folder trained by `train --recipe NAME`")
     release.add_argument("--mnist", required=True, help="folder of MNIST idx files (the fixed test set is made of them)")
@@ -172,9 +175,11 @@ def build_parser():
     release.add_argument("--no-progress", action="store_true")
     cards = sub.add_parser("cards", help="write model_cards/<tag>/README.md of every released tag and the README's "
                                          "tables from the committed results")
+    cards.add_argument("--repo", default=".", help="the convgru-zoo checkout to write into (default: here)")
     cards.add_argument("--check", action="store_true", help="write nothing; exit 1 if a card or table is stale")
     publish = sub.add_parser("publish", help="publish released tags to the Hugging Face Hub (card, both frameworks' "
                                              "weights, config.json, pictures), every file checked first")
+    publish.add_argument("--repo", default=".", help="the convgru-zoo checkout to publish from (default: here)")
     publish.add_argument("tags", nargs="*", help="tags to publish, e.g. convgru_tiny.mmnist_motion (default: all released)")
     publish.add_argument("--org", default=None, help="Hub namespace (default: convgru-zoo)")
     publish.add_argument("--dry-run", action="store_true", help="build and check the repo folders, list what would go up")
@@ -188,7 +193,7 @@ def build_parser():
     demo.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="train and evaluate in this framework")
     demo.add_argument("--no-progress", action="store_true")
     _add_export_arguments(sub.add_parser("export", help="write a model's clip or one-step graph as ONNX, MINDIR "
-                                                        "or TorchScript (convgru_zoo.export)"))
+                                                        "or TorchScript (convgru_zoo.deploy.export)"))
     _add_stream_arguments(sub.add_parser("stream", help="run a model frame by frame over a video or a folder of "
                                                         "frames; print and plot its per-frame answer"))
     return parser
@@ -203,7 +208,7 @@ def _add_model_arguments(p):
 
 
 def _add_export_arguments(p):
-    from .export import FORMATS
+    from .deploy.export import FORMATS
     _add_model_arguments(p)
     p.add_argument("--format", choices=sorted(FORMATS), required=True)
     p.add_argument("--out", required=True, help="file to write (.onnx, .mindir or .pt)")
@@ -231,14 +236,14 @@ def _run_deploy(args):
     from .pretrained import PretrainedWeightsError
     try:
         if args.command == "export":
-            from .export import export
+            from .deploy.export import export
             size = args.size or (None, None)
             path = export(args.model, args.format, args.out, pretrained=args.pretrained, step=args.step,
                           batch=args.batch, frames=args.frames, height=size[0], width=size[1],
                           overwrite=args.overwrite)
             print(f"exported {args.model} ({'step' if args.step else 'clip'} graph, {args.format}): {path}")
         else:
-            from .stream import run
+            from .deploy.stream import run
             run(args.model, args.source, args.framework, args.pretrained, args.size, args.out, args.top,
                 args.overwrite)
     except (ValueError, FileExistsError, FileNotFoundError, PretrainedWeightsError) as err:
@@ -301,6 +306,15 @@ def _pretrained_file(args):
         raise training.ConfigError(f"--pretrained must name published weights: {err}") from None
 
 
+def _repository(path):
+    """``--repo``: a convgru-zoo checkout (pyproject.toml and model_cards/), where the publishing commands write."""
+    repo = Path(path)
+    if not (repo / "pyproject.toml").is_file() or not (repo / CARDS).is_dir():
+        raise training.ConfigError(f"--repo must be a convgru-zoo checkout (pyproject.toml, {CARDS}/), got "
+                                   f"{str(path)!r}; run from the checkout's root or pass --repo")
+    return repo
+
+
 def _run(args):
     if args.command == "train":
         config, runtime = train_config_from(args)
@@ -309,28 +323,31 @@ def _run(args):
             print(f"trained {summary['model']} for {summary['steps']} steps: {args.out}/model.safetensors")
         return 0
     if args.command == "cards":
-        from .cards import README, write_cards, write_readme
-        stale = write_cards(check=args.check) + ([str(README)] if write_readme(check=args.check) else [])
+        from .publishing.cards import write_cards, write_readme
+        repo = _repository(args.repo)
+        stale = write_cards(repo / CARDS, check=args.check) + (
+            [str(repo / "README.md")] if write_readme(repo / "README.md", repo / CARDS, check=args.check) else [])
         print(("stale: " if args.check else "written: ") + (", ".join(stale) or "none"))
         return EXIT_FAILURE if args.check and stale else 0
     if args.command == "publish":
-        from .publish import PublishError, publish
+        from .publishing.publish import PublishError, publish
         from .specs import HF_ORG
         try:
-            publish(args.tags, org=args.org or HF_ORG, dry_run=args.dry_run, out=args.out)
+            publish(_repository(args.repo) / CARDS, args.tags, org=args.org or HF_ORG, dry_run=args.dry_run,
+                    out=args.out)
         except PublishError as err:
             print(f"convgru-zoo publish: error: {err}", file=sys.stderr)
             return EXIT_FAILURE
         return 0
     if args.command == "release":
-        from .release import release
-        record = release(args.name, args.run, args.mnist, train_threads=args.train_threads,
+        from .publishing.release import release
+        record = release(args.name, args.run, args.mnist, _repository(args.repo) / CARDS, train_threads=args.train_threads,
                          progress=not args.no_progress)
         for framework, file in record["files"].items():
             print(f"{args.name} {framework}: {file['path']} sha256 {file['sha256']}")
         return 0
     if args.command == "eval":
-        from . import evaluate
+        from .evaluation import evaluate
         report = evaluate.evaluate_from_args(args)
         print(evaluate.summary_line(report))
         for kind, path in report["files"].items():
@@ -354,7 +371,8 @@ def run_demo(args):
     """Evaluate every shipped model on held-out clips (``--train``: train the tiny forecaster first)."""
     from pathlib import Path
 
-    from . import evaluate, pretrained, specs
+    from .evaluation import evaluate
+    from . import pretrained, specs
     from ._files import atomic_write_json
 
     out = Path(args.out)
@@ -381,7 +399,7 @@ def run_demo(args):
 
 def run_train_demo(args, out):
     """Train the tiny forecaster (resuming a demo run already in ``out``), evaluate it, print the files."""
-    from . import evaluate
+    from .evaluation import evaluate
 
     config = training.TrainConfig(**{**DEMO_CONFIG, "framework": args.framework,
                                      **({"steps": args.steps} if args.steps else {})})

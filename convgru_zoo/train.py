@@ -8,7 +8,7 @@ What every run shares, whatever the framework (nothing here imports one):
   ``world``-th sample of a step's global batch, so any world size sees the same global batches;
 - the learning rate, a function of the step;
 - the run folder: ``metrics.jsonl`` (one JSON line per step, plus validation figures), ``checkpoints/``
-  (:mod:`convgru_zoo.checkpoint`), and at the end ``model.safetensors`` (PyTorch names, whatever the
+  (:mod:`convgru_zoo.run_files`), and at the end ``model.safetensors`` (PyTorch names, whatever the
   framework) + ``config.json`` + ``train_summary.json``; only rank 0 writes.
 
 The loop itself is the framework's (:data:`TRAIN_LOOPS`, chosen by ``config.framework``), each
@@ -26,17 +26,18 @@ from typing import Optional
 
 import numpy as np
 
-from . import checkpoint as ckpt
-from .data.video_folder import BadClipError, VideoFolderConfig
+from . import run_files as ckpt
+from ._checks import ConfigError
+from .data.datasets import CONTEXT_FRAMES, DEFAULT, build_dataset
 from .data.mnist import load_digits
+from .data.video_folder import BadClipError, VideoFolderConfig
 from .models import TASKS, list_models
-from .specs import FRAMEWORKS, INPUT_SIZE, MEAN, STD
+from .specs import FRAMEWORKS
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 AMP_MODES = ("none", "bf16", "fp16", "auto")  # auto: bf16 where the device computes it natively
 FORECAST_LOSSES = ("bce", "mse")
-CONTEXT_FRAMES = 10  # forecast: frames in, and frames out; classify: clip length
 TRAIN_LOOPS = {"torch": "convgru_zoo.torch.train", "mindspore": "convgru_zoo.mindspore.train"}
 
 
@@ -78,10 +79,6 @@ class Runtime:
     progress: bool = True
     resume: bool = False
     data: Optional[VideoFolderConfig] = None  # the user's folder of clips instead of Moving MNIST
-
-
-class ConfigError(ValueError):
-    """A bad argument, found before any work is done."""
 
 
 @dataclass
@@ -138,9 +135,9 @@ def recalibration_batches(n: int, batch_size: int):
     """Index ranges of the fixed training batches (items from 0) whose plain-average BatchNorm statistics
     replace the running averages ("precise BN"), before each validation and before the final weights.
 
-    The exponential running averages trail the weights: a stem's scale is free under BatchNorm, so it drifts
-    fast, and on convgru_tiny they gave 13% validation top-1 where the same weights with fresh statistics
-    give 94% (measured at step 700 of its recipe). Fixed items draw no randomness, so data-parallel replicas
+    The exponential running averages trail the weights (a stem's scale is free under BatchNorm, so it drifts
+    fast) and can score far below the same weights with fresh statistics (docs/design.md). Fixed items draw
+    no randomness, so data-parallel replicas
     stay identical and a resumed run equals an uninterrupted one; both loops use the same items.
     """
     stop = min(n, BN_RECALIBRATION_BATCHES * batch_size)
@@ -163,20 +160,14 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 
 
 # ---------------------------------------------------------------- data
-def build_dataset(task: str, mnist: str, split: str, num_sequences: int, augment: bool = False):
-    from .data.moving_mnist import MotionMNIST, MovingMNIST
-    if task == "forecast":
-        return MovingMNIST(mnist, split, num_sequences, seq_len=2 * CONTEXT_FRAMES, augment=augment)
-    return MotionMNIST(mnist, split, num_sequences, seq_len=CONTEXT_FRAMES, channels=INPUT_SIZE[0], augment=augment)
-
-
 def build_datasets(config: TrainConfig, runtime: Runtime, val: bool = False):
     """(training set, validation set or None) of the run's data: Moving MNIST, or ``--data``'s folder,
     whose training split repeats its clips over ``num_sequences`` samples per epoch, each with its
     own seeded augmentation, and whose validation split holds each val clip once."""
     if runtime.data is None:
-        return (build_dataset(config.task, runtime.mnist, "train", config.num_sequences, config.augment),
-                build_dataset(config.task, runtime.mnist, "val", config.val_sequences) if val else None)
+        name = DEFAULT[config.task]
+        return (build_dataset(name, runtime.mnist, "train", config.num_sequences, config.augment),
+                build_dataset(name, runtime.mnist, "val", config.val_sequences) if val else None)
     from .data.video_folder import VideoFolder
     try:
         train_set = VideoFolder(runtime.data, config.task, "train", config.num_sequences, config.seed,
@@ -207,13 +198,6 @@ def data_record(config: TrainConfig, runtime: Runtime) -> Optional[dict]:
     if val_set is not None:
         record["clips"]["val"], record["skipped"]["val"] = len(val_set.paths), val_set.skipped
     return record
-
-
-def normalize(clip: np.ndarray) -> np.ndarray:
-    """Backbone input: [0, 1] frames normalised per channel by the pretrained configs' mean/std."""
-    mean = np.reshape(np.float32(MEAN), (-1, 1, 1))
-    std = np.reshape(np.float32(STD), (-1, 1, 1))
-    return ((clip - mean) / std).astype(np.float32)
 
 
 def read_init_weights(config: TrainConfig) -> dict:

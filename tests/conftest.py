@@ -18,8 +18,18 @@ RELEASED_BACKBONE = "convgru_tiny.mmnist_motion"
 
 @pytest.fixture(scope="session")
 def release_root(tmp_path_factory):
-    """Package weights folder (``package/``, with its ``published.json``) and ``cards/`` of the test releases."""
-    return tmp_path_factory.mktemp("release")
+    """A stand-in repository for the test releases: the package weights folder (``package/``, with its
+    ``published.json``), ``cards/`` with the checkout's quoted references, and the backbone figures."""
+    import shutil
+
+    from convgru_zoo.publishing import cards
+    from helpers import CARDS_DIR, REPO
+
+    root = tmp_path_factory.mktemp("release")
+    shutil.copytree(CARDS_DIR / cards.REFERENCE.parent, root / "cards" / cards.REFERENCE.parent)
+    (root / cards.BACKBONE_FIGURES).parent.mkdir(parents=True)
+    shutil.copyfile(REPO / cards.BACKBONE_FIGURES, root / cards.BACKBONE_FIGURES)
+    return root
 
 
 def _train_and_release(root, name):
@@ -27,7 +37,8 @@ def _train_and_release(root, name):
     return ``(run, release record, its spec as published)``."""
     import dataclasses
 
-    from convgru_zoo import cli, pretrained, release, specs
+    from convgru_zoo import cli, pretrained, specs
+    from convgru_zoo.publishing import release
     from helpers import MNIST
 
     if not MNIST.is_dir():

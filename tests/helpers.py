@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pytest
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+REPO = Path(__file__).resolve().parents[1]
+CARDS_DIR = REPO / "model_cards"  # the checkout's released tags
+MNIST = REPO.parent / "shared" / "data" / "mnist"
 needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")
 
 

@@ -8,15 +8,17 @@ import pytest
 pytest.importorskip("huggingface_hub")
 from huggingface_hub import ModelCard  # noqa: E402
 
-from convgru_zoo import cards, machine, release, specs  # noqa: E402
+from convgru_zoo.publishing import cards  # noqa: E402
+from convgru_zoo import machine, specs  # noqa: E402
 from conftest import RELEASED_NAME  # noqa: E402
+from helpers import CARDS_DIR, REPO  # noqa: E402
 
 
 def test_committed_cards_are_what_their_results_give():
-    stale = cards.write_cards(check=True)
+    stale = cards.write_cards(CARDS_DIR, check=True)
     assert stale == [], f"regenerate with `convgru-zoo cards`: {stale}"
-    for name in cards.released_names():
-        assert (release.CARDS_DIR / name / "README.md").is_file()
+    for name in cards.released_names(CARDS_DIR):
+        assert (CARDS_DIR / name / "README.md").is_file()
 
 
 @pytest.fixture
@@ -71,29 +73,29 @@ def test_a_hand_edited_card_is_reported_stale(card, published):
 
 
 def test_every_published_tag_has_a_card_once_released():
-    names = set(cards.released_names())
+    names = set(cards.released_names(CARDS_DIR))
     assert names <= set(specs.PRETRAINED)
-    assert all((release.CARDS_DIR / n / "release.json").is_file() for n in names)
+    assert all((CARDS_DIR / n / "release.json").is_file() for n in names)
 
 
 def test_readme_tables_are_generated_from_the_committed_results():
-    assert cards.write_readme(check=True) is False, "regenerate with `convgru-zoo cards`"
-    figures = json.loads(cards.BACKBONE_FIGURES.read_text())["rows"]
-    text = cards.README.read_text()
+    assert cards.write_readme(REPO / "README.md", CARDS_DIR, check=True) is False, "regenerate with `convgru-zoo cards`"
+    figures = json.loads((REPO / cards.BACKBONE_FIGURES).read_text())["rows"]
+    text = (REPO / "README.md").read_text()
     assert all(f"| {row['model']} | {row['params_m']:.3f} | {row['gflops']:.3f} |" in text for row in figures)
 
 
 def test_readme_lists_a_release_with_its_results(card, published):
     root = published[0]
     evaluation = json.loads((root / "cards" / RELEASED_NAME / "eval_forecast_torch.json").read_text())["metrics"]
-    text = cards.render_readme(cards.README.read_text(), cards_dir=root / "cards")
+    text = cards.render_readme((REPO / "README.md").read_text(), cards_dir=root / "cards")
     assert f"[{RELEASED_NAME}](model_cards/{RELEASED_NAME}/README.md)" in text
     assert f"MSE {evaluation['mse']:.1f}, SSIM {evaluation['ssim']:.3f}" in text
 
 
-@pytest.mark.parametrize("name", cards.released_names())
+@pytest.mark.parametrize("name", cards.released_names(CARDS_DIR))
 def test_each_committed_card_parses_and_states_its_evaluation(name):
-    folder = release.CARDS_DIR / name
+    folder = CARDS_DIR / name
     parsed = ModelCard.load(folder / "README.md")
     weights = specs.PRETRAINED[name]
     evaluation = json.loads((folder / f"eval_{weights.task}_torch.json").read_text())["metrics"]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from convgru_zoo import cli, metrics
+from convgru_zoo import cli
+from convgru_zoo.evaluation import metrics
 from safetensors.torch import load_file
 from convgru_zoo.data.moving_mnist import MotionMNIST, MovingMNIST
 from convgru_zoo.models import create_forecaster

@@ -1,4 +1,4 @@
-"""Exports (convgru_zoo.export): ONNX, MINDIR and TorchScript graphs compute what the PyTorch model does.
+"""Exports (convgru_zoo.deploy.export): ONNX, MINDIR and TorchScript graphs compute what the PyTorch model does.
 
 ONNX: onnxruntime runs the clip graph and the one-step graph on several batch sizes, clip lengths
 and frame sizes, within 1e-4 of PyTorch, and the step graph run in a loop equals the clip. MINDIR:
@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from convgru_zoo import export, models  # noqa: E402
+from convgru_zoo.deploy import export  # noqa: E402
+from convgru_zoo import models  # noqa: E402
 
 TOL = 1e-4
 BACKBONE, FORECASTER = "convgru_tiny", "convgru_forecaster_tiny"

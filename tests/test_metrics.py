@@ -4,9 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from convgru_zoo import metrics
-from convgru_zoo.metrics import (PSNR_CAP, ForecastMetrics, TopkAccuracy, forecast_metrics, gaussian_window,
-                                 mae_per_frame, mse_per_frame, psnr_per_frame, ssim_per_frame, topk_accuracy)
+from convgru_zoo.evaluation import metrics
+from convgru_zoo.evaluation.metrics import PSNR_CAP, ForecastMetrics, TopkAccuracy, forecast_metrics, gaussian_window, mae_per_frame, mse_per_frame, psnr_per_frame, ssim_per_frame, topk_accuracy
 
 C1, C2 = 0.01 ** 2, 0.03 ** 2
 

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from convgru_zoo import plots  # noqa: E402  (after the skip: matplotlib is an optional extra)
+from convgru_zoo.evaluation import plots  # noqa: E402  (after the skip: matplotlib is an optional extra)
 
 
 def png_size(path):

@@ -15,7 +15,8 @@ import pytest
 
 pytest.importorskip("huggingface_hub")
 from conftest import RELEASED_BACKBONE, RELEASED_NAME  # noqa: E402
-from convgru_zoo import publish, specs  # noqa: E402
+from convgru_zoo.publishing import publish  # noqa: E402
+from convgru_zoo import specs  # noqa: E402
 from hub_standin import HubStandIn  # noqa: E402
 
 NAMES = [RELEASED_BACKBONE, RELEASED_NAME]
@@ -34,8 +35,8 @@ PRELUDE = textwrap.dedent("""
     pretrained.WEIGHTS_DIR = package
 """)
 PUBLISH = PRELUDE + textwrap.dedent("""
-    from convgru_zoo import publish
-    print(json.dumps(publish.publish(sys.argv[3:], cards_dir=root / "cards", log=lambda line: None)))
+    from convgru_zoo.publishing import publish
+    print(json.dumps(publish.publish(root / "cards", sys.argv[3:], log=lambda line: None)))
 """)
 LOAD = PRELUDE + textwrap.dedent("""
     import numpy as np, torch, timm, mindspore as ms, mindcv
@@ -76,7 +77,8 @@ def workspace(released, released_backbone, tmp_path):
 
 @pytest.fixture
 def as_published(workspace, monkeypatch):
-    from convgru_zoo import cards, pretrained
+    from convgru_zoo.publishing import cards
+    from convgru_zoo import pretrained
     root, weights = workspace
     for name, w in weights.items():
         monkeypatch.setitem(specs.PRETRAINED, name, w)
@@ -102,7 +104,7 @@ def hub_env(hub, root, token="tok-writer"):
 def test_dry_run_builds_checked_folders(as_published):
     root = as_published
     lines = []
-    assert publish.publish(NAMES, dry_run=True, out=root / "out", cards_dir=root / "cards", log=lines.append) == \
+    assert publish.publish(root / "cards", NAMES, dry_run=True, out=root / "out", log=lines.append) == \
         {name: None for name in NAMES}
     for name in NAMES:
         folder = root / "out" / name

@@ -9,8 +9,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from convgru_zoo import pretrained, release, specs
+from convgru_zoo import pretrained, specs
+from convgru_zoo.publishing import release
 from convgru_zoo._files import sha256_of
+from helpers import CARDS_DIR, REPO
 
 SHIPPED = [w for w in specs.PRETRAINED.values() if w.ships]
 MAX_WEIGHTS_MB = 100
@@ -33,12 +35,12 @@ def test_shipped_files_are_the_published_ones(weights):
 def test_repository_weights_are_kept_once_within_budget():
     import subprocess
 
-    files = [release.weights_path(w, fw) for w in specs.PRETRAINED.values() for fw, _ in w.sha256]
-    files = [f for f in files if f.is_file() and f.is_relative_to(release.REPO)]
-    listed = subprocess.run(["git", "ls-files", "-z", "--", *files], cwd=release.REPO, capture_output=True)
+    files = [release.weights_path(w, fw, CARDS_DIR) for w in specs.PRETRAINED.values() for fw, _ in w.sha256]
+    files = [f for f in files if f.is_file() and f.is_relative_to(REPO)]
+    listed = subprocess.run(["git", "ls-files", "-z", "--", *files], cwd=REPO, capture_output=True)
     if listed.returncode != 0:
-        pytest.skip(f"not a git checkout: {release.REPO}")
-    files = [release.REPO / name for name in listed.stdout.decode().split("\0") if name]  # ignored copies don't count
+        pytest.skip(f"not a git checkout: {REPO}")
+    files = [REPO / name for name in listed.stdout.decode().split("\0") if name]  # ignored copies don't count
     digests = [sha256_of(f) for f in files]
     assert len(set(digests)) == len(digests), "the same weights are committed twice"
     assert sum(f.stat().st_size for f in files) <= MAX_WEIGHTS_MB * 2 ** 20
@@ -54,7 +56,7 @@ def test_every_door_gives_the_same_logits(weights, one_thread):
     clip = np.random.default_rng(0).random((2, 4, *weights.input_size), dtype=np.float32)
     with torch.no_grad():
         logits = timm.create_model(weights.name, pretrained=True).eval()(torch.from_numpy(clip)).numpy()
-        hub = torch.hub.load(str(release.REPO), weights.arch, source="local", pretrained=True).eval()
+        hub = torch.hub.load(str(REPO), weights.arch, source="local", pretrained=True).eval()
         np.testing.assert_allclose(hub(torch.from_numpy(clip)).numpy(), logits, rtol=0, atol=0)
     ms = pytest.importorskip("mindspore")
     import mindcv
@@ -72,7 +74,7 @@ def test_both_frameworks_forecast_alike(weights, one_thread):
     with torch.no_grad():
         forecast = create_forecaster(weights.arch, pretrained=True, output_frames=3).eval()(
             torch.from_numpy(clip)).numpy()
-        hub = torch.hub.load(str(release.REPO), weights.arch, source="local", pretrained=True, output_frames=3).eval()
+        hub = torch.hub.load(str(REPO), weights.arch, source="local", pretrained=True, output_frames=3).eval()
         np.testing.assert_allclose(hub(torch.from_numpy(clip)).numpy(), forecast, rtol=0, atol=0)
     ms = pytest.importorskip("mindspore")
     twin = create_forecaster(weights.arch, framework="mindspore", pretrained=True, output_frames=3)
@@ -90,8 +92,8 @@ def test_the_wheel_ships_every_released_shipped_file(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(release.REPO / name, source / name)
-    shutil.copytree(release.REPO / "convgru_zoo", source / "convgru_zoo",
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(REPO / "convgru_zoo", source / "convgru_zoo",
                     ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True)

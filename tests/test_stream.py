@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch")
 av = pytest.importorskip("av")
 Image = pytest.importorskip("PIL.Image")
 
-from convgru_zoo import cli, models, stream  # noqa: E402
+from convgru_zoo import cli, models  # noqa: E402
+from convgru_zoo.deploy import stream  # noqa: E402
 
 FRAMES, SIZE = 4, 32
 

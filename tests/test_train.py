@@ -6,9 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convgru_zoo import checkpoint as ckpt
+from convgru_zoo import run_files as ckpt
 from convgru_zoo import train as training
+from convgru_zoo.data.datasets import build_dataset, normalize
 from convgru_zoo.models import create_model
+from convgru_zoo.torch import device as torch_device
 from convgru_zoo.torch import train as torch_training
 from convgru_zoo.train import ConfigError, Dist, Runtime, TrainConfig
 from helpers import MNIST, needs_mnist
@@ -86,7 +88,7 @@ def test_forecaster_training_lowers_the_loss_and_writes_a_self_describing_run(tm
     assert [r["step"] for r in records] == list(range(1, 9))
     # Two clips seen 8 times: the forecast must beat both its start (the head's prior) and the best
     # constant frame (their mean brightness), the plateau a forecaster that learns nothing sits on.
-    future = torch.from_numpy(training.build_dataset("forecast", str(MNIST), "train", 2).batch([0, 1]))[:, 10:]
+    future = torch.from_numpy(build_dataset("moving_mnist", str(MNIST), "train", 2).batch([0, 1]))[:, 10:]
     mean_frame_loss = F.binary_cross_entropy(future.mean().expand_as(future), future).item()
     assert records[-1]["loss"] < min(records[0]["loss"], mean_frame_loss)
     assert all(np.isfinite(r["grad_norm"]) and r["lr"] == 3e-3 for r in records)
@@ -125,9 +127,9 @@ def test_backbone_trains_with_bf16_autocast_and_sgd(tmp_path):
     assert not np.array_equal(model.state_dict()["head.fc.weight"].numpy(), state["head.fc.weight"]), "SGD moved"
     # The validation logged at the last step is that of the final weights, recomputed here.
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-    clips, labels = training.build_dataset("classify", str(MNIST), "val", 4).batch(range(4))
+    clips, labels = build_dataset("motion_mnist", str(MNIST), "val", 4).batch(range(4))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        logits = model.eval()(torch.from_numpy(training.normalize(clips))).float()
+        logits = model.eval()(torch.from_numpy(normalize(clips))).float()
     assert records[-1]["val_top1"] == (logits.argmax(-1).numpy() == labels).mean()
     assert records[-1]["val_loss"] == pytest.approx(F.cross_entropy(logits, torch.from_numpy(labels)).item(), rel=1e-3)
 
@@ -145,7 +147,7 @@ def test_batchnorm_statistics_are_those_of_the_final_weights(tmp_path, one_threa
     for norm in model.modules():  # statistics from nowhere: what the recalibration must replace
         if isinstance(norm, torch.nn.BatchNorm2d):
             norm.running_mean.fill_(7.0)
-    train_set = training.build_dataset("classify", str(MNIST), "train", 8)
+    train_set = build_dataset("motion_mnist", str(MNIST), "train", 8)
     torch_training.recalibrate_batchnorm("classify", model, train_set, 2, torch.device("cpu"),
                                          torch_training.autocast_for("none", torch.device("cpu")))
     for name, value in model.state_dict().items():
@@ -196,7 +198,7 @@ def test_forecaster_trains_with_bf16_autocast(tmp_path):
 @needs_mnist
 @pytest.mark.parametrize("native", [True, False])
 def test_amp_auto_trains_in_bf16_only_where_the_cpu_computes_it_natively(tmp_path, monkeypatch, native):
-    monkeypatch.setattr(torch_training.machine, "native_bf16", lambda: native)
+    monkeypatch.setattr(torch_device.machine, "native_bf16", lambda: native)
     autocasts = []
     autocast_for = torch_training.autocast_for
     monkeypatch.setattr(torch_training, "autocast_for", lambda amp, device: autocasts.append(amp) or autocast_for(amp, device))

@@ -121,7 +121,7 @@ def test_resume_continues_the_run_and_refuses_other_data_settings(motion_data, t
 
 def test_mindspore_fine_tunes_the_pytorch_run_on_the_folder(motion_data, torch_run, tmp_path):
     pytest.importorskip("mindspore")
-    from convgru_zoo.checkpoint import read_weights
+    from convgru_zoo.run_files import read_weights
     out = tmp_path / "ms"
     assert cli.main(["train", "--framework", "mindspore", "--init-weights", str(torch_run), "--task", "classify",
                      "--model", "convgru_tiny", "--data", str(motion_data[0]), *CLIP, "--steps", "2",
@@ -142,7 +142,7 @@ def test_a_new_head_for_the_folders_classes_when_starting_from_other_weights(mot
                      "--init-weights", str(torch_run), "--steps", "1", "--batch-size", "2", "--num-sequences", "30",
                      "--lr", "1e-9", "--schedule", "constant", "--optimizer", "sgd", "--weight-decay", "0",
                      "--momentum", "0", "--out", str(out), "--no-progress"]) == 0
-    from convgru_zoo.checkpoint import read_weights
+    from convgru_zoo.run_files import read_weights
     start, tuned = read_weights(torch_run / "model.safetensors")[0], read_weights(out / "model.safetensors")[0]
     assert tuned["head.fc.weight"].shape == (3, 128)
     np.testing.assert_allclose(tuned["stem.conv.weight"], start["stem.conv.weight"], atol=1e-6)

@@ -29,7 +29,7 @@ else:
     raise SystemExit("torch must not be importable here")
 
 from convgru_zoo import cli, convert, pretrained, specs
-from convgru_zoo.checkpoint import read_weights
+from convgru_zoo.run_files import read_weights
 
 run = out / "run"
 train = ["train", "--framework", "mindspore", "--task", "forecast", "--model", "convgru_forecaster_tiny",

@@ -14,8 +14,8 @@ the direction: the digit's appearance does not depend on it, and its start posit
 drawn independently of the velocity. A classifier of frame ``BASELINE_FRAME`` (0) is therefore at
 chance on the direction, and capped at a quarter of its digit accuracy: the single-frame baseline
 for contrast. Later frames are not blind: a digit drifts towards the side it moves to, so its
-position alone tells the direction of frame 0 with up to 59% accuracy at frame 4 and 74% at frame
-9 (``single_frame_direction_ceiling`` measures this Bayes bound; frame 0 gives 25.0%).
+position alone tells part of the direction (``single_frame_direction_ceiling`` computes this Bayes
+bound; docs/design.md has the figures).
 
 ``augment=True`` (training) gives each clip its own random affine of its digit images (scale,
 rotation, shear) and stroke width (``augment_digits``), drawn from the item's stream after every

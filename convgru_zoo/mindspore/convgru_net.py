@@ -1,8 +1,7 @@
-"""ConvGRU video backbones for MindSpore / MindCV: ``convgru_tiny``, ``convgru_small``, ``convgru_base``.
+"""ConvGRU video backbones for MindSpore / MindCV, one ``convgru_*`` entry point per ``specs.BACKBONES`` variant.
 
-The twin of :mod:`convgru_zoo.torch.convgru_net` (its docstring has the design and the table of
-parameters and GFLOPs): the same variant specs (:data:`convgru_zoo.specs.BACKBONES`), the same
-parameter names (BatchNorm's ``gamma/beta/moving_mean/moving_variance`` for torch's
+The twin of :mod:`convgru_zoo.torch.convgru_net` (its docstring has the design): the same variant
+specs (:data:`convgru_zoo.specs.BACKBONES`), the same parameter names (BatchNorm's ``gamma/beta/moving_mean/moving_variance`` for torch's
 ``weight/bias/running_mean/running_var``, see :mod:`convgru_zoo.convert`), the same outputs.
 
     clip (B,T,C,H,W)    a 4-D image (B,C,H,W) is a one-frame clip

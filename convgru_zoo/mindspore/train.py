@@ -28,11 +28,13 @@ from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 from tqdm.auto import tqdm
 
-from .. import checkpoint as ckpt
+from .. import run_files as ckpt
 from .. import train as core
 from ..convert import mindspore_to_torch, save_mindspore_checkpoint, torch_to_mindspore
+from ..data.datasets import normalize
 from ..models import create_model
 from ..train import CONTEXT_FRAMES, ConfigError, Dist
+from .device import device_target
 from .weights import assign_strict, load_params
 
 
@@ -47,16 +49,6 @@ def check(config: core.TrainConfig, runtime: core.Runtime, env: Dist) -> None:
         raise ConfigError(f"--framework mindspore runs data parallel under msrun (msrun --worker_num=N ... "
                           f"convgru-zoo train ...), got a job of {env.world} processes from another launcher")
     device_target(runtime.device)
-
-
-def device_target(device: str):
-    """``--device`` (auto, cpu, cuda, cuda:N) as MindSpore's (target, index); auto: MindSpore's default."""
-    if device == "auto":
-        return None, None
-    kind, _, index = device.partition(":")
-    if kind not in ("cpu", "cuda") or (index and not index.isdigit()):
-        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    return ("CPU" if kind == "cpu" else "GPU"), (int(index) if index else None)
 
 
 class ForecastLoss(nn.Cell):
@@ -153,7 +145,7 @@ class Trainer:
         if self.task == "forecast":
             return (Tensor(batch),)
         clips, labels = batch
-        return Tensor(core.normalize(clips)), Tensor(labels.astype(np.int32))
+        return Tensor(normalize(clips)), Tensor(labels.astype(np.int32))
 
     def step(self, batch, lr):
         self.lr.set_data(Tensor(lr, ms.float32))
@@ -213,7 +205,7 @@ def validate(task, model, dataset, batch_size, loss="bce"):
             value = _bce(pred, future) if loss == "bce" else float(((pred - future) ** 2).mean())
         else:
             clips, labels = items
-            logits = model(Tensor(core.normalize(clips))).asnumpy().astype(np.float64)
+            logits = model(Tensor(normalize(clips))).asnumpy().astype(np.float64)
             shifted = logits - logits.max(-1, keepdims=True)
             log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
             value = float(-log_probs[np.arange(len(labels)), labels].mean())

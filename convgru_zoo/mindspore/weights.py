@@ -67,7 +67,7 @@ def pretrained_params(name):
         path = _pretrained.weights_file(name, "mindspore")
         return read_mindspore_checkpoint(path), path
     if weights.file_sha256("torch"):
-        from ..checkpoint import read_weights
+        from ..run_files import read_weights
 
         path = _pretrained.weights_file(name, "torch")
         return convert.torch_to_mindspore(read_weights(path)[0]), path

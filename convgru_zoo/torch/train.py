@@ -20,41 +20,21 @@ from safetensors.torch import save as save_tensors
 from timm.utils import distribute_bn
 from tqdm.auto import tqdm
 
-from .. import checkpoint as ckpt
-from .. import machine
+from .. import run_files as ckpt
 from .. import train as core
 from ..models import create_model
 from ..specs import MEAN, STD
 from ..train import CONTEXT_FRAMES, ConfigError, Dist
+from .device import autocast_for, resolve_amp, resolve_device
 
 
 # ---------------------------------------------------------------- checks and devices
-def resolve_device(name: str, env: Dist) -> torch.device:
-    """``--device`` (auto, cpu, cuda, cuda:N) as a torch device; under torchrun, cuda is the local rank's."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device must name an available device, got {name!r} but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", env.local_rank)
-        if device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device must name one of the {torch.cuda.device_count()} CUDA devices, got {name!r}")
-    return device
-
-
 def check(config: core.TrainConfig, runtime: core.Runtime, env: Dist) -> None:
     """What only the PyTorch loop can check: its launcher, the device and the AMP mode on it."""
     if env.world > 1 and "WORLD_SIZE" not in os.environ:
         raise ConfigError(f"--framework torch runs data parallel under torchrun (torchrun --nproc_per_node=N -m "
                           f"convgru_zoo.cli train ...), got a job of {env.world} processes from another launcher")
-    device = resolve_device(runtime.device, env)
+    device = resolve_device(runtime.device, env.local_rank)
     if config.amp == "fp16" and device.type != "cuda":
         raise ConfigError(f"--amp fp16 needs a CUDA device (GradScaler), got --device {device}; use --amp bf16 on CPU")
 
@@ -75,7 +55,7 @@ class StepBatchSampler(torch.utils.data.Sampler):
 
 
 def normalize(clip: torch.Tensor) -> torch.Tensor:
-    """:func:`convgru_zoo.train.normalize` for a tensor, on its device."""
+    """:func:`convgru_zoo.data.datasets.normalize` for a tensor, on its device."""
     mean = torch.tensor(MEAN, dtype=torch.float32, device=clip.device).view(-1, 1, 1)
     std = torch.tensor(STD, dtype=torch.float32, device=clip.device).view(-1, 1, 1)
     return (clip - mean) / std
@@ -111,28 +91,8 @@ def make_optimizer(config: core.TrainConfig, model):
                            weight_decay=config.weight_decay)
 
 
-def resolve_amp(amp: str, device: torch.device) -> str:
-    """``--amp auto`` on ``device``: bf16 where it is native (a CUDA GPU with bf16, a CPU with AVX-512 BF16 or
-    AMX), else none. Decided at every start, so a run resumed on another machine may change precision."""
-    if amp != "auto":
-        return amp
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "none"
-    return "bf16" if machine.native_bf16() else "none"
-
-
-def autocast_for(amp: str, device: torch.device):
-    """A no-argument context factory: bf16/fp16 autocast on ``device`` or nothing (``auto`` is resolved before)."""
-    dtypes = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if amp not in dtypes:
-        raise ValueError(f"amp must be one of {sorted(dtypes)} (resolve 'auto' first), got {amp!r}")
-    if dtypes[amp] is None:
-        return lambda: torch.autocast(device.type, enabled=False)
-    return lambda: torch.autocast(device.type, dtype=dtypes[amp])
-
-
 def as_arrays(state_dict) -> dict:
-    """A state dict as ``{name: np.ndarray}`` (CPU copies), for :mod:`convgru_zoo.checkpoint`."""
+    """A state dict as ``{name: np.ndarray}`` (CPU copies), for :mod:`convgru_zoo.run_files`."""
     return {k: v.detach().cpu().numpy() for k, v in state_dict.items()}
 
 
@@ -260,7 +220,7 @@ def validate(task, model, dataset, batch_size, device, autocast, loss="bce"):
 
 def run(config: core.TrainConfig, runtime: core.Runtime, env: Dist, resume_from) -> dict:
     """Train (or resume from ``resume_from``, a checkpoint sidecar) in PyTorch; return the summary."""
-    device = resolve_device(runtime.device, env)
+    device = resolve_device(runtime.device, env.local_rank)
     if env.world > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":

@@ -15,10 +15,11 @@ import safetensors.torch
 import timm
 import torch
 
-from convgru_zoo import pretrained, release, specs  # importing convgru_zoo registers the models with timm
+from convgru_zoo import pretrained, specs  # importing convgru_zoo registers the models with timm
+from convgru_zoo.publishing import release
 from convgru_zoo._files import atomic_write
 
-_published = {name: release.weights_path(w, "torch") for name, w in specs.BACKBONE_WEIGHTS.items()
+_published = {name: release.weights_path(w, "torch", Path(__file__).resolve().parents[2] / release.CARDS) for name, w in specs.BACKBONE_WEIGHTS.items()
               if w.file_sha256("torch")}
 pretrained.WEIGHTS_DIR = Path(os.environ["CONVGRU_TEST_WEIGHTS_DIR"])
 pretrained.WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from ._files import atomic_write
+from .._files import atomic_write
 
 DPI = 100
 CELL_INCHES = 0.8     # side of one frame in a forecast grid

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import checkpoint as ckpt
+from .. import run_files as ckpt
 from . import metrics as zoo_metrics
 from . import plots
-from .data.moving_mnist import DIRECTIONS
-from .specs import FRAMEWORKS
-from .models import TASKS, create_model, list_models
-from .train import CONTEXT_FRAMES, ConfigError, Dist, build_dataset, check_out_folder, metrics_lines_upto, normalize
+from ..specs import FRAMEWORKS
+from ..models import TASKS, create_model, list_models
+from ..data.datasets import CONTEXT_FRAMES, DATASETS, DEFAULT, build_dataset, normalize
+from ..train import ConfigError, check_out_folder, metrics_lines_upto
 
 
 GENERATED_TEST_SEQUENCES = 1000  # default number of generated test clips
@@ -78,9 +78,9 @@ class TorchPredictor:
     def __init__(self, model_name, state, device="auto", **model_kwargs):
         import torch
 
-        from .torch.train import resolve_device
+        from ..torch.device import resolve_device
         self.torch = torch
-        self.device = resolve_device(device, Dist())
+        self.device = resolve_device(device)
         self.model = create_model(model_name, **model_kwargs).to(self.device).eval()
         try:
             self.model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
@@ -99,9 +99,9 @@ class MindSporePredictor:
     def __init__(self, model_name, state, device="auto", checkpoint=None, **model_kwargs):
         import mindspore as ms
 
-        from .convert import torch_to_mindspore
-        from .mindspore.train import device_target
-        from .mindspore.weights import load_params, read_mindspore_checkpoint
+        from ..convert import torch_to_mindspore
+        from ..mindspore.device import device_target
+        from ..mindspore.weights import load_params, read_mindspore_checkpoint
         target, index = device_target(device)
         if target is not None:
             ms.set_device(target, index)
@@ -160,8 +160,9 @@ def evaluate_forecast(predict, dataset, batch_size, progress=True):
     return results, example
 
 
-def evaluate_classify(predict, dataset, batch_size, progress=True):
-    """Top-1/top-5 on whole clips, accuracy per digit x direction, and the single-frame ceiling.
+def evaluate_classify(predict, dataset, batch_size, progress=True, grid=DATASETS[DEFAULT["classify"]].grid):
+    """Top-1/top-5 on whole clips, accuracy per class and per column of the classes' ``grid`` (Motion MNIST:
+    digit x direction), and the single-frame ceiling.
 
     The single-frame baseline is analytic (``metrics.single_frame_ceiling``): one frame shows the
     digit but not its direction, so a one-frame classifier with this model's digit recognition
@@ -175,13 +176,13 @@ def evaluate_classify(predict, dataset, batch_size, progress=True):
         logits.append(predict(normalize(clips).astype(np.float32)))
         labels.append(batch_labels)
     logits, labels = np.concatenate(logits), np.concatenate(labels)
-    directions = len(DIRECTIONS)
+    columns = grid[1]
     per_class = zoo_metrics.accuracy_by_group(logits, labels, labels, logits.shape[1])
     return {"num_sequences": len(dataset), "clip": zoo_metrics.topk_accuracy(logits, labels),
-            "single_frame_ceiling": zoo_metrics.single_frame_ceiling(logits, labels, directions),
-            "per_direction_top1": dict(zip(DIRECTIONS, zoo_metrics.accuracy_by_group(
-                logits, labels, labels % directions, directions))),
-            "per_class_top1": np.reshape(per_class, (-1, directions)).tolist()}
+            "single_frame_ceiling": zoo_metrics.single_frame_ceiling(logits, labels, len(columns)),
+            "per_direction_top1": dict(zip(columns, zoo_metrics.accuracy_by_group(
+                logits, labels, labels % len(columns), len(columns)))),
+            "per_class_top1": np.reshape(per_class, (-1, len(columns))).tolist()}
 
 
 class HashedItems:
@@ -202,7 +203,7 @@ class HashedItems:
 
 
 def _test_set(task, mnist, fixed_test, num_sequences):
-    from .data.moving_mnist import FixedMovingMNIST
+    from ..data.moving_mnist import FixedMovingMNIST
     if fixed_test is not None:
         if task != "forecast":
             raise ConfigError(f"--fixed-test applies to --task forecast, got --task {task}")
@@ -215,7 +216,7 @@ def _test_set(task, mnist, fixed_test, num_sequences):
         return _FirstN(full, min(num_sequences or len(full), len(full))), {"source": "fixed", "path": str(fixed_test)}
     if mnist is None or not Path(mnist).is_dir():
         raise ConfigError(f"--mnist must be a folder holding MNIST idx files (or give --fixed-test), got {mnist!r}")
-    dataset = build_dataset(task, mnist, "test", num_sequences or GENERATED_TEST_SEQUENCES)
+    dataset = build_dataset(DEFAULT[task], mnist, "test", num_sequences or GENERATED_TEST_SEQUENCES)
     return dataset, {"source": "generated", "split": "test", "seed": dataset.seed, "mnist": str(mnist)}
 
 
@@ -250,7 +251,7 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
              framework="torch", device="auto", out=None, progress=True, data=None, skip_bad_clips=False,
              mindspore_checkpoint=None):
     """Evaluate ``weights`` on Moving MNIST or the test split of ``data``, a folder of clips
-    (:mod:`convgru_zoo.folder_eval`); write JSON and PNGs into ``out``; return the report (with ``files``).
+    (:mod:`convgru_zoo.evaluation.folder`); write JSON and PNGs into ``out``; return the report (with ``files``).
 
     With ``framework="mindspore"``, ``mindspore_checkpoint`` evaluates that file (converted from
     ``weights``) instead of converting ``weights`` in memory; ``weights`` still names task and model."""
@@ -270,7 +271,7 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
         if mnist is not None or fixed_test is not None:
             raise ConfigError(f"--data replaces --mnist and --fixed-test, got --data {data!r} with "
                               f"{'--mnist' if mnist is not None else '--fixed-test'}")
-        from .folder_eval import folder_test_set
+        from .folder import folder_test_set
         dataset, model_kwargs, data = folder_test_set(data, task, state, run_dir, skip_bad_clips, progress)
     else:
         dataset, data = _test_set(task, mnist, fixed_test, num_sequences)
@@ -289,13 +290,14 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
             files["per_step"] = str(plots.save_metric_curves(out / f"{stem}_per_step.png", results["per_frame"],
                                                              title=f"{model}: metrics per predicted frame"))
         elif data["source"] == "folder":
-            from .folder_eval import evaluate_folder_classify, save_folder_classify_figures
+            from .folder import evaluate_folder_classify, save_folder_classify_figures
             report["metrics"] = evaluate_folder_classify(predict, dataset, data["classes"], batch_size, progress)
             files.update(save_folder_classify_figures(out, stem, model, report["metrics"]))
         else:
             report["metrics"] = evaluate_classify(predict, dataset, batch_size, progress)
+            rows, columns = DATASETS[DEFAULT[task]].grid
             files["per_class"] = str(plots.save_accuracy_grid(
-                out / f"{stem}_per_class.png", report["metrics"]["per_class_top1"], range(10), DIRECTIONS,
+                out / f"{stem}_per_class.png", report["metrics"]["per_class_top1"], rows, columns,
                 title=f"{model}: top-1 per digit and direction"))
         data["sha256"] = dataset.digest.hexdigest()
     if run_dir is not None and (curves := training_curves(run_dir, out / "training_curves.png")):

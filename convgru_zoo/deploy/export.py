@@ -25,9 +25,9 @@ with ``overwrite=True``.
 import os
 from pathlib import Path
 
-from . import specs
-from ._files import atomic_write
-from .models import inference_model
+from .. import specs
+from .._files import atomic_write
+from ..models import inference_model
 
 FORMATS = {"onnx": ".onnx", "mindir": ".mindir", "torchscript": ".pt"}  # format -> file suffix
 FRAMEWORK = {"onnx": "torch", "torchscript": "torch", "mindir": "mindspore"}
@@ -109,7 +109,7 @@ def _export_onnx_step(model, shape):
     """The step graph as an ONNX ModelProto (dynamo exporter), dynamic batch and frame size."""
     import torch
 
-    from .torch.graphs import StepGraph
+    from ..torch.graphs import StepGraph
 
     batch, multiple = torch.export.Dim("batch"), size_multiple(model)
     rows, cols = torch.export.Dim("rows", min=1), torch.export.Dim("cols", min=1)
@@ -221,7 +221,7 @@ def backbone_clip_graph(model, step_proto):
 def _write_torchscript(model, shape, step, tmp):
     import torch
 
-    from .torch.graphs import StepGraph
+    from ..torch.graphs import StepGraph
 
     graph = StepGraph(model) if step else model
     with torch.no_grad():
@@ -236,7 +236,7 @@ def _write_mindir(model, shape, step, tmp):
     import mindspore as ms
     import numpy as np
 
-    from .mindspore.graphs import StepCell
+    from ..mindspore.graphs import StepCell
 
     clip = ms.Tensor(np.random.default_rng(0).random(shape, dtype=np.float32))
     if step:

@@ -18,9 +18,10 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from . import cards, pretrained, specs
-from ._files import atomic_write_json, sha256_of
-from .release import CARDS_DIR, convert_to_mindspore, result_dir, weights_path
+from . import cards
+from .. import pretrained, specs
+from .._files import atomic_write_json, sha256_of
+from .release import convert_to_mindspore, result_dir, weights_path
 
 
 class PublishError(RuntimeError):
@@ -52,7 +53,7 @@ def hub_config(weights: specs.PretrainedWeights) -> dict:
             "pretrained_cfg": pretrained_cfg}
 
 
-def build_folder(name: str, out, cards_dir=CARDS_DIR) -> dict:
+def build_folder(name: str, out, cards_dir) -> dict:
     """Write and check the Hub repo folder of ``name`` in ``out/<name>``; return ``{path in repo: local file}``."""
     weights = pretrained.get(name)
     source = result_dir(name, cards_dir)
@@ -85,7 +86,7 @@ def build_folder(name: str, out, cards_dir=CARDS_DIR) -> dict:
     return {path_in_repo: folder / path_in_repo for path_in_repo in sorted(files)}
 
 
-def publish(names=None, org=specs.HF_ORG, dry_run=False, out=None, cards_dir=CARDS_DIR, log=print) -> dict:
+def publish(cards_dir, names=None, org=specs.HF_ORG, dry_run=False, out=None, log=print) -> dict:
     """Build and check every tag's folder, then (unless ``dry_run``) upload each; return ``{name: commit or None}``."""
     names = list(names or cards.released_names(cards_dir))
     if not names:

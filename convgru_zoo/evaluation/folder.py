@@ -13,9 +13,10 @@ from tqdm.auto import tqdm
 
 from . import metrics as zoo_metrics
 from . import plots
-from .data.video_folder import BadClipError, VideoFolder, VideoFolderConfig
-from .specs import INPUT_SIZE
-from .train import CLASSIFIER, CONTEXT_FRAMES, ConfigError, normalize
+from ..data.video_folder import BadClipError, VideoFolder, VideoFolderConfig
+from ..specs import INPUT_SIZE
+from ..data.datasets import CONTEXT_FRAMES, normalize
+from ..train import CLASSIFIER, ConfigError
 
 
 def run_data_record(run_dir):

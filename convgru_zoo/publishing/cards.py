@@ -8,18 +8,18 @@ A card is the Hub's format: YAML front matter (license, library, tags, pipeline 
 ``EvalResult``) and a Markdown body: what the model is for, its limits, how to load it in every
 door, the recipe with its command and training hours, the metrics beside their baselines, pictures,
 the data caveat and the citation. Every number comes from ``release.json`` and the evaluation JSONs
-beside it (``convgru_zoo.release``); figures quoted from other work from ``model_cards/reference/``.
+beside it (``convgru_zoo.publishing.release``); figures quoted from other work from ``model_cards/reference/``.
 """
 import json
 from pathlib import Path
 
 import numpy as np
 
-from . import machine, specs
-from .data.moving_mnist import DIRECTIONS
-from .release import CARDS_DIR, result_dir
+from .. import machine, specs
+from ..data.moving_mnist import DIRECTIONS
+from .release import result_dir
 
-REFERENCE_FILE = CARDS_DIR / "reference" / "openstl_moving_mnist.json"  # quoted figures of other work, with source
+REFERENCE = Path("reference") / "openstl_moving_mnist.json"  # in cards_dir: quoted figures of other work, with source
 CITATION = """@article{ballas2015delving,
   title   = {Delving Deeper into Convolutional Networks for Learning Video Representations},
   author  = {Ballas, Nicolas and Yao, Li and Pal, Chris and Courville, Aaron},
@@ -31,7 +31,7 @@ DATA_CAVEAT = ("The clips are made of MNIST's official *test* digits (10,000 ima
                "digit image is ever seen in training, but the training digits are not MNIST's training set.")
 
 
-def released_names(cards_dir=CARDS_DIR):
+def released_names(cards_dir):
     """Names of the tags with a release (``release.json``) in ``cards_dir``, in ``specs.PRETRAINED`` order."""
     return [name for name in specs.PRETRAINED if (result_dir(name, cards_dir) / "release.json").is_file()]
 
@@ -44,9 +44,9 @@ def _load(name, cards_dir):
     return release, evals
 
 
-def parameter_count(name, cards_dir=CARDS_DIR) -> int:
+def parameter_count(name, cards_dir) -> int:
     """Parameters in the released PyTorch file (buffers such as BatchNorm statistics not counted)."""
-    from .checkpoint import read_weights
+    from ..run_files import read_weights
     from .release import weights_path
 
     arrays, _ = read_weights(weights_path(specs.PRETRAINED[name], "torch", cards_dir))
@@ -54,7 +54,7 @@ def parameter_count(name, cards_dir=CARDS_DIR) -> int:
                                                                         "num_batches_tracked"))))
 
 
-def card_data(name, cards_dir=CARDS_DIR):
+def card_data(name, cards_dir):
     """The front matter: huggingface_hub's ``ModelCardData`` with one ``EvalResult`` per metric."""
     from huggingface_hub import EvalResult, ModelCardData
 
@@ -126,7 +126,7 @@ def _metrics_section(weights, evals, cards_dir):
             f"{_fmt(ms['ssim'])} | {_fmt(ms['psnr'], 2)} |",
             f"| repeating the last input frame | 0 | {_fmt(base['mse'], 2)} | {_fmt(base['mae'], 2)} | "
             f"{_fmt(base['ssim'])} | {_fmt(base['psnr'], 2)} |"]
-    reference = json.loads(REFERENCE_FILE.read_text())
+    reference = json.loads((Path(cards_dir) / REFERENCE).read_text())
     for r in reference["models"]:
         rows.append(f"| {r['name']} ({reference['source']}, {r['training']}) | {r['params_m']:.1f} | "
                     f"{_fmt(r['mse'], 2)} | {_fmt(r.get('mae'), 2)} | {_fmt(r['ssim'])} | {_fmt(r.get('psnr'), 2)} |")
@@ -143,7 +143,7 @@ def _metrics_section(weights, evals, cards_dir):
         "![metrics per predicted frame](eval_forecast_torch_per_step.png)"])
 
 
-def render(name, cards_dir=CARDS_DIR) -> str:
+def render(name, cards_dir) -> str:
     """The card of ``name`` as text (front matter + body), from its committed results only."""
     from huggingface_hub import ModelCard
 
@@ -228,9 +228,9 @@ convgru-zoo release {name} --run RUN_DIR --mnist MNIST_DIR
     return ModelCard(f"---\n{card_data(name, cards_dir).to_yaml()}\n---\n{body}").content
 
 
-def write_cards(names=None, cards_dir=CARDS_DIR, check=False):
+def write_cards(cards_dir, names=None, check=False):
     """Write (or with ``check`` compare) the cards; return the names whose committed card differs."""
-    from ._files import atomic_write_bytes
+    from .._files import atomic_write_bytes
 
     stale = []
     for name in names or released_names(cards_dir):
@@ -244,12 +244,11 @@ def write_cards(names=None, cards_dir=CARDS_DIR, check=False):
 
 
 # ---------------------------------------------------------------- README tables
-README = CARDS_DIR.parent / "README.md"
-BACKBONE_FIGURES = CARDS_DIR.parent / "benchmarks" / "results" / "backbone_figures.json"
+BACKBONE_FIGURES = Path("benchmarks") / "results" / "backbone_figures.json"  # in the repository
 
 
 def _backbone_figures_table(cards_dir):
-    rows = json.loads(BACKBONE_FIGURES.read_text())["rows"]
+    rows = json.loads((Path(cards_dir).parent / BACKBONE_FIGURES).read_text())["rows"]
     clip = "x".join(map(str, rows[0]["clip"]))
     return "\n".join([f"| model | params (M) | GFLOPs ({clip} clip) |", "|---|---|---|",
                       *(f"| {r['model']} | {r['params_m']:.3f} | {r['gflops']:.3f} |" for r in rows), "",
@@ -281,7 +280,7 @@ def _pretrained_table(cards_dir):
 README_TABLES = {"backbone-figures": _backbone_figures_table, "pretrained": _pretrained_table}
 
 
-def render_readme(text, cards_dir=CARDS_DIR):
+def render_readme(text, cards_dir):
     """``text`` with every generated block (between its BEGIN/END markers) rendered from the results."""
     for key, table in README_TABLES.items():
         begin, end = f"<!-- BEGIN generated:{key} (convgru-zoo cards) -->", f"<!-- END generated:{key} -->"
@@ -292,9 +291,9 @@ def render_readme(text, cards_dir=CARDS_DIR):
     return text
 
 
-def write_readme(check=False, path=README, cards_dir=CARDS_DIR):
+def write_readme(path, cards_dir, check=False):
     """Regenerate the README's tables (or with ``check`` only compare); True when the file differs."""
-    from ._files import atomic_write_bytes
+    from .._files import atomic_write_bytes
 
     text = Path(path).read_text()
     fresh = render_readme(text, cards_dir)

@@ -21,21 +21,20 @@ each evaluation JSON records its sha256.
 import json
 from pathlib import Path
 
-from . import checkpoint as ckpt
-from . import machine, pretrained, specs
-from ._files import atomic_write_bytes, atomic_write_json, sha256_of
-from .train import ConfigError
+from .. import run_files as ckpt
+from .. import machine, pretrained, specs
+from .._files import atomic_write_bytes, atomic_write_json, sha256_of
+from ..train import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
-CARDS_DIR = REPO / "model_cards"
+CARDS = "model_cards"  # the repository's folder of released tags (``<repo>/model_cards/<tag>/``)
 TEST_SEQUENCES = 1000
 
 
-def result_dir(name: str, cards_dir=CARDS_DIR) -> Path:
+def result_dir(name: str, cards_dir) -> Path:
     return Path(cards_dir) / name
 
 
-def weights_path(weights: specs.PretrainedWeights, framework: str, cards_dir=CARDS_DIR) -> Path:
+def weights_path(weights: specs.PretrainedWeights, framework: str, cards_dir) -> Path:
     """Where the repository keeps ``framework``'s file of ``weights``: the package if it ships, else its card folder."""
     if weights.ships:
         return pretrained.shipped_path(weights.name, framework)
@@ -87,15 +86,16 @@ def training_cost(time_spent: dict, threads: list, world: int, gpu: bool) -> dic
 
 def convert_to_mindspore(torch_file: Path, ckpt_file: Path) -> str:
     """Write the MindSpore checkpoint of a PyTorch safetensors file; return its sha256."""
-    from .convert import save_mindspore_checkpoint, torch_to_mindspore
+    from ..convert import save_mindspore_checkpoint, torch_to_mindspore
 
     state, _ = ckpt.read_weights(torch_file)
     save_mindspore_checkpoint(torch_to_mindspore(state), ckpt_file)
     return sha256_of(ckpt_file)
 
 
-def _repo_relative(path: Path) -> str:
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+def _repo_relative(path: Path, repo: Path) -> str:
+    path, repo = Path(path).resolve(), Path(repo).resolve()
+    return str(path.relative_to(repo)) if path.is_relative_to(repo) else str(path)
 
 
 def _relative_report(path: Path, weights_name: str):
@@ -108,9 +108,10 @@ def _relative_report(path: Path, weights_name: str):
     return report
 
 
-def release(name: str, run, mnist, cards_dir=CARDS_DIR, train_threads=None, progress=True) -> dict:
-    """Check, convert, evaluate and record the run ``run`` as the weights ``name``; return ``release.json``."""
-    from . import evaluate
+def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True) -> dict:
+    """Check, convert, evaluate and record the run ``run`` as the weights ``name`` into ``cards_dir`` (a
+    repository's ``model_cards`` folder, see :data:`CARDS`); return ``release.json``."""
+    from ..evaluation import evaluate
 
     weights = pretrained.get(name)
     run = Path(run)
@@ -131,7 +132,7 @@ def release(name: str, run, mnist, cards_dir=CARDS_DIR, train_threads=None, prog
         raise ConfigError(f"--train-threads must give one count or one per segment of the run "
                           f"({time_spent['segments']}), got {len(per_segment)}: {threads}")
 
-    out = result_dir(name, cards_dir)
+    out, repo = result_dir(name, cards_dir), Path(cards_dir).parent
     torch_file, ms_file = (weights_path(weights, fw, cards_dir) for fw in ("torch", "mindspore"))
     digests = {"torch": atomic_write_bytes(torch_file, (run / "model.safetensors").read_bytes())}
     digests["mindspore"] = convert_to_mindspore(torch_file, ms_file)
@@ -150,7 +151,7 @@ def release(name: str, run, mnist, cards_dir=CARDS_DIR, train_threads=None, prog
                **training_cost(time_spent, per_segment, summary.get("world_size", 1), bool(machine_info.get("gpu")))}
     record = {"name": name, "task": weights.task, "recipe": dict(weights.recipe), "trained": trained,
               "command": f"convgru-zoo train --recipe {name} --mnist MNIST_DIR --out RUN_DIR",
-              "files": {fw: {"path": _repo_relative(weights_path(weights, fw, cards_dir)), "sha256": digest}
+              "files": {fw: {"path": _repo_relative(weights_path(weights, fw, cards_dir), repo), "sha256": digest}
                         for fw, digest in digests.items()},
               "test_set": {"split": "test", "seed": evaluations["torch"]["data"]["seed"],
                            "num_sequences": TEST_SEQUENCES, "sha256": evaluations["torch"]["data"]["sha256"]},

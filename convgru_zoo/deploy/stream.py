@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import specs
-from .models import inference_model
+from .. import specs
+from ..models import inference_model
 
 def read_frames(source, size, channels):
     """Frames of ``source`` (a video file or a folder of frames) as float32 (channels, size, size) in [0, 1],
     one at a time: the centred square, resized, as evaluation on a folder of clips sees them."""
-    from .data.transforms import ClipTransform
-    from .data.video_folder import FRAME_SUFFIXES, _is_clip, iter_frames
+    from ..data.transforms import ClipTransform
+    from ..data.video_folder import FRAME_SUFFIXES, _is_clip, iter_frames
 
     source = Path(source)
     if not source.exists():
@@ -120,7 +120,7 @@ def run(name, source, framework="torch", pretrained=None, size=specs.INPUT_SIZE[
     for line in lines:
         print(line)
     if out is not None:
-        from .plots import save_curves
+        from ..evaluation.plots import save_curves
 
         if forecaster and len(results) < 2:
             raise ValueError(f"source {str(source)!r} has one frame: a forecaster's error needs two to plot")

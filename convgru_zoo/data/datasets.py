@@ -1,0 +1,61 @@
+"""The datasets a run trains and evaluates on by name (without ``--data``): how a split is built, and
+what the labels mean, so training, evaluation and cards read classes from here, not from constants.
+
+A new dataset is one module in this package plus one :data:`DATASETS` entry.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..specs import MEAN, STD, NUM_CLASSES, INPUT_SIZE
+from .moving_mnist import DIRECTIONS, MotionMNIST, MovingMNIST
+
+CONTEXT_FRAMES = 10  # forecast: frames in, and frames out; classify: clip length
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset by name: ``build(root, split, num_sequences, augment)`` returns an object with ``batch(indices)``.
+
+    ``grid`` lays the classes out as (row names, column names), class ``r * len(columns) + c``, for the
+    per-row/column accuracies and the per-class picture; ``label_names`` follow from it.
+    """
+    task: str
+    build: Callable
+    grid: tuple = ()
+
+    @property
+    def label_names(self) -> tuple:
+        rows, columns = self.grid or ((), ())
+        return tuple(f"{r} {c}" for r in rows for c in columns)
+
+
+def _moving_mnist(root, split, num_sequences, augment=False):
+    return MovingMNIST(root, split, num_sequences, seq_len=2 * CONTEXT_FRAMES, augment=augment)
+
+
+def _motion_mnist(root, split, num_sequences, augment=False):
+    return MotionMNIST(root, split, num_sequences, seq_len=CONTEXT_FRAMES, channels=INPUT_SIZE[0], augment=augment)
+
+
+DATASETS = {
+    "moving_mnist": Dataset("forecast", _moving_mnist),
+    "motion_mnist": Dataset("classify", _motion_mnist, grid=(tuple(str(d) for d in range(10)), DIRECTIONS)),
+}
+DEFAULT = {"forecast": "moving_mnist", "classify": "motion_mnist"}  # what a task trains on from --mnist
+assert len(DATASETS["motion_mnist"].label_names) == NUM_CLASSES
+
+
+def build_dataset(name, root, split, num_sequences, augment=False):
+    """Split ``split`` of the dataset ``name`` (a key of :data:`DATASETS`) from the files in ``root``."""
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {name!r}")
+    return DATASETS[name].build(root, split, num_sequences, augment)
+
+
+def normalize(clip: np.ndarray) -> np.ndarray:
+    """Backbone input: [0, 1] frames normalised per channel by the pretrained configs' mean/std."""
+    mean = np.reshape(np.float32(MEAN), (-1, 1, 1))
+    std = np.reshape(np.float32(STD), (-1, 1, 1))
+    return ((clip - mean) / std).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Evaluation of trained weights: metrics, the Moving MNIST and folder evaluations, and their pictures."""
