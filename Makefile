@@ -7,6 +7,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[all,test]'
+	$(PY) tests/timm_suite/fetch.py  # timm's own model tests, cached in .cache/ so `make test` needs no network
 	touch $@
 
 install: $(VENV)/.installed
@@ -18,7 +19,7 @@ train-demo: $(VENV)/.installed
 	$(VENV)/bin/convgru-zoo demo --train --mnist $(MNIST)
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_convgru.py

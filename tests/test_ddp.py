@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from convgru_zoo import cli
 from helpers import MNIST, needs_mnist
 
-pytestmark = needs_mnist
+pytestmark = [needs_mnist, pytest.mark.slow]  # whole training runs
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 STEPS = 3
 # SGD: its update is linear in the gradient, so the two runs may differ only by float rounding

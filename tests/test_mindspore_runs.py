@@ -15,10 +15,10 @@ import pytest
 pytest.importorskip("mindspore")
 
 import convgru_zoo  # noqa: E402
-from convgru_zoo.checkpoint import list_checkpoints, read_weights  # noqa: E402
+from convgru_zoo.run_files import list_checkpoints, read_weights  # noqa: E402
 from helpers import MNIST, kill_at_first_checkpoint, needs_mnist  # noqa: E402
 
-pytestmark = needs_mnist
+pytestmark = [needs_mnist, pytest.mark.slow]  # whole training runs
 
 STEPS = 8
 # One thread everywhere: the same kernels in every run, so the comparison can be bitwise; the checkout under

@@ -8,11 +8,12 @@ import torch
 ms = pytest.importorskip("mindspore")
 
 from convgru_zoo import cli  # noqa: E402
+from convgru_zoo.data.datasets import build_dataset  # noqa: E402
 from convgru_zoo.models import create_model  # noqa: E402
-from convgru_zoo.checkpoint import read_weights  # noqa: E402
+from convgru_zoo.run_files import read_weights  # noqa: E402
 from helpers import MNIST, needs_mnist  # noqa: E402
 
-pytestmark = needs_mnist
+pytestmark = [needs_mnist, pytest.mark.slow]  # whole training runs
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def test_mindspore_backbone_run_ends_with_the_batchnorm_statistics_pytorch_compu
         if isinstance(norm, torch.nn.BatchNorm2d):
             norm.running_mean.fill_(7.0)
             norm.running_var.fill_(7.0)
-    train_set = training.build_dataset("classify", str(MNIST), "train", 6)
+    train_set = build_dataset("motion_mnist", str(MNIST), "train", 6)
     torch_training.recalibrate_batchnorm("classify", model, train_set, 2, torch.device("cpu"),
                                          torch_training.autocast_for("none", torch.device("cpu")))
     stats = {k: v.numpy() for k, v in model.state_dict().items() if "running_" in k}

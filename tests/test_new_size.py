@@ -38,6 +38,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_a_new_size_is_one_spec_entry():
     done = subprocess.run([sys.executable, "-c", NEW_SIZE], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -6,12 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from convgru_zoo import cli, pretrained, release, specs
+from convgru_zoo import cli, pretrained, specs
+from convgru_zoo.publishing import release
 from convgru_zoo._files import sha256_of
 from conftest import RELEASED_NAME
 from helpers import MNIST, needs_mnist
 
-pytestmark = [needs_mnist, pytest.mark.usefixtures("one_thread")]
+pytestmark = [needs_mnist, pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # whole releases
 NAME = RELEASED_NAME
 
 
@@ -42,7 +43,7 @@ def test_the_mindspore_checkpoint_is_reproducible_and_loads_with_plain_mindspore
     again = tmp_path / "again.ckpt"
     assert release.convert_to_mindspore(tmp / "package" / f"{NAME}.safetensors", again) == \
         record["files"]["mindspore"]["sha256"]
-    from convgru_zoo.checkpoint import read_weights
+    from convgru_zoo.run_files import read_weights
     from convgru_zoo.convert import torch_to_mindspore
     params = ms.load_checkpoint(str(tmp / "package" / f"{NAME}.ckpt"))
     expected = torch_to_mindspore(read_weights(tmp / "package" / f"{NAME}.safetensors")[0])
@@ -64,8 +65,8 @@ def test_both_frameworks_score_the_same_clips_alike(released):
 
 def test_the_mindspore_evaluation_reads_the_checkpoint_it_is_given(released, tmp_path):
     pytest.importorskip("mindspore")
-    from convgru_zoo import evaluate
-    from convgru_zoo.checkpoint import read_weights
+    from convgru_zoo.evaluation import evaluate
+    from convgru_zoo.run_files import read_weights
     from convgru_zoo.convert import save_mindspore_checkpoint, torch_to_mindspore
     tmp, _, _, _ = released
     torch_file, ms_file = tmp / "package" / f"{NAME}.safetensors", tmp / "package" / f"{NAME}.ckpt"

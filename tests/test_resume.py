@@ -6,13 +6,14 @@ import subprocess
 import sys
 import threading
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from convgru_zoo import cli
 from helpers import MNIST, kill_at_first_checkpoint, needs_mnist
 
-pytestmark = needs_mnist
+pytestmark = [needs_mnist, pytest.mark.slow]  # whole training runs
 
 STEPS = 8
 # One thread everywhere: the same kernels in every run, so the comparison can be bitwise.

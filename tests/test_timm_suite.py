@@ -1,7 +1,7 @@
 """timm's own model tests (tests/test_models.py of the installed timm's sdist) for every convgru_* model.
 
-The sdist comes from PyPI once (``pip download``) and its tests/ folder is kept under the repo's
-``.cache/`` (ignored by git); ``TIMM_TESTS_DIR`` may point at an unpacked tests/ folder instead.
+``make install`` caches timm's tests/ folder under the repo's ``.cache/`` (``tests/timm_suite/fetch.py``),
+so this needs no network; ``TIMM_TESTS_DIR`` may point at an unpacked tests/ folder instead.
 The suite runs in a subprocess with the plugin ``tests/timm_suite/convgru_test_weights.py``, which
 registers the models before timm's test module lists them and publishes test-made weights for every
 pretrained tag, so timm's pretrained-loading tests run too, through the sha256-checked path, offline.
@@ -9,8 +9,6 @@ pretrained tag, so timm's pretrained-loading tests run too, through the sha256-c
 import os
 import subprocess
 import sys
-import tarfile
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -18,9 +16,10 @@ import pytest
 
 timm = pytest.importorskip("timm")
 
-REPO = Path(__file__).resolve().parents[1]
-CACHE = REPO / ".cache" / "timm-tests"
-MODELS = ("convgru_tiny", "convgru_small", "convgru_base")
+from convgru_zoo import specs  # noqa: E402
+from timm_suite.fetch import fetch, timm_tests_dir  # noqa: E402
+
+MODELS = tuple(sorted(specs.BACKBONES))
 # Every test of test_models.py that takes any model from list_models(); each must pass for each model.
 EXPECTED_TESTS = (
     "test_model_forward", "test_model_backward", "test_model_default_cfgs", "test_model_forward_torchscript",
@@ -29,38 +28,12 @@ EXPECTED_TESTS = (
 )
 
 
-def timm_tests_dir() -> Path:
-    """The unpacked tests/ folder of the installed timm's sdist, downloaded once into .cache/."""
-    if os.environ.get("TIMM_TESTS_DIR"):
-        return Path(os.environ["TIMM_TESTS_DIR"])
-    target = CACHE / f"timm-{timm.__version__}" / "tests"
-    if (target / "test_models.py").is_file():
-        return target
-    CACHE.mkdir(parents=True, exist_ok=True)
-    (CACHE.parent / ".gitignore").write_text("*\n")
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
-               f"timm=={timm.__version__}", "-d", tmp]
-        done = subprocess.run(pip, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            pytest.fail(f"could not download timm=={timm.__version__}'s sdist from PyPI for its tests "
-                        f"(set TIMM_TESTS_DIR to an unpacked tests/ folder):\n{done.stderr[-2000:]}")
-        (sdist,) = Path(tmp).glob("timm-*.tar.gz")
-        prefix = f"timm-{timm.__version__}/tests/"
-        with tarfile.open(sdist) as tar:
-            members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
-            tar.extractall(tmp, members=members, filter="data")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(Path(tmp) / prefix, target)  # atomic: a half-unpacked folder is never seen
-        except OSError:
-            if not (target / "test_models.py").is_file():  # not a concurrent run that got there first
-                raise
-    return target
-
-
+@pytest.mark.slow
 def test_timm_model_tests_pass_for_every_convgru_model(tmp_path):
     tests = timm_tests_dir()
+    if not (tests / "test_models.py").is_file():
+        pytest.fail(f"timm's tests are not in {tests}: run `make install` or `python tests/timm_suite/fetch.py` "
+                    f"(downloads timm's sdist from PyPI once)")
     report = tmp_path / "report.xml"
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "convgru_test_weights", "-p", "no:cacheprovider",
            "-W", "ignore::pytest.PytestUnknownMarkWarning", f"--rootdir={tests}", f"--junitxml={report}",
@@ -81,3 +54,14 @@ def test_timm_model_tests_pass_for_every_convgru_model(tmp_path):
                    if name.startswith(test + "[") and model in name}
             assert ran, f"{test} did not run for {model}; ran: {sorted(outcomes)}"
             assert set(ran.values()) == {"passed"}, f"{test} for {model}: {ran}"
+
+
+@pytest.mark.network
+def test_fetch_unpacks_the_tests_of_the_installed_timm(tmp_path, monkeypatch):
+    from timm_suite import fetch as fetching
+
+    monkeypatch.delenv("TIMM_TESTS_DIR", raising=False)
+    monkeypatch.setattr(fetching, "CACHE", tmp_path / "timm-tests")
+    tests = fetch()
+    assert tests == tmp_path / "timm-tests" / f"timm-{timm.__version__}" / "tests"
+    assert (tests / "test_models.py").is_file() and not list((tmp_path / "timm-tests").glob("*.tar.gz"))
