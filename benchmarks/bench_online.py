@@ -140,6 +140,7 @@ def mindspore_candidates(name, model, clip, frames_per_call):
     from convgru_zoo.mindspore.weights import load_params
 
     ms.set_device("CPU")
+    ms.device_context.cpu.op_tuning.threads_num(torch.get_num_threads())  # the same threads as PyTorch
     net = models.inference_model(name, "mindspore")
     load_params(net, convert.torch_to_mindspore(model.state_dict()), "the PyTorch model's")
     cell = StepCell(net)

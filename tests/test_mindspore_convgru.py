@@ -2,6 +2,7 @@
 
 Agreement with PyTorch (same weights -> same outputs and gradients) is in test_parity.py.
 """
+import os
 import subprocess
 import sys
 import textwrap
@@ -59,6 +60,35 @@ def test_conv2d_matches_torch_in_outputs_and_gradients(im2col, c, o, k, stride, 
     assert max_diff(gb.asnumpy(), bt.grad) <= 1e-5 * max(1.0, bt.grad.abs().max().item())
 
 
+def test_onednn_cap_holds_only_inside_and_yields_to_the_users_setting(monkeypatch):
+    from convgru_zoo.mindspore.conv import onednn_isa_capped
+
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(name, raising=False)
+    with onednn_isa_capped() as said:
+        assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2" and "capped at AVX2" in said
+    assert "ONEDNN_MAX_CPU_ISA" not in os.environ  # PyTorch's oneDNN, initialised later, reads the user's
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "ALL")
+    with onednn_isa_capped() as said:
+        assert "ONEDNN_MAX_CPU_ISA" not in os.environ and said == "oneDNN ISA as set: DNNL_MAX_CPU_ISA=ALL"
+
+
+def test_mindspore_convolution_never_runs_onednns_reference_kernel(tmp_path):
+    """On AVX-512 CPUs MindSpore 2.10's oneDNN runs NCHW convolutions by a reference kernel unless capped."""
+    script = tmp_path / "probe.py"
+    script.write_text("import numpy as np, mindspore as ms, torch\n"
+                      "ms.set_device('CPU')\n"
+                      "from convgru_zoo.mindspore.conv import Conv2d\n"
+                      "y = Conv2d(8, 8, 3, padding=1, im2col=False)(ms.Tensor(np.ones((1, 8, 8, 8), np.float32)))\n"
+                      "print('ok', y.shape)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
+    env.update(ONEDNN_VERBOSE="1", CONVGRU_ZOO_MS_CONV="")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and "ok (1, 8, 8, 8)" in done.stdout, done.stderr[-2000:]
+    convolutions = [line.split(",")[6] for line in done.stdout.splitlines() if ",primitive,exec,cpu,convolution," in line]
+    assert convolutions and not [impl for impl in convolutions if "ref" in impl], convolutions
+
+
 def test_conv2d_path_is_probed_once_on_cpu_and_the_environment_overrides_it(monkeypatch):
     from convgru_zoo.mindspore import conv as conv_module
 
@@ -67,7 +97,7 @@ def test_conv2d_path_is_probed_once_on_cpu_and_the_environment_overrides_it(monk
     calls = []
     monkeypatch.setattr(conv_module, "probe_conv_paths", lambda: calls.append(1) or {"im2col": 0.2, "native": 0.1})
     assert Conv2d(4, 4, 3).im2col is False and Conv2d(4, 4, 3).im2col is False and calls == [1]  # probed once
-    assert conv_module.conv_path()[1] == "faster in a probe on this CPU: im2col + matmul 200.0 ms, native 100.0 ms"
+    assert conv_module.conv_path()[1].startswith("faster in a probe on this CPU: im2col + matmul 200.0 ms, native 100.0 ms")
     for forced, im2col in (("im2col", True), ("native", False)):
         monkeypatch.setattr(conv_module, "_chosen", {})
         monkeypatch.setenv(conv_module.CONV_PATH_ENV, forced)

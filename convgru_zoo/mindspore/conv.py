@@ -1,19 +1,22 @@
 """A 2-D convolution cell with PyTorch's parameter names and layout, fast on every MindSpore device.
 
 Two paths compute it: MindSpore's own convolution (``ops.conv2d``), or ``im2col`` (``ops.unfold``)
-followed by one matrix product. On GPU/Ascend the native kernel is the fast one. On CPU it depends
-on the machine: measured here, MindSpore 2.10's CPU convolution ran oneDNN's reference kernel on an
-AVX-512 machine (~300x slower than im2col + matmul) but the optimised one on an AVX2 machine (1.3 s
-against 2.0 s for a ConvGRU's W2 forward). So on CPU the path is chosen at first use by a short
-probe that times both on a ConvGRU-sized convolution (:func:`conv_path`, once per process);
+followed by one matrix product. On GPU/Ascend the native kernel is the fast one. On CPU, MindSpore
+2.10's oneDNN runs a plain-layout (NCHW) convolution through a reference kernel on any CPU with
+AVX-512 (``jit_uni_ncsp:conv+ref``, ~60x slower than its AVX2 ``gemm:jit`` kernel on the same
+machine), so before its first convolution MindSpore's oneDNN is capped at AVX2
+(:func:`onednn_isa_capped`; PyTorch's own oneDNN is not affected) unless ``ONEDNN_MAX_CPU_ISA`` or
+``DNNL_MAX_CPU_ISA`` is set. Then the path is chosen at first use by a short probe that times both on
+a ConvGRU-sized convolution (:func:`conv_path`, once per process);
 ``CONVGRU_ZOO_MS_CONV=im2col|native`` or a cell's ``im2col=`` argument overrides it.
 Either way ``weight`` is (out, in, k, k) and ``bias`` (out,), exactly like ``torch.nn.Conv2d``, so
-weights move between the frameworks unchanged.
+weights move between the frameworks unchanged. Measurements: ``docs/mindspore-cpu-speed.md``.
 """
 import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from typing import Optional, Tuple
 
 import mindspore as ms
@@ -62,11 +65,56 @@ def conv_path() -> Tuple[bool, str]:
         elif target != "CPU":
             _chosen[target] = False, f"the native kernel on {target}"
         else:
+            isa = onednn_isa()
             times = probe_conv_paths()
             faster = min(times, key=times.get)
             _chosen[target] = faster == "im2col", (f"faster in a probe on this CPU: im2col + matmul "
-                                                   f"{times['im2col'] * 1e3:.1f} ms, native {times['native'] * 1e3:.1f} ms")
+                                                   f"{times['im2col'] * 1e3:.1f} ms, native {times['native'] * 1e3:.1f} ms"
+                                                   f" ({isa})")
     return _chosen[target]
+
+
+ONEDNN_ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+ONEDNN_ISA_CAP = "AVX2"
+
+
+_onednn_isa = []  # what holds for MindSpore's oneDNN, once its first convolution ran here
+
+
+def onednn_isa() -> str:
+    """Run MindSpore's first CPU convolution under :func:`onednn_isa_capped`, once per process; say what holds.
+
+    Every :class:`Conv2d` built for the CPU calls it, so the cap is in place before any of its kernels runs.
+    """
+    if not _onednn_isa:
+        mode = ms.get_context("mode")
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+        try:
+            with onednn_isa_capped() as said:
+                ops.conv2d(ops.ones((1, 1, 3, 3), ms.float32), ops.ones((1, 1, 1, 1), ms.float32)).asnumpy()
+        finally:
+            ms.set_context(mode=mode)
+        _onednn_isa.append(said)
+    return _onednn_isa[0]
+
+
+@contextmanager
+def onednn_isa_capped():
+    """Cap MindSpore's oneDNN at AVX2 for what runs inside, unless the user set the ISA; yields what holds.
+
+    oneDNN reads ``ONEDNN_MAX_CPU_ISA`` once, at its first primitive, and keeps it for the process; the
+    variable is set only inside, so PyTorch's separate oneDNN, initialised later, reads the user's
+    environment. A MindSpore process that ran a convolution before this keeps its first ISA.
+    """
+    chosen = {name: os.environ[name] for name in ONEDNN_ISA_VARIABLES if os.environ.get(name)}
+    if chosen:
+        yield "oneDNN ISA as set: " + ", ".join(f"{k}={v}" for k, v in chosen.items())
+        return
+    os.environ[ONEDNN_ISA_VARIABLES[0]] = ONEDNN_ISA_CAP
+    try:
+        yield f"MindSpore's oneDNN capped at {ONEDNN_ISA_CAP} unless it ran a primitive before"
+    finally:
+        os.environ.pop(ONEDNN_ISA_VARIABLES[0], None)
 
 
 def use_im2col() -> bool:
@@ -117,6 +165,8 @@ class Conv2d(TeardownSafeCell):
             raise ValueError(f"padding must be a non-negative int, got {padding!r}")
         self.padding = padding
         self.has_bias = _checks.flag("has_bias", has_bias)
+        if ms.get_context("device_target") == "CPU":
+            onednn_isa()
         self.im2col = use_im2col() if _checks.optional_flag("im2col", im2col) is None else im2col
         fan_in = in_channels * kernel_size * kernel_size
         shape = (out_channels, in_channels, kernel_size, kernel_size)

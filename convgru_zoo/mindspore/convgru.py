@@ -82,8 +82,10 @@ class ConvGRUCell(TeardownSafeCell):
         c = self.input_size
         weight = ops.cat([self.reset_gate.weight, self.update_gate.weight, self.out_gate.weight], 0)
         bias = ops.cat([self.reset_gate.bias, self.update_gate.bias, self.out_gate.bias], 0)
-        split = 2 * self.hidden_size
-        return weight[:, :c], bias, weight[:split, c:], weight[split:, c:]
+        split, hidden = 2 * self.hidden_size, self.hidden_size
+        # ops.narrow: ~6x faster than a StridedSlice (weight[:, :c]) or Split along dim 1 on CPU (docs/)
+        w_h = ops.narrow(weight, 1, c, hidden)
+        return ops.narrow(weight, 1, 0, c), bias, ops.narrow(w_h, 0, 0, split), ops.narrow(w_h, 0, split, hidden)
 
     def init_state(self, x):
         """Zero state with the input's dtype, for a (B,C,H,W) step or (B,T,C,H,W) clip."""
@@ -101,11 +103,17 @@ class ConvGRUCell(TeardownSafeCell):
         return super().__call__(input_, prev_state)
 
     def construct(self, input_, prev_state=None):
-        """Advance one (B,C,H,W) step from ``prev_state`` (zeros if None); return the new state."""
-        w_x, bias, w_h_gates, w_h_out = self.split_weights()
+        """Advance one (B,C,H,W) step from ``prev_state`` (zeros if None); return the new state.
+
+        One step has nothing to batch over time, so it convolves ``cat[x, h]`` with each gate's own
+        weights, as the seed does: slicing the weights into input and hidden parts, as ``run`` does
+        once per clip, would cost more on CPU than the step's convolutions (``docs/``)."""
         state = self.init_state(input_) if prev_state is None else prev_state
-        gx = conv2d(input_, w_x, bias, 1, self.padding, self.im2col)
-        return gru_update(gx, state, w_h_gates, w_h_out, self.padding, self.im2col)
+        xh = ops.cat([input_, state], 1)
+        reset = ops.sigmoid(self.reset_gate(xh))
+        update = ops.sigmoid(self.update_gate(xh))
+        candidate = tanh(self.out_gate(ops.cat([input_, reset * state], 1)))
+        return state + update * (candidate - state)
 
     def run(self, x, state=None, lengths=None, reverse=False):
         """Run a (B,T,C,H,W) clip; return (every step's state (B,T,hidden,H,W), final state).

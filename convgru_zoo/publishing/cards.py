@@ -245,6 +245,7 @@ def write_cards(cards_dir, names=None, check=False):
 
 # ---------------------------------------------------------------- README tables
 BACKBONE_FIGURES = Path("benchmarks") / "results" / "backbone_figures.json"  # in the repository
+SERVING = Path("benchmarks") / "results" / "online_convgru_small.json"  # in the repository
 
 
 def _backbone_figures_table(cards_dir):
@@ -277,7 +278,24 @@ def _pretrained_table(cards_dir):
     return "\n".join(lines)
 
 
-README_TABLES = {"backbone-figures": _backbone_figures_table, "pretrained": _pretrained_table}
+def _serving_table(cards_dir):
+    run = json.loads((Path(cards_dir).parent / SERVING).read_text())
+    frame, clip = run["per_frame"], run["per_clip"]
+    frames, (batch, steps, *_, side) = run["frames_per_call"], run["clip_shape"]
+    eager_frame, eager_clip = frame["torch eager"]["median"], clip["torch eager"]["median"]
+    lines = [f"| runtime | ms a frame (batch 1, {side}x{side}) | vs PyTorch eager | clips/s (batch {batch}, T={steps}) "
+             "| vs PyTorch eager |", "|---|---|---|---|---|"]
+    for runtime in sorted(frame, key=lambda name: name != "torch eager"):
+        lines.append(f"| {runtime} | {frame[runtime]['median'] / frames * 1e3:.1f} | "
+                     f"{frame[runtime]['median'] / eager_frame:.2f}x the time | {batch / clip[runtime]['median']:.1f} | "
+                     f"{clip[runtime]['median'] / eager_clip:.2f}x the time |")
+    return "\n".join([*lines, "", f"{run['model']} on {machine.summary_line(run['machine'])}, load average "
+                       f"{run['load_average']:.1f} at the start (medians of interleaved rounds; "
+                       f"`python benchmarks/bench_online.py --threads 1 --json benchmarks/results/{SERVING.name}`)"])
+
+
+README_TABLES = {"backbone-figures": _backbone_figures_table, "pretrained": _pretrained_table,
+                 "serving": _serving_table}
 
 
 def render_readme(text, cards_dir):
