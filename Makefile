@@ -2,11 +2,17 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MNIST ?= ../shared/data/mnist
+# Wheels the packaging tests install offline into fresh environments (tests/test_packaging.py)
+WHEELHOUSE := .cache/wheels
+OTHER_PYTHONS := 3.10 3.12
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[all,test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[all,test]'
+	$(PY) -m pip download -q --only-binary :all: -d $(WHEELHOUSE) "numpy>=2" tqdm
+	for v in $(OTHER_PYTHONS); do \
+	  $(PY) -m pip download -q --only-binary :all: --python-version $$v -d $(WHEELHOUSE) numpy tqdm || exit 1; done
 	$(PY) tests/timm_suite/fetch.py  # timm's own model tests, cached in .cache/ so `make test` needs no network
 	touch $@
 
