@@ -300,6 +300,20 @@ def test_pretrained_errors_name_the_file(publish):
         mindcv.create_model("convgru_tiny", pretrained=True, checkpoint_path=str(wrong))
 
 
+def test_pretrained_without_num_classes_keeps_the_published_head():
+    """MindCV's create_model passes num_classes=1000 when the caller gives none: the shipped 40-class head stays."""
+    from convgru_zoo.mindspore.weights import pretrained_params
+
+    published, _ = pretrained_params(TAG)
+    net = mindcv.create_model("convgru_tiny", pretrained=True)
+    assert net.num_classes == specs.NUM_CLASSES
+    assert_same_params(params_of(net), published)
+    assert mindcv.create_model("convgru_tiny").num_classes == specs.NUM_CLASSES
+    # asked for: a new head of that width, even 1000; MindCV's own models keep their 1000 default
+    assert mindcv.create_model("convgru_tiny", pretrained=True, num_classes=1000).num_classes == 1000
+    assert mindcv.create_model("resnet18").classifier.weight.shape == (1000, 512)
+
+
 def test_mindcv_loading_is_left_as_mindcv_ships_it(tmp_path):
     """Nothing of MindCV is patched: ``create_model`` still calls MindCV's own loader, which skips a missing
     ``checkpoint_path`` and loads non-strictly, for its models and ours alike (hence ``checkpoint_file``)."""

@@ -20,15 +20,21 @@ Loading is strict here, unlike MindCV's: pretrained weights are sha256-checked
 For a checkpoint of your own pass ``checkpoint_file=PATH``: ``create_model`` hands extra keywords
 to the model's entry point (its documented ``**kwargs``), which loads it strictly and raises if the
 file is missing. MindCV's own ``checkpoint_path=`` stays MindCV's (applied by ``create_model``
-after the entry point, no hook to reach it: a missing file is skipped, loading is not strict);
-this package does not patch MindCV.
+after the entry point, no hook to reach it: a missing file is skipped, loading is not strict).
+
+MindCV's ``create_model`` always passes ``num_classes`` (default 1000), which would give
+``pretrained=True`` a new, untrained 1000-class head. The one change made to MindCV marks that
+default (:class:`MindCVDefaultNumClasses`, still the int 1000 for every other model), so a
+``convgru_*`` model the caller gave no ``num_classes`` keeps its published classifier.
 """
+import inspect
 import os
 from typing import Optional, Sequence
 
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
+from mindcv.models import model_factory
 from mindcv.models.features import FeatureExtractWrapper
 from mindcv.models.registry import register_model
 
@@ -321,10 +327,31 @@ def _checked_out_indices(out_indices, num_stages: int) -> list:
     return _checks.stage_indices("out_indices", out_indices, num_stages)
 
 
+class MindCVDefaultNumClasses(int):
+    """The ``num_classes`` MindCV's ``create_model`` passes when its caller gave none: an int, told apart by type."""
+
+
+def _mark_mindcv_default_num_classes() -> None:
+    """Replace ``create_model``'s default ``num_classes`` by the same number as a :class:`MindCVDefaultNumClasses`."""
+    create_model = model_factory.create_model
+    with_defaults = [p.name for p in inspect.signature(create_model).parameters.values()
+                     if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty]
+    if "num_classes" not in with_defaults:
+        return
+    defaults = list(create_model.__defaults__)
+    at = with_defaults.index("num_classes")
+    defaults[at] = MindCVDefaultNumClasses(defaults[at])
+    create_model.__defaults__ = tuple(defaults)
+
+
 def _create_convgru_net(variant: str, pretrained: bool = False, features_only: bool = False, out_indices=None,
-                        checkpoint_file=None, num_classes: int = specs.NUM_CLASSES,
+                        checkpoint_file=None, num_classes: Optional[int] = None,
                         in_channels: int = specs.INPUT_SIZE[0], **kwargs):
+    """The entry point of ``variant``; ``num_classes`` not given (None, or MindCV's default) is the
+    variant's published head (:data:`default_cfgs`)."""
     spec = specs.BACKBONES[variant]
+    if num_classes is None or type(num_classes) is MindCVDefaultNumClasses:
+        num_classes = default_cfgs[variant]["num_classes"]
     model_args = dict(dims=spec.dims, depths=spec.depths, kernel_size=spec.kernel_size,
                       stem_stride=spec.stem_stride, num_frames=spec.num_frames)
     model_args.update(kwargs, num_classes=num_classes, in_channels=in_channels)
@@ -365,3 +392,4 @@ def _cfg(arch: str) -> dict:
 default_cfgs = {arch: _cfg(arch) for arch in specs.BACKBONES}
 
 register_backbones(__name__, _create_convgru_net, register_model)
+_mark_mindcv_default_num_classes()
