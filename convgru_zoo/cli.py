@@ -100,8 +100,8 @@ def _add_train_arguments(p, defaults):
                    help="--data: leave unreadable, truncated, too short or missing clips out (counted) "
                         "instead of stopping with an error naming the first")
     p.add_argument("--pretrained", default=None, metavar="TAG",
-                   help="fine-tune published weights, e.g. convgru_small.mmnist_motion (a new classifier for "
-                        "the data's classes); like --init-weights with the tag's file")
+                   help="fine-tune published weights of --model, e.g. mmnist_motion or convgru_small.mmnist_motion "
+                        "(a new classifier for the data's classes); like --init-weights with the tag's file")
     p.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoints/, model.safetensors")
     p.add_argument("--framework", choices=FRAMEWORKS, default=d.framework,
                    help="the training loop: torch (torchrun for data parallel) or mindspore (compiled, float32)")
@@ -203,7 +203,8 @@ def _add_model_arguments(p):
     from .models import list_models
     p.add_argument("model", choices=list_models(), help="backbone or forecaster")
     p.add_argument("--pretrained", default=None, metavar="TAG", help="load the tag's sha256-checked weights "
-                   "(convgru_zoo.specs.PRETRAINED, e.g. mmnist_motion); default: random weights")
+                   "(convgru_zoo.specs.PRETRAINED: mmnist_motion or the full convgru_tiny.mmnist_motion); export without it: "
+                   "random weights")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
@@ -229,6 +230,7 @@ def _add_stream_arguments(p):
                    "and resized to")
     p.add_argument("--top", type=_positive_int, default=3, help="classes printed and plotted per frame (backbones)")
     p.add_argument("--out", default=None, help="PNG of the per-frame curve")
+    p.add_argument("--random-weights", action="store_true", help="stream untrained weights (instead of --pretrained)")
 
 
 def _run_deploy(args):
@@ -241,11 +243,12 @@ def _run_deploy(args):
             path = export(args.model, args.format, args.out, pretrained=args.pretrained, step=args.step,
                           batch=args.batch, frames=args.frames, height=size[0], width=size[1],
                           overwrite=args.overwrite)
-            print(f"exported {args.model} ({'step' if args.step else 'clip'} graph, {args.format}): {path}")
+            weights = f"{args.pretrained} weights" if args.pretrained else "random weights"
+            print(f"exported {args.model} ({'step' if args.step else 'clip'} graph, {args.format}, {weights}): {path}")
         else:
             from .deploy.stream import run
             run(args.model, args.source, args.framework, args.pretrained, args.size, args.out, args.top,
-                args.overwrite)
+                args.overwrite, args.random_weights)
     except (ValueError, FileExistsError, FileNotFoundError, PretrainedWeightsError) as err:
         raise training.ConfigError(str(err)) from None
     return 0
@@ -273,7 +276,7 @@ def train_config_from(args):
             raise training.ConfigError(f"--recipe {args.recipe} fixes every training setting, got {', '.join(extra)} too")
         config = training.TrainConfig(**recipe)
     if args.pretrained is not None:
-        config = dataclasses.replace(config, init_weights=_pretrained_file(args))
+        config = dataclasses.replace(config, init_weights=_pretrained_file(args, config.model))
     runtime = training.Runtime(mnist=args.mnist, out=args.out, device=args.device, workers=args.workers,
                                progress=not args.no_progress, resume=args.resume, data=video_data_from(args, config.task))
     return config, runtime
@@ -294,14 +297,15 @@ def video_data_from(args, task):
     return training.VideoFolderConfig(args.data, **{"image_size": INPUT_SIZE[1], **defaults, **given})
 
 
-def _pretrained_file(args):
-    """The torch weights file of ``--pretrained TAG`` (sha256-checked, downloaded if needed)."""
-    from .pretrained import PretrainedWeightsError, weights_file
+def _pretrained_file(args, model):
+    """The torch weights file of ``--pretrained TAG`` (a tag of ``model`` or its full name; sha256-checked,
+    downloaded if needed)."""
+    from .pretrained import PretrainedWeightsError, weights_file, weights_name
     if args.init_weights:
         raise training.ConfigError(f"--pretrained and --init-weights both name the starting weights, got "
                                    f"{args.pretrained!r} and {args.init_weights!r}; give one")
     try:
-        return str(weights_file(args.pretrained, "torch"))
+        return str(weights_file(weights_name(model, args.pretrained), "torch"))
     except PretrainedWeightsError as err:
         raise training.ConfigError(f"--pretrained must name published weights: {err}") from None
 

@@ -36,7 +36,8 @@ def get(name: str) -> specs.PretrainedWeights:
 
 def weights_name(arch: str, pretrained) -> str:
     """``"<arch>.<tag>"`` of the weights ``pretrained`` selects: True (the first tag of ``arch`` in
-    ``specs.PRETRAINED``) or a tag. Raises :class:`PretrainedWeightsError` when there is none."""
+    ``specs.PRETRAINED``), a tag or its full name ``"<arch>.<tag>"``. Raises :class:`PretrainedWeightsError`
+    when there is none."""
     if pretrained is True:
         default = specs.default_weights(arch)
         if default is None:
@@ -44,10 +45,11 @@ def weights_name(arch: str, pretrained) -> str:
                                          "convgru_zoo.specs.PRETRAINED); use pretrained=False")
         return default.name
     tags = [w.tag for w in specs.PRETRAINED.values() if w.arch == arch]
-    if not isinstance(pretrained, str) or pretrained not in tags:
-        raise PretrainedWeightsError(f"pretrained must be True, False or one of the tags of {arch} {tags}, "
-                                     f"got {pretrained!r}")
-    return f"{arch}.{pretrained}"
+    tag = pretrained.removeprefix(f"{arch}.") if isinstance(pretrained, str) else None
+    if tag not in tags:
+        raise PretrainedWeightsError(f"pretrained must be True, False or one of the tags of {arch} {tags} "
+                                     f"(or {arch}.<tag>), got {pretrained!r}")
+    return f"{arch}.{tag}"
 
 
 def by_hf_hub_id(hf_hub_id: Optional[str]) -> Optional[specs.PretrainedWeights]:

@@ -43,7 +43,18 @@ BACKBONES = {
 # does; the grey Moving MNIST digits they are trained on are given as 3 equal channels.
 HF_ORG = "convgru-zoo"
 INPUT_SIZE = (3, 64, 64)
+DIRECTIONS = ("down-right", "down-left", "up-right", "up-left")  # Motion MNIST's, index = (vx < 0) + 2 * (vy < 0)
+MOTION_MNIST_GRID = (tuple(f"digit {d}" for d in range(10)), DIRECTIONS)  # class = digit * 4 + direction
 NUM_CLASSES = 40  # 10 digits x 4 directions of motion
+
+
+def grid_label_names(grid) -> tuple:
+    """Class names of a (row names, column names) grid of classes, class ``r * len(columns) + c``: "digit 7, up-right"."""
+    rows, columns = grid or ((), ())
+    return tuple(f"{r}, {c}" for r in rows for c in columns)
+
+
+LABEL_NAMES = grid_label_names(MOTION_MNIST_GRID)  # the classes of every published backbone tag
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 
@@ -117,6 +128,11 @@ class PretrainedWeights:
     @property
     def num_classes(self) -> int:
         return NUM_CLASSES if self.task == "classify" else 0
+
+    @property
+    def label_names(self) -> tuple:
+        """Each output's class name (timm's ``label_names``); empty for forecasters."""
+        return LABEL_NAMES if self.task == "classify" else ()
 
     @property
     def input_size(self) -> tuple:

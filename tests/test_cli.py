@@ -45,12 +45,22 @@ def exit_code(argv):
     (["--model", "resnet50"], "--model must be one of ['convgru_forecaster', 'convgru_forecaster_tiny'] for --task "
                               "forecast, got 'resnet50'"),
     (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a CUDA device"),
+    (["--pretrained", "mmnist_motion"], "--pretrained must name published weights: pretrained must be True, False or "
+                                        "one of the tags of convgru_forecaster_tiny ['mmnist']"),
 ])
 def test_train_argument_errors_name_argument_expected_and_got_before_any_work(tmp_path, capsys, args, message):
     out = tmp_path / "run"
     assert exit_code(TRAIN + ["--out", str(out)] + args) == cli.EXIT_USAGE
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("pretrained", ["mmnist", "convgru_forecaster_tiny.mmnist"])
+def test_train_pretrained_takes_the_tag_or_its_full_name(pretrained, tmp_path):
+    from convgru_zoo import pretrained as published
+    args = cli.build_parser().parse_args(TRAIN + ["--out", str(tmp_path / "run"), "--pretrained", pretrained])
+    config, _ = cli.train_config_from(args)
+    assert config.init_weights == str(published.shipped_path("convgru_forecaster_tiny.mmnist"))
 
 
 def test_missing_required_argument_and_bad_mnist_folder(tmp_path, capsys):

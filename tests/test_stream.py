@@ -72,19 +72,54 @@ def test_stream_answers_equal_the_model_on_the_clip_so_far(frame_folder):
 
 def test_stream_command_prints_every_frame_and_plots(video_file, tmp_path, capsys):
     out = tmp_path / "curve.png"
-    assert cli.main(["stream", "convgru_forecaster_tiny", str(video_file), "--size", "32",
+    assert cli.main(["stream", "convgru_forecaster_tiny", str(video_file), "--size", "32", "--pretrained", "mmnist",
                      "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines[:FRAMES]] == [f"frame {t}" for t in range(FRAMES)]
-    assert "next-frame MSE" in lines[0] and lines[-1] == f"plot: {out}"
+    assert "next-frame MSE (sum over the frame's pixels)" in lines[0] and lines[-1] == f"plot: {out}"
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_forecaster_error_is_summed_over_the_frame_as_the_cards_report_it():
+    frame = np.zeros((1, 4, 4), np.float32)
+    prediction = frame + 0.5  # 16 pixels off by 0.5: per frame 16 * 0.25 = 4, per pixel 0.25
+    lines, series = stream.forecaster_report([(0, prediction, frame), (1, prediction, frame)])
+    assert lines[0] == "frame 0: next-frame MSE (sum over the frame's pixels) 4.000"
+    np.testing.assert_allclose(series[stream.MSE_NAME][1], [4.0])
+
+
+@pytest.mark.parametrize("pretrained", ["mmnist_motion", "convgru_tiny.mmnist_motion"])
+def test_stream_names_classes_by_the_tags_label_names(frame_folder, pretrained, capsys):
+    assert cli.main(["stream", "convgru_tiny", str(frame_folder), "--pretrained", pretrained, "--top", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == FRAMES
+    assert all(re.fullmatch(r"frame \d: digit \d, (up|down)-(left|right) [01]\.\d{3}, digit \d, "
+                            r"(up|down)-(left|right) [01]\.\d{3}", line) for line in lines), lines
+
+
+def test_stream_runs_random_weights_only_when_asked_and_says_so(frame_folder, capsys):
+    assert cli.main(["stream", "convgru_tiny", str(frame_folder)]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--pretrained TAG must be given (tags of convgru_tiny: ['mmnist_motion'])" in err
+    assert "--random-weights" in err
+    assert cli.main(["stream", "convgru_tiny", str(frame_folder), "--random-weights"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "convgru_tiny: random weights (--random-weights): the answers below mean nothing"
+    assert lines[1].startswith("frame 0: class ")
+    assert cli.main(["stream", "convgru_tiny", str(frame_folder), "--random-weights",
+                     "--pretrained", "mmnist_motion"]) == cli.EXIT_USAGE
+    assert "exclude each other" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["stream", "convgru_tiny", "{missing}"], "neither a video file nor a folder of frames"),
-    (["stream", "convgru_tiny", "{empty}"], "holds no .png/.jpg/.jpeg/.bmp frames"),
-    (["stream", "convgru_tiny", "{empty}", "--out", "{existing}"], "--out .* already exists; pass --overwrite"),
-    (["stream", "convgru_tiny", "{empty}", "--out", "{empty}/curve.jpg"], "--out must name a .png file"),
+    (["stream", "convgru_tiny", "{missing}", "--random-weights"], "neither a video file nor a folder of frames"),
+    (["stream", "convgru_tiny", "{empty}", "--random-weights"], "holds no .png/.jpg/.jpeg/.bmp frames"),
+    (["stream", "convgru_tiny", "{empty}", "--random-weights", "--out", "{existing}"],
+     "--out .* already exists; pass --overwrite"),
+    (["stream", "convgru_tiny", "{empty}", "--random-weights", "--out", "{empty}/curve.jpg"],
+     "--out must name a .png file"),
+    (["stream", "convgru_tiny", "{empty}", "--pretrained", "convgru_small.mmnist_motion"],
+     r"one of the tags of convgru_tiny \['mmnist_motion'\] \(or convgru_tiny.<tag>\)"),
     (["export", "convgru_tiny", "--format", "onnx", "--out", "{existing_onnx}"], "--out .* already exists"),
     (["export", "convgru_tiny", "--format", "mindir", "--out", "{empty}/m.onnx"], r"--out must end in \.mindir"),
     (["export", "convgru_tiny", "--format", "onnx", "--pretrained", "nope", "--out", "{empty}/m.onnx"],

@@ -8,8 +8,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..specs import MEAN, STD, NUM_CLASSES, INPUT_SIZE
-from .moving_mnist import DIRECTIONS, MotionMNIST, MovingMNIST
+from ..specs import INPUT_SIZE, LABEL_NAMES, MEAN, MOTION_MNIST_GRID, STD, grid_label_names
+from .moving_mnist import MotionMNIST, MovingMNIST
 
 CONTEXT_FRAMES = 10  # forecast: frames in, and frames out; classify: clip length
 
@@ -27,8 +27,7 @@ class Dataset:
 
     @property
     def label_names(self) -> tuple:
-        rows, columns = self.grid or ((), ())
-        return tuple(f"{r} {c}" for r in rows for c in columns)
+        return grid_label_names(self.grid)
 
 
 def _moving_mnist(root, split, num_sequences, augment=False):
@@ -41,10 +40,10 @@ def _motion_mnist(root, split, num_sequences, augment=False):
 
 DATASETS = {
     "moving_mnist": Dataset("forecast", _moving_mnist),
-    "motion_mnist": Dataset("classify", _motion_mnist, grid=(tuple(str(d) for d in range(10)), DIRECTIONS)),
+    "motion_mnist": Dataset("classify", _motion_mnist, grid=MOTION_MNIST_GRID),
 }
 DEFAULT = {"forecast": "moving_mnist", "classify": "motion_mnist"}  # what a task trains on from --mnist
-assert len(DATASETS["motion_mnist"].label_names) == NUM_CLASSES
+assert DATASETS["motion_mnist"].label_names == LABEL_NAMES  # what the published tags' configs name
 
 
 def build_dataset(name, root, split, num_sequences, augment=False):

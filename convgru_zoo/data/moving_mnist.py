@@ -33,11 +33,11 @@ import os
 
 import numpy as np
 
+from ..specs import DIRECTIONS
 from .mnist import load_digits
 
 SPLITS = ("train", "val", "test")
 STEP_LENGTH = 0.1  # per frame, in units of the free range (image_size - digit size)
-DIRECTIONS = ("down-right", "down-left", "up-right", "up-left")  # index = (vx < 0) + 2 * (vy < 0)
 MOTION_ANGLE_MARGIN = 20.0  # degrees between a MotionMNIST velocity and the nearest axis
 BASELINE_FRAME = 0  # the MotionMNIST frame that holds no information about the direction
 # augment_digits: uniform ranges of the per-clip affine and stroke width of a digit image

@@ -386,7 +386,7 @@ def _cfg(arch: str) -> dict:
     url = f"https://huggingface.co/{weights.hf_hub_id}/resolve/{weights.revision or 'main'}/{filename}"
     return {**cfg, "url": url if published else "", "weights": weights.name, "hf_hub_id": weights.hf_hub_id,
             "num_classes": weights.num_classes, "input_size": weights.input_size, "mean": weights.mean,
-            "std": weights.std}
+            "std": weights.std, "label_names": weights.label_names}
 
 
 default_cfgs = {arch: _cfg(arch) for arch in specs.BACKBONES}

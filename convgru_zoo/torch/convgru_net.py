@@ -421,7 +421,7 @@ def _cfg(arch: str, **kwargs):
 # One config per pretrained tag; a variant without a tag gets a plain one (timm's default tag '').
 default_cfgs = generate_default_cfgs({
     **{w.name: _cfg(w.arch, hf_hub_id=w.hf_hub_id, num_classes=w.num_classes, input_size=w.input_size,
-                    mean=w.mean, std=w.std, license=w.license, description=w.description)
+                    mean=w.mean, std=w.std, license=w.license, description=w.description, label_names=w.label_names)
        for w in specs.BACKBONE_WEIGHTS.values()},
     **{arch: _cfg(arch) for arch in specs.BACKBONES if specs.default_weights(arch) is None},
 })
