@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from . import train as training
+from .data.video_folder import EVAL_SPLITS
 from .publishing.release import CARDS
 from .specs import FRAMEWORKS, INPUT_SIZE
 
@@ -141,8 +142,10 @@ def _add_eval_arguments(p):
     p.add_argument("--weights", required=True, help="a run folder or a .safetensors weights file")
     p.add_argument("--model", default=None, help="model name, when the weights file does not record it")
     p.add_argument("--mnist", default=None, help="folder of MNIST idx files (test clips are generated from it)")
-    p.add_argument("--data", default=None, help="folder of your clips: its test split, sampled as the run was "
-                                                "trained (top-1/top-5, per-class accuracy, confusion matrix)")
+    p.add_argument("--data", default=None, help="folder of your clips, sampled as the run was trained (top-1/top-5, "
+                                                "per-class accuracy, confusion matrix)")
+    p.add_argument("--split", choices=EVAL_SPLITS, default=None,
+                   help="--data: the clips scored (default: test for the folder the run trained on, all for another)")
     p.add_argument("--skip-bad-clips", action="store_true", help="--data: leave bad clips out (counted)")
     p.add_argument("--fixed-test", default=None, help="standard fixed Moving MNIST test file (.npy, (20, N, 64, 64))")
     p.add_argument("--num-sequences", type=_positive_int, default=None,
@@ -153,7 +156,9 @@ def _add_eval_arguments(p):
                    help="--framework mindspore: evaluate this .ckpt (converted from --weights) instead of "
                         "converting --weights in memory")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (MindSpore: CPU or GPU)")
-    p.add_argument("--out", default=None, help="where JSON and PNGs go (default: the run folder, or next to the file)")
+    p.add_argument("--out", default=None, help="where JSON and PNGs go (default: RUN/eval for a run folder, "
+                                               "eval/<file stem> here for a weights file)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation's results in --out")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -391,7 +396,7 @@ def run_demo(args):
             continue
         result = evaluate.evaluate(pretrained.weights_file(weights.name, "torch"), mnist=args.mnist,
                                    num_sequences=DEMO_EVAL_SEQUENCES, framework=args.framework, out=out / weights.name,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress, overwrite=True)  # a demo rerun rewrites its own
         print(f"demo: {evaluate.summary_line(result)}")
         report[weights.name] = {key: result[key] for key in ("task", "framework", "data", "metrics", "files")}
     if not report:
@@ -412,7 +417,7 @@ def run_train_demo(args, out):
           f"run folder {out}")
     training.train(config, runtime)
     report = evaluate.evaluate(out, mnist=args.mnist, num_sequences=DEMO_EVAL_SEQUENCES, framework=args.framework,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, overwrite=True)
     print(evaluate.summary_line(report))
     print("demo: files written")
     for kind, path in report["files"].items():

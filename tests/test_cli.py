@@ -120,6 +120,16 @@ def test_eval_on_a_fixed_test_file(forecast_run, tmp_path):
 
 
 @needs_mnist
+def test_eval_of_a_weights_file_writes_here_not_beside_the_file(forecast_run, tmp_path, monkeypatch):
+    """A weights file may sit in an installed package: without --out its results go to eval/<stem> here."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["eval", "--weights", str(forecast_run / "model.safetensors"), "--mnist", str(MNIST),
+                     "--num-sequences", "2", "--no-progress"]) == 0
+    assert (tmp_path / "eval" / "model" / "eval_forecast_torch.json").is_file()
+    assert not (forecast_run / "model").exists()
+
+
+@needs_mnist
 def test_train_and_eval_a_backbone_with_a_single_frame_baseline(tmp_path, capsys):
     out = tmp_path / "cls"
     assert cli.main(["train", "--task", "classify", "--model", "convgru_tiny", "--mnist", str(MNIST), "--steps", "1",

@@ -86,6 +86,7 @@ def test_fine_tuning_beats_chance_and_eval_reports_classes_and_confusion(motion_
     assert summary["data"]["classes"] == ["left", "right"] and summary["data"]["clips"] == {"train": 8}
     assert cli.main(["eval", "--weights", str(torch_run), "--data", str(root), "--no-progress"]) == 0
     report = json.loads((torch_run / "eval" / "eval_classify_torch.json").read_text())
+    assert report["data"]["split"] == "test"  # the folder it trained on: only the clips it did not see
     metrics = report["metrics"]
     assert metrics["num_sequences"] == 8 and set(metrics["clip"]) == {"top1", "top2"}
     assert metrics["clip"]["top1"] >= 0.75, metrics            # chance: 0.5 (direction of motion)
@@ -93,6 +94,27 @@ def test_fine_tuning_beats_chance_and_eval_reports_classes_and_confusion(motion_
     assert np.sum(metrics["confusion_matrix"]) == 8 and np.trace(metrics["confusion_matrix"]) >= 6
     assert (torch_run / "eval" / "eval_classify_torch_confusion.png").stat().st_size > 0
     assert snapshot(root) == before  # nothing in the data folder was written
+
+
+def test_eval_scores_another_folder_whole_and_says_how_many_clips(motion_data, torch_run, tmp_path, capsys):
+    """The run's own folder: its test split; any other folder: every clip (--split chooses); an earlier
+    report is replaced only with --overwrite."""
+    held_out = tmp_path / "held_out"
+    shutil.copytree(motion_data[0], held_out)
+    out = tmp_path / "ev"
+    evaluate = ["eval", "--weights", str(torch_run), "--data", str(held_out), "--out", str(out), "--no-progress"]
+    assert cli.main(evaluate) == 0
+    assert f"on 24 clips (all split of {held_out}) of 2 classes" in capsys.readouterr().out
+    report = json.loads((out / "eval_classify_torch.json").read_text())
+    assert report["data"]["split"] == "all" and np.sum(report["metrics"]["confusion_matrix"]) == 24
+    assert cli.main(evaluate + ["--split", "test"]) == cli.EXIT_USAGE
+    assert "already holds eval_classify_torch.json from an earlier evaluation; pass --overwrite" in capsys.readouterr().err
+    assert json.loads((out / "eval_classify_torch.json").read_text()) == report
+    assert cli.main(evaluate + ["--split", "test", "--overwrite"]) == 0
+    assert f"on 8 clips (test split of {held_out})" in capsys.readouterr().out
+    assert json.loads((out / "eval_classify_torch.json").read_text())["data"]["split"] == "test"
+    assert cli.main(["eval", "--weights", str(torch_run), "--mnist", str(held_out), "--split", "all"]) == cli.EXIT_USAGE
+    assert "--split applies to --data, got --split all without it" in capsys.readouterr().err
 
 
 def test_both_frameworks_read_identical_clips(motion_data, torch_run):

@@ -36,6 +36,7 @@ from .transforms import ClipTransform
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".gif")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 SPLITS = ("train", "val", "test")
+EVAL_SPLITS = (*SPLITS, "all")  # "all": every clip of the folder, to score a folder no run trained on
 HOLDOUT_FRACTION = 0.1  # of each class, for val and for test, without split lists
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
@@ -327,8 +328,8 @@ class VideoFolder:
     def __init__(self, config: VideoFolderConfig, task="classify", split="train", num_samples=None, seed=0,
                  channels=None, classes=None, check_folder=False, progress=True):
         self.config = config.check()
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split not in (EVAL_SPLITS if num_samples is None else SPLITS):
+            raise ValueError(f"split must be one of {EVAL_SPLITS if num_samples is None else SPLITS}, got {split!r}")
         root = Path(config.root)
         self.task, self.split, self.seed, self.train = task, split, seed, num_samples is not None
         self.skipped = []
@@ -382,6 +383,8 @@ class VideoFolder:
         return None
 
     def _split_names(self, root, clips):
+        if self.split == "all":
+            return sorted(clips)
         listed = {split: split_list_path(root, split) for split in SPLITS}
         if not any(listed.values()):
             return holdout_split(clips, self.split)

@@ -249,12 +249,15 @@ def training_curves(run_dir, path):
 
 def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_sequences=None, batch_size=32,
              framework="torch", device="auto", out=None, progress=True, data=None, skip_bad_clips=False,
-             mindspore_checkpoint=None):
-    """Evaluate ``weights`` on Moving MNIST or the test split of ``data``, a folder of clips
+             mindspore_checkpoint=None, split=None, overwrite=False):
+    """Evaluate ``weights`` on Moving MNIST or the ``split`` of ``data``, a folder of clips
     (:mod:`convgru_zoo.evaluation.folder`); write JSON and PNGs into ``out``; return the report (with ``files``).
 
-    With ``framework="mindspore"``, ``mindspore_checkpoint`` evaluates that file (converted from
-    ``weights``) instead of converting ``weights`` in memory; ``weights`` still names task and model."""
+    ``out`` defaults to ``<run folder>/eval``, or for a weights file ``eval/<file stem>`` in the current
+    folder (never beside a file that may sit inside an installed package); an earlier report there is
+    replaced only with ``overwrite``. With ``framework="mindspore"``, ``mindspore_checkpoint`` evaluates
+    that file (converted from ``weights``) instead of converting ``weights`` in memory; ``weights`` still
+    names task and model."""
     if framework not in FRAMEWORKS:
         raise ConfigError(f"--framework must be one of {FRAMEWORKS}, got {framework!r}")
     if mindspore_checkpoint is not None and framework != "mindspore":
@@ -262,8 +265,14 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
     if mindspore_checkpoint is not None and not Path(mindspore_checkpoint).is_file():
         raise ConfigError(f"--mindspore-checkpoint must be a MindSpore .ckpt file, got {str(mindspore_checkpoint)!r} "
                           f"(not found)")
+    if split is not None and data is None:
+        raise ConfigError(f"--split applies to --data, got --split {split} without it")
     state, task, model, run_dir = resolve_weights(weights, task, model)
-    out = check_out_folder("--out", out or (run_dir if run_dir is not None else Path(weights).with_suffix("")) / "eval")
+    out = check_out_folder("--out", out or (run_dir / "eval" if run_dir is not None else Path("eval", Path(weights).stem)))
+    stem = f"eval_{task}_{framework}"
+    if (out / f"{stem}.json").exists() and not overwrite:
+        raise ConfigError(f"--out {str(out)!r} already holds {stem}.json from an earlier evaluation; pass --overwrite "
+                          "to replace it, or another --out")
     if run_dir is not None:  # a foreign or damaged metrics log is named now, not after the evaluation
         metrics_lines_upto(Path(run_dir) / "metrics.jsonl", math.inf)
     model_kwargs = {}
@@ -272,11 +281,10 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
             raise ConfigError(f"--data replaces --mnist and --fixed-test, got --data {data!r} with "
                               f"{'--mnist' if mnist is not None else '--fixed-test'}")
         from .folder import folder_test_set
-        dataset, model_kwargs, data = folder_test_set(data, task, state, run_dir, skip_bad_clips, progress)
+        dataset, model_kwargs, data = folder_test_set(data, task, state, run_dir, skip_bad_clips, progress, split)
     else:
         dataset, data = _test_set(task, mnist, fixed_test, num_sequences)
     dataset = HashedItems(dataset)
-    stem = f"eval_{task}_{framework}"
     with framework_mode(framework):
         predict = (TorchPredictor(model, state, device, **model_kwargs) if framework == "torch"
                    else MindSporePredictor(model, state, device, mindspore_checkpoint, **model_kwargs))
@@ -312,20 +320,23 @@ def evaluate_from_args(args):
     return evaluate(args.weights, mnist=args.mnist, task=args.task, model=args.model, fixed_test=args.fixed_test,
                     num_sequences=args.num_sequences, batch_size=args.batch_size, framework=args.framework,
                     device=args.device, out=args.out, progress=not args.no_progress, data=args.data,
-                    skip_bad_clips=args.skip_bad_clips, mindspore_checkpoint=args.mindspore_checkpoint)
+                    skip_bad_clips=args.skip_bad_clips, mindspore_checkpoint=args.mindspore_checkpoint, split=args.split,
+                    overwrite=args.overwrite)
 
 
 def summary_line(report):
-    m = report["metrics"]
+    """One line: model, framework, how many clips of which data, the headline metrics."""
+    m, data = report["metrics"], report["data"]
+    where = f" ({data['split']} split of {data['root']})" if data["source"] == "folder" else ""
     if report["task"] == "forecast":
-        return (f"{report['model']} ({report['framework']}) on {m['num_sequences']} clips: MSE {m['mse']:.2f} "
+        return (f"{report['model']} ({report['framework']}) on {m['num_sequences']} clips{where}: MSE {m['mse']:.2f} "
                 f"MAE {m['mae']:.2f} per frame, SSIM {m['ssim']:.4f}, PSNR {m['psnr']:.2f} dB "
                 f"(repeating the last frame: MSE {m['baseline_last_frame']['mse']:.2f}, "
                 f"SSIM {m['baseline_last_frame']['ssim']:.4f})")
     if report["data"]["source"] == "folder":
-        return (f"{report['model']} ({report['framework']}) on {m['num_sequences']} clips of {len(m['classes'])} "
-                f"classes: " + ", ".join(f"{k} {v:.4f}" for k, v in m["clip"].items())
-                + f"; skipped clips: {len(report['data']['skipped']['test'])}")
+        return (f"{report['model']} ({report['framework']}) on {m['num_sequences']} clips{where} of "
+                f"{len(m['classes'])} classes: " + ", ".join(f"{k} {v:.4f}" for k, v in m["clip"].items())
+                + f"; skipped clips: {len(data['skipped'][data['split']])}")
     return (f"{report['model']} ({report['framework']}) on {m['num_sequences']} clips: top-1 {m['clip']['top1']:.4f} "
             f"top-5 {m['clip']['top5']:.4f}; the best one frame allows: top-1 {m['single_frame_ceiling']['top1']:.4f} "
             f"top-5 {m['single_frame_ceiling']['top5']:.4f}")

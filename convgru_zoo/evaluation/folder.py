@@ -1,8 +1,9 @@
-"""Evaluation on a folder of the user's clips (``convgru-zoo eval --data DIR``): the test split sampled as
-the run was trained, and for classifiers top-1/top-5, accuracy per class and a confusion matrix.
+"""Evaluation on a folder of the user's clips (``convgru-zoo eval --data DIR``): the clips of a split (by
+default the test split of the folder the run trained on, every clip of any other folder), sampled as the
+run was trained, and for classifiers top-1/top-5, accuracy per class and a confusion matrix.
 
-The run's ``train_summary.json`` records how its clips were sampled and which class each output
-is; weights without a run folder are read with the default sampling and the folder's classes.
+The run's ``train_summary.json`` records its folder, how its clips were sampled and which class each
+output is; weights without a run folder are read with the default sampling and the folder's classes.
 """
 import json
 from dataclasses import fields
@@ -13,7 +14,7 @@ from tqdm.auto import tqdm
 
 from . import metrics as zoo_metrics
 from . import plots
-from ..data.video_folder import BadClipError, VideoFolder, VideoFolderConfig
+from ..data.video_folder import EVAL_SPLITS, BadClipError, VideoFolder, VideoFolderConfig
 from ..specs import INPUT_SIZE
 from ..data.datasets import CONTEXT_FRAMES, normalize
 from ..train import CLASSIFIER, ConfigError
@@ -27,9 +28,17 @@ def run_data_record(run_dir):
     return json.loads(summary.read_text()).get("data")
 
 
-def folder_test_set(root, task, state, run_dir, skip_bad_clips=False, progress=True):
-    """(test split of ``root`` sampled as the run was, build_model kwargs, report's data entry)."""
+def folder_test_set(root, task, state, run_dir, skip_bad_clips=False, progress=True, split=None):
+    """(``split`` of ``root`` sampled as the run was, build_model kwargs, report's data entry).
+
+    ``split`` None: "test" when ``root`` is the folder the run trained on (its other clips were trained on),
+    else "all"."""
+    if split is not None and split not in EVAL_SPLITS:
+        raise ConfigError(f"--split must be one of {EVAL_SPLITS}, got {split!r}")
     record = run_data_record(run_dir)
+    if split is None:
+        trained_on = record is not None and Path(record["root"]).resolve() == Path(root).resolve()
+        split = "test" if trained_on else "all"
     if record is not None:
         settings = {f.name: record[f.name] for f in fields(VideoFolderConfig) if f.name in record}
         classes, channels = record["classes"], record["channels"]
@@ -40,7 +49,7 @@ def folder_test_set(root, task, state, run_dir, skip_bad_clips=False, progress=T
         classes, channels = None, None
     config = VideoFolderConfig(**{**settings, "root": str(root), "skip_bad_clips": skip_bad_clips, "hflip": False})
     try:
-        dataset = VideoFolder(config, task, "test", classes=classes, channels=channels, progress=progress)
+        dataset = VideoFolder(config, task, split, classes=classes, channels=channels, progress=progress)
     except (BadClipError, ValueError, ImportError) as err:
         raise ConfigError(f"--data: {err}") from None
     if task == "forecast":
@@ -51,7 +60,7 @@ def folder_test_set(root, task, state, run_dir, skip_bad_clips=False, progress=T
             raise ConfigError(f"--data must hold the {outputs} classes the weights were trained on, got "
                               f"{len(dataset.classes)}: {dataset.classes}")
         kwargs = {"num_classes": outputs, "num_frames": config.num_frames}
-    data = {"source": "folder", **dataset.record()}
+    data = {"source": "folder", "split": split, **dataset.record()}
     return dataset, kwargs, data
 
 

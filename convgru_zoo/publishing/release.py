@@ -140,7 +140,7 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
     evaluations = {}
     for framework, checkpoint in (("torch", None), ("mindspore", ms_file)):  # each framework reads its own file
         report = evaluate.evaluate(torch_file, mnist=mnist, num_sequences=TEST_SEQUENCES, framework=framework,
-                                   out=out, progress=progress, mindspore_checkpoint=checkpoint)
+                                   out=out, progress=progress, mindspore_checkpoint=checkpoint, overwrite=True)
         evaluations[framework] = _relative_report(Path(report["files"]["json"]), name)
     evaluate.training_curves(out, out / "training_curves.png")
 
