@@ -1,6 +1,6 @@
 """torch.hub entry points of convgru-zoo: one per backbone and forecaster in ``convgru_zoo.specs``.
 
-    model = torch.hub.load("<owner>/convgru-zoo", "convgru_small", pretrained=True)
+    model = torch.hub.load("convgru-zoo/convgru-zoo", "convgru_small", pretrained=True)   # specs.GITHUB_REPO
     model = torch.hub.load("/path/to/checkout", "convgru_tiny", source="local", num_classes=10)
 
 Each entry point is ``convgru_zoo.create_model(name, "torch", pretrained, **kwargs)``: a backbone is the timm

@@ -41,7 +41,8 @@ BACKBONES = {
 
 # Defaults of the pretrained configs. Backbones take 3-channel frames, as every timm and MindCV model
 # does; the grey Moving MNIST digits they are trained on are given as 3 equal channels.
-HF_ORG = "convgru-zoo"
+HF_ORG = "convgru-zoo"                 # the Hugging Face Hub organisation of the pretrained tags
+GITHUB_REPO = "convgru-zoo/convgru-zoo"  # the source repository: torch.hub.load(GITHUB_REPO, ...) and pip's git URL
 INPUT_SIZE = (3, 64, 64)
 DIRECTIONS = ("down-right", "down-left", "up-right", "up-left")  # Motion MNIST's, index = (vx < 0) + 2 * (vy < 0)
 MOTION_MNIST_GRID = (tuple(f"digit {d}" for d in range(10)), DIRECTIONS)  # class = digit * 4 + direction
@@ -57,6 +58,8 @@ def grid_label_names(grid) -> tuple:
 LABEL_NAMES = grid_label_names(MOTION_MNIST_GRID)  # the classes of every published backbone tag
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
+# Forecasters read and predict frames in [0, 1] as they are: their configs normalise by mean 0, std 1.
+FORECAST_MEAN, FORECAST_STD = (0.0,), (1.0,)
 
 
 @dataclass(frozen=True)
@@ -142,11 +145,11 @@ class PretrainedWeights:
 
     @property
     def mean(self) -> tuple:
-        return MEAN[:self.input_size[0]]
+        return MEAN[:self.input_size[0]] if self.task == "classify" else FORECAST_MEAN * self.input_size[0]
 
     @property
     def std(self) -> tuple:
-        return STD[:self.input_size[0]]
+        return STD[:self.input_size[0]] if self.task == "classify" else FORECAST_STD * self.input_size[0]
 
     def file_sha256(self, framework: str):
         """Hex sha256 of ``framework``'s file, or None when that file is not published yet."""

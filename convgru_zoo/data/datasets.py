@@ -53,8 +53,9 @@ def build_dataset(name, root, split, num_sequences, augment=False):
     return DATASETS[name].build(root, split, num_sequences, augment)
 
 
-def normalize(clip: np.ndarray) -> np.ndarray:
-    """Backbone input: [0, 1] frames normalised per channel by the pretrained configs' mean/std."""
-    mean = np.reshape(np.float32(MEAN), (-1, 1, 1))
-    std = np.reshape(np.float32(STD), (-1, 1, 1))
+def normalize(clip: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
+    """Backbone input: [0, 1] frames (..., C, H, W) normalised per channel by ``mean``/``std`` (default: the
+    backbones' pretrained configs', which training uses; :mod:`convgru_zoo.data.clips` passes a model's own)."""
+    mean = np.reshape(np.float32(mean), (-1, 1, 1))
+    std = np.reshape(np.float32(std), (-1, 1, 1))
     return ((clip - mean) / std).astype(np.float32)

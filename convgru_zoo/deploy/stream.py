@@ -5,8 +5,9 @@
 
 Frames are read one at a time with the ecosystem's readers (:func:`convgru_zoo.data.video_folder.iter_frames`:
 PyAV, FFmpeg inside, for video files; Pillow for a folder of frames), in the model's channels (grey or
-RGB), and cropped and resized as evaluation on a folder of clips does (centred square, ``size`` side,
-[0, 1]); backbones then normalise with the variants' mean and std. The model runs through ``step`` (:mod:`convgru_zoo.online`), so memory stays constant however
+RGB), and made the model's input by its clip transform (:func:`convgru_zoo.data.create_clip_transform`:
+the centred square resized to ``size``, as evaluation on a folder of clips does, normalised by the model's
+pretrained config). The model runs through ``step`` (:mod:`convgru_zoo.online`), so memory stays constant however
 long the video: a backbone reports its class probabilities after every frame (named by the tag's
 ``label_names``), a forecaster the squared error of its prediction of each next frame, summed over the
 frame's pixels as the cards' per-frame MSE is.
@@ -21,10 +22,8 @@ from .. import specs
 from ..models import inference_model
 from ..pretrained import weights_name
 
-def read_frames(source, size, channels):
-    """Frames of ``source`` (a video file or a folder of frames) as float32 (channels, size, size) in [0, 1],
-    one at a time: the centred square, resized, as evaluation on a folder of clips sees them."""
-    from ..data.transforms import ClipTransform
+def read_frames(source, channels):
+    """Frames of ``source`` (a video file or a folder of frames) as uint8 (H, W, channels), one at a time."""
     from ..data.video_folder import FRAME_SUFFIXES, _is_clip, iter_frames
 
     source = Path(source)
@@ -34,9 +33,7 @@ def read_frames(source, size, channels):
         raise ValueError(f"source folder {str(source)!r} holds no {'/'.join(FRAME_SUFFIXES)} frames")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
-    transform = ClipTransform(size)
-    for frame in iter_frames(source, grey=channels == 1):
-        yield transform(frame[None])[0]
+    yield from iter_frames(source, grey=channels == 1)
 
 
 def softmax(logits):
@@ -74,14 +71,15 @@ def stream(model, framework, source, size=specs.INPUT_SIZE[1]):
     Backbones: the output is the class probabilities after that frame. Forecasters: the output is
     the prediction of the next frame.
     """
+    from ..data.clips import create_clip_transform
+
     forecaster = hasattr(model, "input_frames")
-    channels = model.in_chans if hasattr(model, "in_chans") else model.in_channels
-    mean = np.resize(np.asarray(specs.MEAN, np.float32), channels)[:, None, None]
-    std = np.resize(np.asarray(specs.STD, np.float32), channels)[:, None, None]
+    transform = create_clip_transform(model, image_size=size)
     step = stepper(model, framework)
     results = []
-    for index, frame in enumerate(read_frames(source, size, channels)):
-        output = step(frame if forecaster else (frame - mean) / std)
+    for index, frame in enumerate(read_frames(source, transform.channels)):
+        frame = transform(frame)[0, 0]  # a forecaster's is the frame in [0, 1], which it predicts
+        output = step(frame)
         results.append((index, output if forecaster else softmax(output), frame))
     return results
 

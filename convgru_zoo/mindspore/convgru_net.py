@@ -361,6 +361,7 @@ def _create_convgru_net(variant: str, pretrained: bool = False, features_only: b
     elif out_indices is not None:
         raise ValueError(f"out_indices applies with features_only=True, got out_indices={out_indices!r}")
     model = (ConvGRUNetFeatures if features_only else ConvGRUNet)(**model_args)
+    model.pretrained_cfg = default_cfgs[variant]  # as timm's models carry theirs: convgru_zoo.data.create_clip_transform
     if pretrained and checkpoint_file is not None:
         raise ValueError(f"pretrained and checkpoint_file exclude each other, got pretrained=True and "
                          f"checkpoint_file={checkpoint_file!r}")

@@ -82,26 +82,62 @@ def _fmt(value, digits=4):
 
 
 def _loading(weights):
-    name = weights.name
+    """The card's code: self-contained blocks, frames made the model's input by its clip transform."""
+    name, repo, hub = weights.name, specs.GITHUB_REPO, weights.hf_hub_id
     if weights.task == "classify":
         return f"""```python
-import convgru_zoo, timm, torch            # importing convgru_zoo registers the models
-model = timm.create_model("{name}", pretrained=True).eval()
-logits = model(torch.rand(1, 10, 3, 64, 64))        # a clip (B, T, C, H, W), frames in [0, 1] normalised by
-                                                    # model.pretrained_cfg's mean/std
-model = timm.create_model("hf-hub:{weights.hf_hub_id}", pretrained=True)   # straight from this repo
-model = torch.hub.load("<checkout or owner/convgru-zoo>", "{weights.arch}", pretrained=True)
+import numpy as np, timm, torch
+import convgru_zoo                                  # registers the convgru_* models with timm and MindCV
+from convgru_zoo.data import create_clip_transform
 
-import mindcv, mindspore                            # MindSpore: the same architecture and weights
+model = timm.create_model("{name}", pretrained=True).eval()
+transform = create_clip_transform(model)           # frames -> the input the weights were trained on:
+                                                   # {weights.input_size[0]} channels, {weights.input_size[1]}x{weights.input_size[2]}, normalised by model.pretrained_cfg's mean/std
+frames = np.random.randint(0, 256, (10, 96, 128, 3), np.uint8)   # your clip: uint8 (T, H, W, C), PIL
+                                                   # images or [0, 1] tensors; raw [0, 1] frames score near chance
+with torch.no_grad():
+    logits = model(transform(frames, return_tensors="pt"))       # (1, {weights.num_classes})
+model = timm.create_model("hf-hub:{hub}", pretrained=True)   # straight from this repo
+model = torch.hub.load("{repo}", "{weights.arch}", pretrained=True)
+```
+
+```python
+import numpy as np, mindcv, mindspore              # MindSpore: the same architecture and weights
+import convgru_zoo
+from convgru_zoo.data import create_clip_transform
+from huggingface_hub import hf_hub_download
+
 net = mindcv.create_model("{weights.arch}", pretrained=True, num_classes={weights.num_classes})
-params = mindspore.load_checkpoint("model.ckpt")   # or just this repo's file, with plain MindSpore
+net.set_train(False)
+frames = np.random.randint(0, 256, (10, 64, 64, 3), np.uint8)
+logits = net(create_clip_transform(net)(frames, return_tensors="ms"))   # (1, {weights.num_classes})
+params = mindspore.load_checkpoint(hf_hub_download("{hub}", "{specs.WEIGHT_FILES['mindspore']}"))  # plain MindSpore
 ```"""
     return f"""```python
-from convgru_zoo import create_forecaster           # PyTorch; framework="mindspore" for MindSpore
+import numpy as np, torch
+from convgru_zoo import create_forecaster
+from convgru_zoo.data import create_clip_transform
+
 model = create_forecaster("{weights.arch}", pretrained=True).eval()
-future = model(clip)                               # (B, 10, 1, 64, 64) frames in [0, 1] -> the next 10
-model = torch.hub.load("<checkout or owner/convgru-zoo>", "{weights.arch}", pretrained=True)
-params = mindspore.load_checkpoint("model.ckpt")   # this repo's MindSpore file, with plain MindSpore
+transform = create_clip_transform(model)           # frames -> {weights.input_size[0]}-channel {weights.input_size[1]}x{weights.input_size[2]} frames in [0, 1] (not normalised)
+frames = np.random.randint(0, 256, (10, 64, 64, 1), np.uint8)    # your clip: uint8 (T, H, W, C), PIL images
+                                                   # or [0, 1] tensors
+with torch.no_grad():
+    future = model(transform(frames, return_tensors="pt"))       # (1, 10, 1, 64, 64): the next 10 frames
+model = torch.hub.load("{repo}", "{weights.arch}", pretrained=True)
+```
+
+```python
+import numpy as np, mindspore                      # MindSpore: the same architecture and weights
+from convgru_zoo import create_forecaster
+from convgru_zoo.data import create_clip_transform
+from huggingface_hub import hf_hub_download
+
+model = create_forecaster("{weights.arch}", framework="mindspore", pretrained=True)
+model.set_train(False)
+frames = np.random.randint(0, 256, (10, 64, 64, 1), np.uint8)
+future = model(create_clip_transform(model)(frames, return_tensors="ms"))   # (1, 10, 1, 64, 64)
+params = mindspore.load_checkpoint(hf_hub_download("{hub}", "{specs.WEIGHT_FILES['mindspore']}"))  # plain MindSpore
 ```"""
 
 
@@ -181,7 +217,7 @@ and scores the same on the test set (table below).
 ## How to use
 
 ```bash
-pip install "convgru-zoo[torch]"        # or [mindspore], or [all]
+pip install "convgru-zoo[torch] @ git+https://github.com/{specs.GITHUB_REPO}"   # or [mindspore,hub], or [all]
 ```
 
 {_loading(weights)}
