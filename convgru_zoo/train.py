@@ -30,6 +30,7 @@ from . import run_files as ckpt
 from ._checks import ConfigError
 from .data.datasets import CONTEXT_FRAMES, DEFAULT, build_dataset
 from .data.mnist import load_digits
+from .data.moving_mnist import split_indices
 from .data.video_folder import BadClipError, VideoFolderConfig
 from .models import TASKS, list_models
 from .specs import FRAMEWORKS
@@ -249,9 +250,14 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> None:
         raise ConfigError(f"--mnist must be a folder holding MNIST idx files, got {runtime.mnist!r} (not a folder)")
     else:
         try:  # read (and so check) the digits now, not after the model is built and the run folder made
-            load_digits(runtime.mnist)
+            images, _ = load_digits(runtime.mnist)
         except (OSError, ValueError) as err:
             raise ConfigError(f"--mnist must be a folder of readable MNIST idx files, got {runtime.mnist!r}: {err}") from None
+        try:
+            split_indices(len(images), "train")  # every split needs digits of its own
+        except ValueError as err:
+            raise ConfigError(f"--mnist must hold enough digit images for the train, val and test splits, got "
+                              f"{len(images)} in {runtime.mnist!r}: {err}") from None
     for name in ("steps", "batch_size", "num_sequences", "ckpt_every", "val_sequences"):
         value = getattr(config, name)
         if not isinstance(value, int) or value < 1:
@@ -305,13 +311,24 @@ def check_video_data(config: TrainConfig, runtime: Runtime) -> None:
 
 
 def check_out_folder(flag: str, path) -> Path:
-    """``path`` as a folder that exists or can be made: no file at it or in its way."""
+    """``path`` as a folder that exists or can be made: no file at it or in its way, and a folder that
+    does not exist yet is made and removed again, since only trying tells (root, /proc, read-only mounts)."""
     path = Path(path)
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise ConfigError(f"{flag} must be a folder, got {str(path)!r} where {str(folder)!r} is a file")
-            break
+    missing = []
+    try:
+        for folder in (path, *path.parents):
+            if folder.exists():
+                if not folder.is_dir():
+                    raise ConfigError(f"{flag} must be a folder, got {str(path)!r} where {str(folder)!r} is a file")
+                break
+            missing.append(folder)
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a name too long, no such place (/proc), no permission, a read-only file system
+        raise ConfigError(f"{flag} must be a folder that can be made, got {str(path)!r}: {err}") from None
+    finally:
+        for folder in missing:  # deepest first
+            if folder.is_dir():
+                folder.rmdir()
     return path
 
 

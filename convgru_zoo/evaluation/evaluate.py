@@ -263,9 +263,9 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
         raise ConfigError(f"--mindspore-checkpoint must be a MindSpore .ckpt file, got {str(mindspore_checkpoint)!r} "
                           f"(not found)")
     state, task, model, run_dir = resolve_weights(weights, task, model)
-    out = check_out_folder("--out", out or (run_dir if run_dir is not None else Path(weights).with_suffix("")) / "eval")
     if run_dir is not None:  # a foreign or damaged metrics log is named now, not after the evaluation
         metrics_lines_upto(Path(run_dir) / "metrics.jsonl", math.inf)
+    out = check_out_folder("--out", out or (run_dir if run_dir is not None else Path(weights).with_suffix("")) / "eval")
     model_kwargs = {}
     if data is not None:
         if mnist is not None or fixed_test is not None:
