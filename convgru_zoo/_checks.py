@@ -49,7 +49,8 @@ def class_count(value):
 def floating_dtype(name, value, floating_dtypes):
     """One of the framework's floating dtypes (``floating_dtypes``), not a name such as ``"float32"``."""
     if isinstance(value, str) or value not in floating_dtypes:
-        raise TypeError(f"{name} must be a floating dtype, one of {', '.join(map(str, floating_dtypes))}, got {value!r}")
+        names = ", ".join(map(str, floating_dtypes))
+        raise TypeError(f"{name} must be a floating dtype, one of {names}, got {value!r}")
     return value
 
 

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -311,24 +312,26 @@ def check_video_data(config: TrainConfig, runtime: Runtime) -> None:
 
 
 def check_out_folder(flag: str, path) -> Path:
-    """``path`` as a folder that exists or can be made: no file at it or in its way, and a folder that
-    does not exist yet is made and removed again, since only trying tells (root, /proc, read-only mounts)."""
+    """``path`` as a folder that exists and can be written to, or can be made: no file at it or in its way.
+
+    Only trying tells whether a folder can be made (root writes anywhere, /proc takes no folders, a
+    mount may be read-only): a uniquely named one is made and removed in the deepest existing folder.
+    """
     path = Path(path)
-    missing = []
     try:
         for folder in (path, *path.parents):
-            if folder.exists():
+            if folder.exists():  # raises for a name too long
                 if not folder.is_dir():
                     raise ConfigError(f"{flag} must be a folder, got {str(path)!r} where {str(folder)!r} is a file")
                 break
-            missing.append(folder)
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # a name too long, no such place (/proc), no permission, a read-only file system
-        raise ConfigError(f"{flag} must be a folder that can be made, got {str(path)!r}: {err}") from None
-    finally:
-        for folder in missing:  # deepest first
-            if folder.is_dir():
-                folder.rmdir()
+        if folder == path:
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise PermissionError(f"no permission to write in {str(path)!r}")
+        else:
+            os.rmdir(tempfile.mkdtemp(prefix=".convgru-zoo-probe-", dir=folder))
+    except OSError as err:
+        raise ConfigError(f"{flag} must be a folder that can be made or written to, got {str(path)!r}: "
+                          f"{err.strerror or err} in {str(folder)!r}") from None
     return path
 
 

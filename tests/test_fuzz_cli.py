@@ -135,12 +135,13 @@ def test_out_over_a_file_is_refused_and_the_file_kept(tmp_path, capsys, framewor
 @needs_mnist
 @pytest.mark.parametrize("out", ["/proc/convgru-zoo-test/run", "x" * 300 + "/run"], ids=["under_proc", "name_too_long"])
 def test_out_that_cannot_be_made_is_refused_before_anything_is_made(tmp_path, capsys, out):
-    """Only making it tells (root may write anywhere, /proc takes no folders), so it is made and removed again."""
+    """Only making a folder tells (root may write anywhere, /proc takes no folders): one is made and removed again."""
     if out.startswith("/proc") and not Path("/proc/self").is_dir():
         pytest.skip("no /proc here")
     out = out if out.startswith("/") else str(tmp_path / out)
     before = snapshot(tmp_path)
-    refused(TRAIN + ["--mnist", str(MNIST), "--out", out], capsys, f"--out must be a folder that can be made, got '{out}'")
+    refused(TRAIN + ["--mnist", str(MNIST), "--out", out], capsys,
+            f"--out must be a folder that can be made or written to, got '{out}'")
     assert snapshot(tmp_path) == before
 
 

@@ -237,6 +237,7 @@ def test_an_input_dtype_other_than_the_models_is_named(twin, model, dtype):
 
 @pytest.mark.parametrize("num_classes", [-5, 2.5, True, "3"])
 def test_reset_classifier_refuses_what_the_constructor_refuses_and_keeps_the_head(num_classes):
+    """-5 used to give an Identity head silently, 2.5 an error from inside torch."""
     model = timm.create_model("convgru_tiny", in_chans=1, num_classes=5)
     with pytest.raises(ValueError, match=rf"num_classes must be an int >= 0 .*, got {num_classes!r}"):
         model.reset_classifier(num_classes)
@@ -311,23 +312,27 @@ def test_an_unreadable_weights_file_is_named(tmp_path, kind):
 
 
 def test_a_missing_timm_checkpoint_path_is_named_before_the_model_is_built(monkeypatch, tmp_path):
+    """timm reads checkpoint_path only after building, and a missing one raises an empty FileNotFoundError."""
     def built(*args, **kwargs):
         raise AssertionError("the model was built before checkpoint_path was checked")
 
     monkeypatch.setattr(torch_net, "build_model_with_cfg", built)
     missing = tmp_path / "nowhere.pth"
-    with pytest.raises(FileNotFoundError, match=rf"checkpoint_path must be an existing checkpoint file, got '{missing}'"):
+    with pytest.raises(FileNotFoundError,
+                       match=rf"checkpoint_path must be an existing checkpoint file, got '{missing}'"):
         timm.create_model("convgru_tiny", checkpoint_path=str(missing))
 
 
 def test_an_unreachable_hub_repo_in_the_overlay_is_named(monkeypatch, tmp_path):
+    """Offline with an empty cache, huggingface_hub's own error names no repo: ours names it and the next step."""
     huggingface_hub = pytest.importorskip("huggingface_hub")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(pretrained.PretrainedWeightsError,
                        match=r"pretrained_cfg hf_hub_id 'convgru-zoo-tests/absent' could not be fetched .* Offline, "
                              r"download it first"):
-        timm.create_model("convgru_tiny", pretrained=True, pretrained_cfg_overlay=dict(hf_hub_id="convgru-zoo-tests/absent"))
+        timm.create_model("convgru_tiny", pretrained=True,
+                          pretrained_cfg_overlay=dict(hf_hub_id="convgru-zoo-tests/absent"))
 
 
 @pytest.mark.parametrize("state_dict, error, pattern", [
@@ -336,7 +341,8 @@ def test_an_unreachable_hub_repo_in_the_overlay_is_named(monkeypatch, tmp_path):
     ({1: torch.zeros(2)}, TypeError, r"state_dict must have str parameter names as keys, got \[1\]"),
     ({"a.weight": torch.zeros(2, device="meta")}, ValueError,
      r"state_dict must hold values, got tensors on the meta device: \['a.weight'\]"),
-    ({"a.weight": None}, TypeError, r"state_dict must map names to tensors or numeric arrays, got \{'a.weight': 'NoneType'\}"),
+    ({"a.weight": None}, TypeError,
+     r"state_dict must map names to tensors or numeric arrays, got \{'a.weight': 'NoneType'\}"),
 ], ids=["none", "list", "int_key", "meta", "none_value"])
 def test_a_wrong_state_dict_to_convert_is_named(state_dict, error, pattern):
     with pytest.raises(error, match=pattern):
