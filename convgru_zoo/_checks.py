@@ -9,7 +9,6 @@ from collections.abc import Sequence
 import numpy as np
 
 
-
 class ConfigError(ValueError):
     """A bad argument of a command (train, eval, release, ...), found before any work is done."""
 
@@ -37,6 +36,21 @@ def optional_flag(name, value):
 def positive_int(name, value):
     if not _is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def class_count(value):
+    """Classifier outputs: an int >= 0 (0: no classifier)."""
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"num_classes must be an int >= 0 (0: no classifier), got {value!r}")
+    return value
+
+
+def floating_dtype(name, value, floating_dtypes):
+    """One of the framework's floating dtypes (``floating_dtypes``), not a name such as ``"float32"``."""
+    if isinstance(value, str) or value not in floating_dtypes:
+        names = ", ".join(map(str, floating_dtypes))
+        raise TypeError(f"{name} must be a floating dtype, one of {names}, got {value!r}")
     return value
 
 
@@ -220,8 +234,7 @@ def backbone_args(dims, depths, kernel_size, stem_stride, num_frames, num_classe
     odd_kernel("kernel_size", kernel_size)
     positive_int("stem_stride", stem_stride)
     positive_int("num_frames", num_frames)
-    if not _is_int(num_classes) or num_classes < 0:
-        raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
+    class_count(num_classes)
     dims, depths = tuple(dims), tuple(depths)
     if not isinstance(drop_rate, (int, float)) or isinstance(drop_rate, bool) or not 0. <= drop_rate < 1.:
         raise ValueError(f"drop_rate must lie in [0, 1), got {drop_rate!r}")

@@ -6,9 +6,12 @@ renamed: BatchNorm ``weight/bias/running_mean/running_var`` <-> ``gamma/beta/mov
 listed in ``norm_prefixes`` (LayerNorm, GroupNorm) ``weight/bias`` <-> ``gamma/beta``. BatchNorm
 layers are found by their running statistics, so only other norm layers need listing.
 
-Framework-free: values may be torch tensors, MindSpore tensors/parameters or numpy arrays; both
-directions return ``{name: np.ndarray}``. Frameworks are imported only where a function needs one.
+Framework-free: values may be torch tensors, MindSpore tensors/parameters or numpy arrays;
+:func:`torch_to_mindspore` and :func:`mindspore_to_torch_arrays` return ``{name: np.ndarray}``, which
+either framework (or none) can use; :func:`mindspore_to_torch` returns torch tensors, ready for
+``load_state_dict``. Frameworks are imported only where a function needs one.
 """
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -40,37 +43,69 @@ def _norm_layers(names, stats_leaf, norm_prefixes):
     return found | set(norm_prefixes or ())
 
 
+def _arrays(argument, named_values) -> dict:
+    """``{name: array}`` of a mapping from str names to tensors or numeric arrays, checked before any
+    renaming; the error names ``argument``, what it expected and what came."""
+    if not isinstance(named_values, Mapping):
+        raise TypeError(f"{argument} must be a mapping of parameter names to tensors or arrays, "
+                        f"got {type(named_values).__name__}")
+    keys = [name for name in named_values if not isinstance(name, str)]
+    if keys:
+        raise TypeError(f"{argument} must have str parameter names as keys, got {keys[:5]!r}")
+    meta = [name for name, value in named_values.items() if getattr(value, "is_meta", False)]
+    if meta:
+        raise ValueError(f"{argument} must hold values, got tensors on the meta device: {meta[:5]}")
+    arrays = {name: to_numpy(value) for name, value in named_values.items()}
+    odd = {name: type(named_values[name]).__name__ for name, array in arrays.items() if array.dtype.kind not in "biuf"}
+    if odd:
+        raise TypeError(f"{argument} must map names to tensors or numeric arrays, got {odd}")
+    return arrays
+
+
 def torch_to_mindspore(state_dict, norm_prefixes=None) -> dict:
     """A PyTorch state dict as MindSpore parameter names -> arrays (see the module docstring)."""
-    norms = _norm_layers(state_dict, "running_mean", norm_prefixes)
+    arrays = _arrays("state_dict", state_dict)
+    norms = _norm_layers(arrays, "running_mean", norm_prefixes)
     params = {}
-    for name, value in state_dict.items():
+    for name, value in arrays.items():
         prefix, leaf = _split(name)
         if prefix in norms:
             if leaf == "num_batches_tracked":
                 continue
             leaf = _TORCH_TO_MS.get(leaf, leaf)
-        params[f"{prefix}.{leaf}" if prefix else leaf] = to_numpy(value)
+        params[f"{prefix}.{leaf}" if prefix else leaf] = value
     return params
 
 
-def mindspore_to_torch(params, norm_prefixes=None) -> dict:
-    """MindSpore parameters (name -> value, or a Cell) as a PyTorch state dict of arrays.
+def mindspore_to_torch_arrays(params, norm_prefixes=None) -> dict:
+    """MindSpore parameters (name -> value, or a Cell) as PyTorch names -> numpy arrays (no torch needed).
 
     BatchNorm layers get ``num_batches_tracked = 0`` (int64), which ``load_state_dict`` requires.
     """
     if hasattr(params, "parameters_and_names"):  # a mindspore Cell
         params = {p.name: p for p in params.get_parameters()}
-    norms = _norm_layers(params, "moving_mean", norm_prefixes)
+    arrays = _arrays("params", params)
+    norms = _norm_layers(arrays, "moving_mean", norm_prefixes)
     state = {}
-    for name, value in params.items():
+    for name, value in arrays.items():
         prefix, leaf = _split(name)
         if prefix in norms:
             leaf = _MS_TO_TORCH.get(leaf, leaf)
-        state[f"{prefix}.{leaf}" if prefix else leaf] = to_numpy(value)
+        state[f"{prefix}.{leaf}" if prefix else leaf] = value
         if prefix in norms and leaf == "running_mean":
             state[f"{prefix}.num_batches_tracked"] = np.array(0, dtype=np.int64)
     return state
+
+
+def mindspore_to_torch(params, norm_prefixes=None) -> dict:
+    """MindSpore parameters (name -> value, or a Cell) as a PyTorch state dict of torch tensors, which
+    ``load_state_dict`` takes; needs torch (:func:`mindspore_to_torch_arrays` does not)."""
+    try:
+        import torch
+    except ImportError as err:
+        raise ImportError(f"mindspore_to_torch returns torch tensors and needs torch ({err}); "
+                          "mindspore_to_torch_arrays returns numpy arrays without it") from None
+    return {name: torch.from_numpy(value) for name, value in mindspore_to_torch_arrays(params, norm_prefixes).items()}
 
 
 def save_mindspore_checkpoint(params, path) -> Path:

@@ -11,6 +11,7 @@ imports a framework. A tag's file is looked up
 and is used only if its sha256 matches the one recorded in ``convgru_zoo.specs.PRETRAINED``.
 Weights are written with ``convgru_zoo._files.atomic_write``, which returns the sha256 to record.
 """
+import os
 import re
 from pathlib import Path
 from typing import Optional
@@ -59,6 +60,8 @@ def by_hf_hub_id(hf_hub_id: Optional[str]) -> Optional[specs.PretrainedWeights]:
 
 def verify(path, sha256: str) -> Path:
     """Return ``path`` if the file exists and its sha256 is ``sha256``; raise naming the file otherwise."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a weights file path (str or os.PathLike), got {type(path).__name__}")
     if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
         raise TypeError(f"sha256 must be a 64-digit hex string, got {sha256!r}")
     path = Path(path)

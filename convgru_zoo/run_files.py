@@ -83,12 +83,18 @@ def write_checkpoint(directory, step, tensor_bytes: bytes, sidecar: dict, keep=2
 
 
 def read_checkpoint(json_path):
-    """(sidecar dict, tensor file bytes) of a checkpoint, its sha256 checked."""
+    """(sidecar dict, tensor file bytes) of a checkpoint, its sha256 checked; a ValueError naming the
+    sidecar when it is not one of ours or its tensor file is missing or does not match."""
     json_path = Path(json_path)
-    meta = json.loads(json_path.read_text())
-    data = json_path.with_name(meta["tensors"]).read_bytes()
+    meta, problem = _sidecar(json_path)
+    if problem:
+        raise ValueError(f"checkpoint {json_path}: {problem}")
+    try:
+        data = json_path.with_name(meta["tensors"]).read_bytes()
+    except OSError as err:
+        raise ValueError(f"checkpoint {json_path}: its tensor file {meta['tensors']} cannot be read: {err}") from None
     if hashlib.sha256(data).hexdigest() != meta["sha256"]:
-        raise ValueError(f"checkpoint {meta['tensors']} does not match the sha256 in {json_path.name}")
+        raise ValueError(f"checkpoint {json_path}: {meta['tensors']} does not match its sha256")
     return meta, data
 
 
@@ -101,22 +107,35 @@ def list_checkpoints(directory):
     return [p for _, p in sorted(found)]
 
 
+def _sidecar(json_path: Path):
+    """(sidecar, None) when ``json_path`` is a JSON object of this format naming its own tensor file (the
+    sidecar's stem, so no path leads elsewhere) and a sha256, else (None, what is wrong)."""
+    try:
+        meta = json.loads(json_path.read_text())
+    except (OSError, ValueError) as err:
+        return None, f"unreadable JSON ({err})"
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        return None, f"not a {FORMAT} sidecar"
+    tensors, digest, own = meta.get("tensors"), meta.get("sha256"), json_path.with_suffix(".safetensors").name
+    if not isinstance(tensors, str) or not isinstance(digest, str):
+        return None, "no 'tensors' file name or 'sha256' entry"
+    if tensors != own:
+        return None, f"'tensors' must be {own!r}, got {tensors!r}"
+    return meta, None
+
+
 def checkpoint_problem(json_path):
     """Why the checkpoint of sidecar ``json_path`` cannot be resumed from, or None when it is complete
     (a sidecar of this format, its tensor file present and matching its sha256)."""
-    try:
-        meta = json.loads(Path(json_path).read_text())
-    except (OSError, ValueError) as err:
-        return f"unreadable JSON ({err})"
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        return f"not a {FORMAT} sidecar"
-    tensors, digest = meta.get("tensors"), meta.get("sha256")
-    if not isinstance(tensors, str) or Path(tensors).name != tensors or not tensors or not isinstance(digest, str):
-        return "no 'tensors' file name or 'sha256' entry"
-    tensor_path = Path(json_path).with_name(tensors)
+    json_path = Path(json_path)
+    meta, problem = _sidecar(json_path)
+    if problem:
+        return problem
+    tensors = meta["tensors"]
+    tensor_path = json_path.with_name(tensors)
     if not tensor_path.is_file():
         return f"its tensor file {tensors} is missing"
-    if sha256_of(tensor_path) != digest:
+    if sha256_of(tensor_path) != meta["sha256"]:
         return f"{tensors} does not match its sha256"
     return None
 

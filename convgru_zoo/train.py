@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -30,6 +31,7 @@ from . import run_files as ckpt
 from ._checks import ConfigError
 from .data.datasets import CONTEXT_FRAMES, DEFAULT, build_dataset
 from .data.mnist import load_digits
+from .data.moving_mnist import split_indices
 from .data.video_folder import BadClipError, VideoFolderConfig
 from .models import TASKS, list_models
 from .specs import FRAMEWORKS
@@ -249,9 +251,14 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> None:
         raise ConfigError(f"--mnist must be a folder holding MNIST idx files, got {runtime.mnist!r} (not a folder)")
     else:
         try:  # read (and so check) the digits now, not after the model is built and the run folder made
-            load_digits(runtime.mnist)
+            images, _ = load_digits(runtime.mnist)
         except (OSError, ValueError) as err:
             raise ConfigError(f"--mnist must be a folder of readable MNIST idx files, got {runtime.mnist!r}: {err}") from None
+        try:
+            split_indices(len(images), "train")  # every split needs digits of its own
+        except ValueError as err:
+            raise ConfigError(f"--mnist must hold enough digit images for the train, val and test splits, got "
+                              f"{len(images)} in {runtime.mnist!r}: {err}") from None
     for name in ("steps", "batch_size", "num_sequences", "ckpt_every", "val_sequences"):
         value = getattr(config, name)
         if not isinstance(value, int) or value < 1:
@@ -305,13 +312,26 @@ def check_video_data(config: TrainConfig, runtime: Runtime) -> None:
 
 
 def check_out_folder(flag: str, path) -> Path:
-    """``path`` as a folder that exists or can be made: no file at it or in its way."""
+    """``path`` as a folder that exists and can be written to, or can be made: no file at it or in its way.
+
+    Only trying tells whether a folder can be made (root writes anywhere, /proc takes no folders, a
+    mount may be read-only): a uniquely named one is made and removed in the deepest existing folder.
+    """
     path = Path(path)
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise ConfigError(f"{flag} must be a folder, got {str(path)!r} where {str(folder)!r} is a file")
-            break
+    try:
+        for folder in (path, *path.parents):
+            if folder.exists():  # raises for a name too long
+                if not folder.is_dir():
+                    raise ConfigError(f"{flag} must be a folder, got {str(path)!r} where {str(folder)!r} is a file")
+                break
+        if folder == path:
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise PermissionError(f"no permission to write in {str(path)!r}")
+        else:
+            os.rmdir(tempfile.mkdtemp(prefix=".convgru-zoo-probe-", dir=folder))
+    except OSError as err:
+        raise ConfigError(f"{flag} must be a folder that can be made or written to, got {str(path)!r}: "
+                          f"{err.strerror or err} in {str(folder)!r}") from None
     return path
 
 

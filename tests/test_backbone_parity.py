@@ -127,7 +127,7 @@ def test_train_mode_batchnorm_forward_and_running_stats_match_torch(arch, pairs)
         logits = model(torch.from_numpy(x)).numpy()
     net.set_train(True)
     assert max_diff(net(Tensor(x)).asnumpy(), logits) <= TOL
-    after = convert.mindspore_to_torch(net)
+    after = convert.mindspore_to_torch_arrays(net)
     stats = {k: v for k, v in model.state_dict().items() if "running_" in k}
     assert stats
     for name, value in stats.items():

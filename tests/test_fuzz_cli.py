@@ -8,13 +8,15 @@ mtime for mtime what they were before: nothing created, nothing changed.
 """
 import gzip
 import json
+import re
 import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from convgru_zoo import cli
+from convgru_zoo import cli, run_files
 from helpers import MNIST, needs_mnist
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -90,6 +92,17 @@ def test_bad_mnist_data_is_refused_before_anything_is_made(tmp_path, capsys, kin
     assert snapshot(tmp_path) == before  # no run folder, no metrics.jsonl
 
 
+@pytest.mark.parametrize("framework", ["torch", "mindspore"])
+@pytest.mark.parametrize("digits", [2, 5])
+def test_too_few_digits_for_the_splits_are_refused_before_anything_is_made(tmp_path, capsys, framework, digits):
+    """Readable files, but too few digit images for disjoint train, val and test splits (5 leave val empty)."""
+    mnist = write_mnist(tmp_path / "mnist", images=GOOD_IMAGES[:digits], labels=np.zeros(digits, np.uint8))
+    before = snapshot(tmp_path)
+    refused(TRAIN + ["--framework", framework, "--mnist", str(mnist), "--out", str(tmp_path / "run")], capsys,
+            f"--mnist must hold enough digit images for the train, val and test splits, got {digits} in")
+    assert snapshot(tmp_path) == before  # no run folder, no metrics.jsonl
+
+
 # ---------------------------------------------------------------- bad arguments, checked before anything is made
 @needs_mnist
 @pytest.mark.parametrize("args, message", [
@@ -116,6 +129,19 @@ def test_out_over_a_file_is_refused_and_the_file_kept(tmp_path, capsys, framewor
     (tmp_path / "notes.txt").write_text("my notes\n")
     before = snapshot(tmp_path)
     refused(TRAIN + ["--framework", framework, "--mnist", str(MNIST), "--out", str(tmp_path / out)], capsys, message)
+    assert snapshot(tmp_path) == before
+
+
+@needs_mnist
+@pytest.mark.parametrize("out", ["/proc/convgru-zoo-test/run", "x" * 300 + "/run"], ids=["under_proc", "name_too_long"])
+def test_out_that_cannot_be_made_is_refused_before_anything_is_made(tmp_path, capsys, out):
+    """Only making a folder tells (root may write anywhere, /proc takes no folders): one is made and removed again."""
+    if out.startswith("/proc") and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    out = out if out.startswith("/") else str(tmp_path / out)
+    before = snapshot(tmp_path)
+    refused(TRAIN + ["--mnist", str(MNIST), "--out", out], capsys,
+            f"--out must be a folder that can be made or written to, got '{out}'")
     assert snapshot(tmp_path) == before
 
 
@@ -161,6 +187,15 @@ def without_sha256(run):
         sidecar.write_text(json.dumps(meta))
 
 
+def tensors_elsewhere(run, name="../../../model.safetensors"):
+    for sidecar in (run / "checkpoints").glob("*.json"):
+        sidecar.write_text(json.dumps(dict(json.loads(sidecar.read_text()), tensors=name)))
+
+
+def tensors_dotdot(run):
+    tensors_elsewhere(run, "..")
+
+
 def metrics_without_step(run):
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"loss": 0.5}\n')
@@ -170,8 +205,10 @@ def metrics_without_step(run):
     (corrupt_tensors, "does not match its sha256"),
     (json_list, "step_0000002.json: not a convgru-zoo/train-checkpoint/1 sidecar"),
     (without_sha256, "step_0000002.json: no 'tensors' file name or 'sha256' entry"),
+    (tensors_elsewhere, "step_0000002.json: 'tensors' must be 'step_0000002.safetensors', got '../../../model"),
+    (tensors_dotdot, "step_0000002.json: 'tensors' must be 'step_0000002.safetensors', got '..'"),
     (metrics_without_step, "metrics.jsonl line 3 must be a metrics record with an int 'step'"),
-], ids=["sha256_mismatch", "json_list", "no_sha256", "metrics_without_step"])
+], ids=["sha256_mismatch", "json_list", "no_sha256", "tensors_elsewhere", "tensors_dotdot", "metrics_without_step"])
 def test_resume_refuses_a_damaged_run_naming_the_file_and_changes_nothing(tmp_path, capsys, finished_run, damage,
                                                                           message):
     run = tmp_path / "run"
@@ -180,6 +217,23 @@ def test_resume_refuses_a_damaged_run_naming_the_file_and_changes_nothing(tmp_pa
     before = snapshot(tmp_path)
     refused(TRAIN + ["--mnist", str(MNIST), "--out", str(run), "--resume", "--steps", "3"], capsys, message)
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage, message", [
+    (corrupt_tensors, "step_0000002.safetensors does not match its sha256"),
+    (json_list, "not a convgru-zoo/train-checkpoint/1 sidecar"),
+    (without_sha256, "no 'tensors' file name or 'sha256' entry"),
+    (tensors_elsewhere, "'tensors' must be 'step_0000002.safetensors', got '../../../model.safetensors'"),
+    (tensors_dotdot, "'tensors' must be 'step_0000002.safetensors', got '..'"),
+], ids=["sha256_mismatch", "json_list", "no_sha256", "tensors_elsewhere", "tensors_dotdot"])
+def test_the_checkpoint_reader_names_the_damaged_sidecar(tmp_path, finished_run, damage, message):
+    """What the training loops call on resume: a ValueError naming the file, never a KeyError or TypeError."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    damage(run)
+    sidecar = run / "checkpoints" / "step_0000002.json"
+    with pytest.raises(ValueError, match=re.escape(f"checkpoint {sidecar}: {message}")):
+        run_files.read_checkpoint(sidecar)
 
 
 def test_resume_names_every_checkpoint_that_failed_its_sha256(tmp_path, capsys, finished_run):

@@ -23,6 +23,7 @@ from convgru_zoo.mindspore import convgru as ms_layers  # noqa: E402
 from convgru_zoo.mindspore import convgru_net as ms_net  # noqa: E402
 from convgru_zoo.mindspore.weights import load_params  # noqa: E402
 from convgru_zoo.torch import convgru as torch_layers  # noqa: E402
+from convgru_zoo.torch import convgru_net as torch_net  # noqa: E402
 
 HUGE = 2 ** 40
 
@@ -132,6 +133,16 @@ CASES = [
      r"lengths must hold one length per sample \(B=2\)", BOTH),
     ("gru_lengths_on_a_step", lambda t: t.gru(t.x(2, 2, 8, 8), None, [1, 1]), ValueError,
      r"lengths applies to clips", BOTH),
+    ("gru_lengths_meta", lambda t: t.gru(clip(t), None, torch.tensor([1, 2], device="meta")), ValueError,
+     r"lengths must hold values .* got a tensor on the meta device", ("torch",)),
+    ("backbone_lengths_meta", lambda t: t.backbone(t.x(2, 3, 1, 16, 16), torch.tensor([1, 2], device="meta")),
+     ValueError, r"lengths must hold values", ("torch",)),
+    ("gru_dtype_str", lambda t: t.ConvGRU(2, 3, 3, 1, dtype="float32"), TypeError,
+     r"dtype must be a floating dtype, one of .*got 'float32'", BOTH),
+    ("gru_dtype_int", lambda t: t.ConvGRU(2, 3, 3, 1, dtype=t.dtypes["int32"]), TypeError,
+     r"dtype must be a floating dtype", BOTH),
+    ("cell_dtype_str", lambda t: t.ConvGRUCell(2, 3, 3, dtype="float64"), TypeError,
+     r"dtype must be a floating dtype, one of .*got 'float64'", BOTH),
     ("bidirectional_str", lambda t: t.ConvGRU(2, 3, 3, 1, bidirectional="False"), TypeError,
      r"bidirectional must be True or False, got 'False'", BOTH),
     ("batch_first_str", lambda t: t.ConvGRU(2, 3, 3, 1, batch_first="False"), TypeError,
@@ -224,6 +235,15 @@ def test_an_input_dtype_other_than_the_models_is_named(twin, model, dtype):
         getattr(twin, model)(x)
 
 
+@pytest.mark.parametrize("num_classes", [-5, 2.5, True, "3"])
+def test_reset_classifier_refuses_what_the_constructor_refuses_and_keeps_the_head(num_classes):
+    """-5 used to give an Identity head silently, 2.5 an error from inside torch."""
+    model = timm.create_model("convgru_tiny", in_chans=1, num_classes=5)
+    with pytest.raises(ValueError, match=rf"num_classes must be an int >= 0 .*, got {num_classes!r}"):
+        model.reset_classifier(num_classes)
+    assert model.num_classes == 5 and model.head.fc.out_features == 5
+
+
 def test_torch_autocast_still_takes_float32_inputs():
     gru = torch_layers.ConvGRU(2, 3, 3, 1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -289,6 +309,49 @@ def test_an_unreadable_weights_file_is_named(tmp_path, kind):
         timm.create_model("convgru_tiny", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     with pytest.raises(ValueError, match=rf"checkpoint '{path}' is not a readable MindSpore"):
         mindcv.create_model("convgru_tiny", checkpoint_file=str(path))
+
+
+def test_a_missing_timm_checkpoint_path_is_named_before_the_model_is_built(monkeypatch, tmp_path):
+    """timm reads checkpoint_path only after building, and a missing one raises an empty FileNotFoundError."""
+    def built(*args, **kwargs):
+        raise AssertionError("the model was built before checkpoint_path was checked")
+
+    monkeypatch.setattr(torch_net, "build_model_with_cfg", built)
+    missing = tmp_path / "nowhere.pth"
+    with pytest.raises(FileNotFoundError,
+                       match=rf"checkpoint_path must be an existing checkpoint file, got '{missing}'"):
+        timm.create_model("convgru_tiny", checkpoint_path=str(missing))
+
+
+def test_an_unreachable_hub_repo_in_the_overlay_is_named(monkeypatch, tmp_path):
+    """Offline with an empty cache, huggingface_hub's own error names no repo: ours names it and the next step."""
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(pretrained.PretrainedWeightsError,
+                       match=r"pretrained_cfg hf_hub_id 'convgru-zoo-tests/absent' could not be fetched .* Offline, "
+                             r"download it first"):
+        timm.create_model("convgru_tiny", pretrained=True,
+                          pretrained_cfg_overlay=dict(hf_hub_id="convgru-zoo-tests/absent"))
+
+
+@pytest.mark.parametrize("state_dict, error, pattern", [
+    (None, TypeError, r"state_dict must be a mapping of parameter names to tensors or arrays, got NoneType"),
+    ([torch.zeros(2)], TypeError, r"state_dict must be a mapping .* got list"),
+    ({1: torch.zeros(2)}, TypeError, r"state_dict must have str parameter names as keys, got \[1\]"),
+    ({"a.weight": torch.zeros(2, device="meta")}, ValueError,
+     r"state_dict must hold values, got tensors on the meta device: \['a.weight'\]"),
+    ({"a.weight": None}, TypeError,
+     r"state_dict must map names to tensors or numeric arrays, got \{'a.weight': 'NoneType'\}"),
+], ids=["none", "list", "int_key", "meta", "none_value"])
+def test_a_wrong_state_dict_to_convert_is_named(state_dict, error, pattern):
+    with pytest.raises(error, match=pattern):
+        torch_to_mindspore(state_dict)
+
+
+def test_verify_names_a_path_that_is_not_one():
+    with pytest.raises(TypeError, match=r"path must be a weights file path \(str or os.PathLike\), got NoneType"):
+        pretrained.verify(None, "a" * 64)
 
 
 @pytest.mark.parametrize("sha256", [None, "", "abc", 123, "g" * 64])

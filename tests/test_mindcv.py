@@ -247,7 +247,7 @@ def publish(tmp_path, monkeypatch):
             convert.save_mindspore_checkpoint(params, path)
         else:
             from safetensors.numpy import save_file
-            save_file(convert.mindspore_to_torch(params), str(path))
+            save_file(convert.mindspore_to_torch_arrays(params), str(path))
         weights = specs.PRETRAINED[TAG]
         monkeypatch.setitem(specs.PRETRAINED, TAG, type(weights)(
             weights.arch, weights.tag, weights.description, sha256=((framework, pretrained.sha256_of(path)),)))

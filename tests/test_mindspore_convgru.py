@@ -322,6 +322,28 @@ def test_graph_mode_equals_pynative(graph_mode_results):
         assert max_diff(a.asnumpy(), b.asnumpy()) <= 1e-6
 
 
+class Parent(nn.Cell):
+    """A user's cell holding a ConvGRU: compiled, it calls the ConvGRU's construct, not its __call__."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = ConvGRU(2, 3, 3, 1)
+
+    def construct(self, x):
+        return self.gru(x)[0]
+
+
+def test_a_convgru_inside_a_compiled_parent_names_wrong_channels_while_compiling(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # a failed compile writes rank_0/ into the working folder
+    mode = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        with pytest.raises(ValueError, match=r"x must have 2 channels \(dim 2\), got 3 in shape \(1, 2, 3, 4, 4\)"):
+            Parent()(Tensor(randn(1, 2, 3, 4, 4)))
+    finally:
+        ms.set_context(mode=mode)
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad input: clear errors naming the argument, raised before any computation
 

@@ -126,9 +126,8 @@ def test_convgru_round_trip_torch_mindspore_torch_is_exact():
     back = convert.mindspore_to_torch(net)
     assert sorted(back) == sorted(model.state_dict())
     for name, value in model.state_dict().items():
-        assert np.array_equal(back[name], value.numpy())
-    TorchConvGRU(3, [4, 5], [3, 1], 2, bidirectional=True).load_state_dict(
-        {k: torch.from_numpy(v) for k, v in back.items()})
+        assert torch.equal(back[name], value)
+    TorchConvGRU(3, [4, 5], [3, 1], 2, bidirectional=True).load_state_dict(back)  # torch tensors, as named
 
 
 def _norm_models():
@@ -158,11 +157,11 @@ def test_batchnorm_and_groupnorm_names_map_and_outputs_agree():
     back = convert.mindspore_to_torch(net, norm_prefixes={"2"})
     state = model.state_dict()
     assert set(back) == set(state)
-    assert back["1.num_batches_tracked"].dtype == np.int64 and back["1.num_batches_tracked"] == 0
+    assert back["1.num_batches_tracked"].dtype == torch.int64 and back["1.num_batches_tracked"] == 0
     for name in state:
         if name != "1.num_batches_tracked":
-            assert np.array_equal(back[name], state[name].numpy()), name
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in back.items()})  # strict
+            assert torch.equal(back[name], state[name]), name
+    model.load_state_dict(back)  # strict
 
 
 def test_strict_loading_names_missing_unexpected_and_mismatched():

@@ -59,7 +59,7 @@ for tag, source in (("convgru_forecaster_tiny", run / "model.safetensors"), ("co
         model = mindcv.create_model("convgru_tiny", num_classes=specs.NUM_CLASSES)
         convert.save_mindspore_checkpoint(model, out / "tiny.ckpt")
         from safetensors.numpy import save_file
-        save_file(convert.mindspore_to_torch(model), str(path))
+        save_file(convert.mindspore_to_torch_arrays(model), str(path))
     else:
         path.write_bytes(source.read_bytes())
     specs.PRETRAINED[name] = replace(specs.PRETRAINED[name], sha256=(("torch", pretrained.sha256_of(path)),))

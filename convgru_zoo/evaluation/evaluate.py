@@ -268,13 +268,13 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
     if split is not None and data is None:
         raise ConfigError(f"--split applies to --data, got --split {split} without it")
     state, task, model, run_dir = resolve_weights(weights, task, model)
+    if run_dir is not None:  # a foreign or damaged metrics log is named now, not after the evaluation
+        metrics_lines_upto(Path(run_dir) / "metrics.jsonl", math.inf)
     out = check_out_folder("--out", out or (run_dir / "eval" if run_dir is not None else Path("eval", Path(weights).stem)))
     stem = f"eval_{task}_{framework}"
     if (out / f"{stem}.json").exists() and not overwrite:
         raise ConfigError(f"--out {str(out)!r} already holds {stem}.json from an earlier evaluation; pass --overwrite "
                           "to replace it, or another --out")
-    if run_dir is not None:  # a foreign or damaged metrics log is named now, not after the evaluation
-        metrics_lines_upto(Path(run_dir) / "metrics.jsonl", math.inf)
     model_kwargs = {}
     if data is not None:
         if mnist is not None or fixed_test is not None:

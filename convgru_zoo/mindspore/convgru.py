@@ -15,6 +15,7 @@ from typing import Optional
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor, ops
+from mindspore.common import dtype as mstype
 from mindspore.common import initializer as init
 
 from .. import _checks
@@ -25,6 +26,11 @@ from .weights import assign_strict
 def tanh(x):
     """tanh as 2 * sigmoid(2x) - 1: matches PyTorch's tanh to ~1e-6 (MindSpore's CPU tanh: 1e-4)."""
     return 2 * ops.sigmoid(2 * x) - 1
+
+
+def dtype_itemsize(dtype) -> int:
+    """Bytes per parameter of a layer's ``dtype=``: a floating MindSpore dtype, checked before anything is built."""
+    return _checks.floating_dtype("dtype", dtype, mstype.float_type).itemsize
 
 
 def check_dtype(name, x, weight):
@@ -61,7 +67,8 @@ class ConvGRUCell(TeardownSafeCell):
         self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
         self.kernel_size = _checks.odd_kernel("kernel_size", kernel_size)
         _checks.parameters_fit("input_size, hidden_size and kernel_size",
-                               _checks.convgru_parameters(input_size, [hidden_size], [kernel_size]), dtype.itemsize)
+                               _checks.convgru_parameters(input_size, [hidden_size], [kernel_size]),
+                               dtype_itemsize(dtype))
         self.padding = kernel_size // 2
         conv = dict(padding=self.padding, im2col=im2col, dtype=dtype)
         self.reset_gate = Conv2d(input_size + hidden_size, hidden_size, kernel_size, **conv)
@@ -168,7 +175,7 @@ class ConvGRU(TeardownSafeCell):
         self.bidirectional = _checks.flag("bidirectional", bidirectional)
         directions = 2 if bidirectional else 1
         hidden_sizes, kernel_sizes = _checks.layer_sizes(input_size, hidden_sizes, kernel_sizes, n_layers, directions,
-                                                         dtype.itemsize)
+                                                         dtype_itemsize(dtype))
         self.input_size = input_size
         self.hidden_sizes = hidden_sizes
         self.kernel_sizes = kernel_sizes
@@ -211,6 +218,9 @@ class ConvGRU(TeardownSafeCell):
         return super().__call__(x, hidden, lengths)
 
     def construct(self, x, hidden=None, lengths=None):
+        # A compiled parent calls construct, not __call__: check x's (static) shape here too, which a
+        # graph evaluates once, while compiling.
+        _checks.input_shape(x.shape, self.input_size, self.batch_first)
         cells = self.layers
         if hidden is None:
             hidden = [None] * len(cells)

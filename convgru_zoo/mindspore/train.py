@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .. import run_files as ckpt
 from .. import train as core
-from ..convert import mindspore_to_torch, save_mindspore_checkpoint, torch_to_mindspore
+from ..convert import mindspore_to_torch_arrays, save_mindspore_checkpoint, torch_to_mindspore
 from ..data.datasets import normalize
 from ..models import create_model
 from ..train import CONTEXT_FRAMES, ConfigError, Dist
@@ -272,7 +272,7 @@ def _train(config, runtime, env, resume_from):
     model = create_model(config.model, "mindspore", **core.model_kwargs(config, runtime))
     if config.init_weights:
         try:
-            arrays = core.fit_init_weights(config, mindspore_to_torch(model))
+            arrays = core.fit_init_weights(config, mindspore_to_torch_arrays(model))
             load_params(model, torch_to_mindspore(arrays), repr(config.init_weights))
         except ValueError as err:
             raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
@@ -326,7 +326,7 @@ def _train(config, runtime, env, resume_from):
                "ranks_agree_on_weights": len(set(digests)) == 1}
     if env.main:
         save_mindspore_checkpoint(model, out / "model.ckpt")
-        core.write_final(out, mindspore_to_torch(model), config, summary)
+        core.write_final(out, mindspore_to_torch_arrays(model), config, summary)
     if not summary["ranks_agree_on_weights"]:
         raise RuntimeError(f"data-parallel ranks ended with different weights: {digests}")
     return summary

@@ -21,6 +21,7 @@ from .. import _checks
 
 # Size of one chunk of the batched input projection: small enough to stay in cache.
 _PROJECTION_CHUNK_BYTES = 8 << 20
+FLOATING_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def autocast_on(x: Tensor) -> bool:
@@ -34,8 +35,18 @@ def check_dtype(name: str, x: Tensor, weight: Tensor) -> None:
     _checks.input_dtype(name, x.dtype, weight.dtype, x.is_floating_point(), autocast_on(x))
 
 
+def dtype_itemsize(dtype) -> int:
+    """Bytes per parameter of a layer's ``dtype=``: None (torch's default dtype) or a floating torch.dtype,
+    checked before anything is built."""
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    return _checks.floating_dtype("dtype", dtype, FLOATING_DTYPES).itemsize
+
+
 def checked_lengths(lengths, batch: int, steps: int, device) -> Tensor:
     """Per-sample lengths (tensor, array or sequence of ints) checked against the clip, as a tensor on ``device``."""
+    if isinstance(lengths, Tensor) and lengths.is_meta:
+        raise ValueError("lengths must hold values (a tensor on a real device, a list or an array), got a tensor "
+                         "on the meta device")
     values = lengths.tolist() if isinstance(lengths, Tensor) else lengths
     return torch.tensor(_checks.lengths_values(values, batch, steps), device=device)
 
@@ -61,7 +72,7 @@ class ConvGRUCell(nn.Module):
         self.kernel_size = _checks.odd_kernel("kernel_size", kernel_size)
         _checks.parameters_fit("input_size, hidden_size and kernel_size",
                                _checks.convgru_parameters(input_size, [hidden_size], [kernel_size]),
-                               (dtype or torch.get_default_dtype()).itemsize)
+                               dtype_itemsize(dtype))
         self.padding = kernel_size // 2
         conv = dict(kernel_size=kernel_size, padding=self.padding, device=device, dtype=dtype)
         self.reset_gate = nn.Conv2d(input_size + hidden_size, hidden_size, **conv)
@@ -188,7 +199,7 @@ class ConvGRU(nn.Module):
         self.bidirectional = _checks.flag("bidirectional", bidirectional)
         directions = 2 if bidirectional else 1
         hidden_sizes, kernel_sizes = _checks.layer_sizes(input_size, hidden_sizes, kernel_sizes, n_layers, directions,
-                                                         (dtype or torch.get_default_dtype()).itemsize)
+                                                         dtype_itemsize(dtype))
         self.input_size = input_size
         self.hidden_sizes = hidden_sizes
         self.kernel_sizes = kernel_sizes
