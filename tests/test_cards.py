@@ -83,6 +83,9 @@ def test_readme_tables_are_generated_from_the_committed_results():
     figures = json.loads((REPO / cards.BACKBONE_FIGURES).read_text())["rows"]
     text = (REPO / "README.md").read_text()
     assert all(f"| {row['model']} | {row['params_m']:.3f} | {row['gflops']:.3f} |" in text for row in figures)
+    serving = json.loads((REPO / cards.SERVING).read_text())
+    for runtime, timing in serving["per_frame"].items():  # every runtime, its time a frame from the JSON
+        assert f"| {runtime} | {timing['median'] / serving['frames_per_call'] * 1e3:.1f} |" in text, runtime
 
 
 def test_readme_lists_a_release_with_its_results(card, published):

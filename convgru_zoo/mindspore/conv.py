@@ -87,6 +87,10 @@ def onednn_isa() -> str:
     Every :class:`Conv2d` built for the CPU calls it, so the cap is in place before any of its kernels runs.
     """
     if not _onednn_isa:
+        try:  # the kernel below starts the runtime: pin the CPU first, so a later set_device("CPU") still works
+            ms.set_device("CPU")
+        except RuntimeError:  # the runtime already runs (its device is then fixed anyway)
+            pass
         mode = ms.get_context("mode")
         ms.set_context(mode=ms.PYNATIVE_MODE)
         try:
