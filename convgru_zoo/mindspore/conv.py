@@ -12,6 +12,7 @@ a ConvGRU-sized convolution (:func:`conv_path`, once per process);
 Either way ``weight`` is (out, in, k, k) and ``bias`` (out,), exactly like ``torch.nn.Conv2d``, so
 weights move between the frameworks unchanged. Measurements: ``docs/mindspore-cpu-speed.md``.
 """
+import functools
 import math
 import os
 import sys
@@ -78,28 +79,24 @@ ONEDNN_ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 ONEDNN_ISA_CAP = "AVX2"
 
 
-_onednn_isa = []  # what holds for MindSpore's oneDNN, once its first convolution ran here
-
-
+@functools.lru_cache(maxsize=None)
 def onednn_isa() -> str:
     """Run MindSpore's first CPU convolution under :func:`onednn_isa_capped`, once per process; say what holds.
 
     Every :class:`Conv2d` built for the CPU calls it, so the cap is in place before any of its kernels runs.
     """
-    if not _onednn_isa:
-        try:  # the kernel below starts the runtime: pin the CPU first, so a later set_device("CPU") still works
-            ms.set_device("CPU")
-        except RuntimeError:  # the runtime already runs (its device is then fixed anyway)
-            pass
-        mode = ms.get_context("mode")
-        ms.set_context(mode=ms.PYNATIVE_MODE)
-        try:
-            with onednn_isa_capped() as said:
-                ops.conv2d(ops.ones((1, 1, 3, 3), ms.float32), ops.ones((1, 1, 1, 1), ms.float32)).asnumpy()
-        finally:
-            ms.set_context(mode=mode)
-        _onednn_isa.append(said)
-    return _onednn_isa[0]
+    try:  # the kernel below starts the runtime: pin the CPU first, so a later set_device("CPU") still works
+        ms.set_device("CPU")
+    except RuntimeError:  # the runtime already runs (its device is then fixed anyway)
+        pass
+    mode = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    try:
+        with onednn_isa_capped() as said:
+            ops.conv2d(ops.ones((1, 1, 3, 3), ms.float32), ops.ones((1, 1, 1, 1), ms.float32)).asnumpy()
+    finally:
+        ms.set_context(mode=mode)
+    return said
 
 
 @contextmanager
