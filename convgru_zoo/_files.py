@@ -1,12 +1,15 @@
 """Atomic file writes and checksums, for every file convgru-zoo writes (weights, checkpoints, JSON, PNG).
 
 A file is written under a temporary name beside its target, flushed to disk and moved into place
-with ``os.replace``, so a crash leaves the old file or the new one, never half of one.
+with ``os.replace``, so a crash leaves the old file or the new one, never half of one. The file gets
+the mode any new file gets under the process's umask (0644 under umask 022), whatever mode the writer
+left on the temporary file (MindSpore's ``save_checkpoint`` makes its files read-only, 0400).
 """
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Callable
 
@@ -28,11 +31,16 @@ def atomic_write(path, write: Callable[[str], None]) -> str:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = str(path.parent / f".{path.name}.tmp-{secrets.token_hex(8)}{path.suffix}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as to any new file
+    try:
+        normal_mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
     try:
         write(tmp)
-        with open(tmp, "rb+") as f:
+        os.chmod(tmp, normal_mode)
+        with open(tmp, "rb") as f:  # POSIX fsyncs a file open for reading
             os.fsync(f.fileno())
         digest = sha256_of(tmp)
         os.replace(tmp, path)

@@ -52,6 +52,25 @@ def test_atomic_write_returns_the_sha256_and_leaves_nothing_half_written(tmp_pat
     assert sorted(p.name for p in target.parent.iterdir()) == ["w.bin"]  # no temp file left
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+@pytest.mark.parametrize("writer_mode", [None, 0o400], ids=["as-created", "read-only"])
+def test_atomic_write_gives_the_mode_of_any_new_file_under_the_umask(tmp_path, umask, writer_mode):
+    """Not mkstemp's 0600, nor the 0400 MindSpore's save_checkpoint leaves: 0644 under umask 022."""
+    def write(tmp):
+        Path(tmp).write_bytes(b"weights")
+        if writer_mode is not None:
+            os.chmod(tmp, writer_mode)
+
+    old = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "w.bin", write)
+        (tmp_path / "plain.bin").write_bytes(b"")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "w.bin").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask == (tmp_path / "plain.bin").stat().st_mode & 0o777
+
+
 def test_verify_names_the_file_and_the_problem(tmp_path):
     path = tmp_path / "w.safetensors"
     with pytest.raises(pretrained.PretrainedWeightsError, match=f"{path} does not exist"):
