@@ -5,8 +5,9 @@ imports a framework. A tag's file is looked up
 
 1. in the package folder ``convgru_zoo/weights/<arch>.<tag><ext>`` (small weights may ship there,
    so ``pretrained=True`` works offline), else
-2. on the Hugging Face Hub (``HF_ORG/<arch>.<tag>``) through ``huggingface_hub.hf_hub_download``,
-   which answers from its cache when offline (``HF_HUB_OFFLINE=1``),
+2. in the Hugging Face Hub's cache, else on the Hub (``HF_ORG/<arch>.<tag>``) through
+   ``huggingface_hub.hf_hub_download``; offline (``HF_HUB_OFFLINE=1`` or no connection) it fails at
+   once, naming the next step,
 
 and is used only if its sha256 matches the one recorded in ``convgru_zoo.specs.PRETRAINED``.
 Weights are written with ``convgru_zoo._files.atomic_write``, which returns the sha256 to record.
@@ -99,19 +100,53 @@ def weights_file(name: str, framework: str = "torch", cache_dir=None) -> Path:
 
 
 def _hub_download(weights: specs.PretrainedWeights, filename: str, cache_dir, shipped: Path) -> Path:
+    """The Hub's file, from the cache when it is there (the sha256 pins its content), else downloaded.
+
+    An unreachable Hub fails at the first try, naming the next step: huggingface_hub would otherwise
+    retry for about half a minute before failing with an error that names neither.
+    """
     try:
         import huggingface_hub
+        from huggingface_hub.errors import LocalEntryNotFoundError
     except ImportError:
         raise PretrainedWeightsError(
             f"{weights.name}: not shipped at {shipped} and huggingface_hub is not installed to fetch "
             f"{weights.hf_hub_id}/{filename} (pip install 'convgru-zoo[hub]')") from None
+    where = dict(revision=weights.revision, cache_dir=cache_dir)
+    not_here = (f"{weights.name}: not shipped at {shipped} and {weights.hf_hub_id}/{filename} could not be "
+                "fetched from the Hub or its cache")
     try:
-        return Path(huggingface_hub.hf_hub_download(
-            weights.hf_hub_id, filename, revision=weights.revision, cache_dir=cache_dir))
-    except Exception as e:  # offline with an empty cache, missing repo or file, network errors
-        raise PretrainedWeightsError(
-            f"{weights.name}: not shipped at {shipped} and {weights.hf_hub_id}/{filename} could not be fetched "
-            f"from the Hub or its cache: {type(e).__name__}: {e}") from e
+        return Path(huggingface_hub.hf_hub_download(weights.hf_hub_id, filename, local_files_only=True, **where))
+    except LocalEntryNotFoundError:
+        pass
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        raise PretrainedWeightsError(f"{not_here}: HF_HUB_OFFLINE is set and the cache does not hold it. "
+                                     f"{_next_step(weights, filename)}") from None
+    try:  # one request, no retries
+        huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(weights.hf_hub_id, filename,
+                                                                        revision=weights.revision))
+    except Exception as e:  # no connection, a timeout, the Hub answering an error
+        raise PretrainedWeightsError(f"{not_here}: {type(e).__name__}: {e}. {_next_step(weights, filename)}") from e
+    try:
+        return Path(huggingface_hub.hf_hub_download(weights.hf_hub_id, filename, **where))
+    except Exception as e:  # the connection lost mid-download, a full disk
+        raise PretrainedWeightsError(f"{not_here}: {type(e).__name__}: {e}") from e
+
+
+def _next_step(weights: specs.PretrainedWeights, filename: str) -> str:
+    """What to do when the Hub cannot be reached: fetch the file once online, or use a local copy of the
+    PyTorch file (a checkout keeps each released backbone's in ``model_cards/<arch>.<tag>/``)."""
+    step = (f"Next step: download it once while online (huggingface_hub.snapshot_download("
+            f"{weights.hf_hub_id!r})), then it loads offline from the cache")
+    if weights.task != "classify":
+        return step
+    local = f"model_cards/{weights.name}/{specs.WEIGHT_FILES['torch']}"
+    if filename == specs.WEIGHT_FILES["torch"]:
+        return (f"{step}; or load a local copy, such as a convgru-zoo checkout's {local}: timm.create_model("
+                f"{weights.arch!r}, pretrained=True, pretrained_cfg_overlay=dict(file=PATH))")
+    return (f"{step}; or convert a local copy of its PyTorch file, such as a convgru-zoo checkout's {local}: "
+            f"convgru_zoo.publishing.release.convert_to_mindspore(PATH, 'model.ckpt'), then "
+            f"mindcv.create_model({weights.arch!r}, checkpoint_file='model.ckpt')")
 
 
 def _framework(framework: str) -> str:

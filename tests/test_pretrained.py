@@ -3,6 +3,7 @@ Hugging Face cache, timm ``local-dir:``; sha256 checks and the errors for missin
 import dataclasses
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -177,20 +178,93 @@ def test_unpublished_weights_are_named_through_timm(monkeypatch):
         timm.create_model("convgru_small", pretrained=True)
 
 
+HUB_ONLY = [w for w in specs.PRETRAINED.values() if w.sha256 and not w.ships and w.task == "classify"]
+needs_hub_only = pytest.mark.skipif(not HUB_ONLY, reason="no backbone is published on the Hub only yet")
+
+
 @needs_torch
-def test_hub_only_weights_offline_with_an_empty_cache_say_where_they_were_looked_for(monkeypatch, tmp_path):
+@needs_hub_only
+def test_hub_only_weights_offline_with_an_empty_cache_name_the_next_step(monkeypatch, tmp_path):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    hub_only = [w for w in specs.PRETRAINED.values() if w.sha256 and not w.ships and w.task == "classify"]
-    if not hub_only:
-        pytest.skip("no backbone is published on the Hub only yet")
-    name = hub_only[0].name
+    name, arch = HUB_ONLY[0].name, HUB_ONLY[0].arch
+    with pytest.raises(pretrained.PretrainedWeightsError) as error:
+        timm.create_model(arch, pretrained=True)
+    assert re.match(rf"{name}: not shipped at .* and convgru-zoo/{name}/model.safetensors could not be fetched "
+                    rf"from the Hub or its cache: HF_HUB_OFFLINE is set", str(error.value))
+    assert f"huggingface_hub.snapshot_download('convgru-zoo/{name}')" in str(error.value)
+    assert (f"model_cards/{name}/model.safetensors: timm.create_model('{arch}', pretrained=True, "
+            f"pretrained_cfg_overlay=dict(file=PATH))") in str(error.value)
     with pytest.raises(pretrained.PretrainedWeightsError,
-                       match=rf"{name}: not shipped at .* and convgru-zoo/{name}/model.safetensors could not be "
-                             rf"fetched from the Hub or its cache"):
-        timm.create_model(hub_only[0].arch, pretrained=True)
+                       match=rf"model_cards/{name}/model.safetensors: convgru_zoo.publishing.release."
+                             rf"convert_to_mindspore\(PATH, 'model.ckpt'\), then mindcv.create_model\('{arch}', "
+                             rf"checkpoint_file='model.ckpt'\)"):
+        pretrained.weights_file(name, "mindspore")
+
+
+@needs_torch
+@needs_hub_only
+def test_the_named_next_step_loads_the_checkouts_copy():
+    """The step the error above names, with the checkout's file: the published weights, offline."""
+    weights = HUB_ONLY[0]
+    path = REPO / "model_cards" / weights.name / specs.WEIGHT_FILES["torch"]
+    assert pretrained.sha256_of(path) == weights.file_sha256("torch")
+    model = timm.create_model(weights.arch, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    state = model.state_dict()
+    for key, value in safetensors_torch.load_file(str(path)).items():
+        if not key.endswith("num_batches_tracked"):  # a counter timm's loading leaves alone
+            torch.testing.assert_close(state[key], value, rtol=0, atol=0, msg=key)
+
+
+UNREACHABLE_HUB = textwrap.dedent("""
+    import sys
+    from convgru_zoo import pretrained
+    try:
+        pretrained.weights_file(sys.argv[1])
+    except pretrained.PretrainedWeightsError as e:
+        print(e)
+""")
+
+
+@needs_hub_only
+def test_an_unreachable_hub_fails_at_the_first_request(tmp_path):
+    """huggingface_hub retries a failed download for about half a minute; one request tells enough."""
+    pytest.importorskip("huggingface_hub")
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    requests = []
+
+    class Unavailable(BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            requests.append((self.command, self.path))
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    name = HUB_ONLY[0].name
+    env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{server.server_port}", HF_HUB_CACHE=str(tmp_path),
+               HF_HUB_OFFLINE="0", PYTHONPATH=str(REPO))
+    try:
+        done = subprocess.run([sys.executable, "-c", UNREACHABLE_HUB, name], env=env, capture_output=True,
+                              text=True, timeout=300)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    hub_file = f"/convgru-zoo/{name}/resolve/main/model.safetensors"
+    assert [request for request in requests if request[1] == hub_file] == [("HEAD", hub_file)]
+    assert re.search(r"could not be fetched from the Hub or its cache: HfHubHTTPError: .*503", done.stdout)
+    assert f"huggingface_hub.snapshot_download('convgru-zoo/{name}')" in done.stdout
 
 
 @needs_torch
