@@ -403,6 +403,12 @@ def run_demo(args):
         raise training.ConfigError("demo needs released weights in the package; none are yet: use --train")
     atomic_write_json(out / "demo_report.json", report)
     print(f"demo: report {out / 'demo_report.json'}; pictures and metrics in {out}/<weights>/")
+    hub_only = [w.name for w in specs.PRETRAINED.values() if not w.ships and w.file_sha256("torch")]
+    if hub_only:
+        print(f"demo: skipped {' and '.join(hub_only)}: published on the Hugging Face Hub only (too large to ship "
+              "in the package) and the demo stays offline; in a convgru-zoo checkout, evaluate one with")
+        for name in hub_only:
+            print(f"  convgru-zoo eval --weights model_cards/{name}/{specs.WEIGHT_FILES['torch']} --mnist {args.mnist}")
     return 0
 
 

@@ -157,13 +157,19 @@ def test_train_and_eval_a_backbone_with_a_single_frame_baseline(tmp_path, capsys
 
 def test_demo_evaluates_the_shipped_weights_and_writes_a_report(published, tmp_path, capsys, monkeypatch):
     from convgru_zoo import specs
-    name = "convgru_forecaster_tiny.mmnist"  # the test release; the package's other weights are set aside
-    for other in [tag for tag in specs.PRETRAINED if tag != name]:
+    name = "convgru_forecaster_tiny.mmnist"  # the test release; the package's other shipped weights are set aside
+    for other in [tag for tag, weights in specs.PRETRAINED.items() if tag != name and weights.ships]:
         unpublish(monkeypatch, other)
     out = tmp_path / "demo"
     assert cli.main(["demo", "--mnist", str(MNIST), "--out", str(out), "--no-progress"]) == 0
     report = json.loads((out / "demo_report.json").read_text())
     assert list(report) == [name] and report[name]["task"] == "forecast" and report[name]["metrics"]["num_sequences"] == cli.DEMO_EVAL_SEQUENCES
     assert (out / name / "eval_forecast_torch_frames.png").is_file()
-    assert "repeating the last frame" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "repeating the last frame" in printed
+    hub_only = [w.name for w in specs.PRETRAINED.values() if not w.ships and w.file_sha256("torch")]
+    if hub_only:  # named, with the command that evaluates each in a checkout
+        assert f"demo: skipped {' and '.join(hub_only)}: published on the Hugging Face Hub only" in printed
+        for tag in hub_only:
+            assert f"  convgru-zoo eval --weights model_cards/{tag}/model.safetensors --mnist {MNIST}\n" in printed
     assert cli.main(["demo", "--mnist", str(MNIST), "--out", str(out), "--steps", "3"]) == cli.EXIT_USAGE
