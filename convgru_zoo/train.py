@@ -70,6 +70,14 @@ class TrainConfig:
     val_sequences: int = 64
 
 
+def settings_in_use(fields: dict) -> dict:
+    """:class:`TrainConfig` fields (a dict, as configs and recipes record them) less those the run ignores:
+    ``loss`` outside forecasting (classifiers train with cross-entropy) and ``momentum`` outside SGD."""
+    ignored = ({"loss"} if fields.get("task") != "forecast" else set()) | (
+        {"momentum"} if fields.get("optimizer") != "sgd" else set())
+    return {key: value for key, value in fields.items() if key not in ignored}
+
+
 @dataclass
 class Runtime:
     """Where and how a run executes; may differ between a run and its resumption (except ``data``,

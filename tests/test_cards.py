@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("huggingface_hub")
 from huggingface_hub import ModelCard  # noqa: E402
 
-from convgru_zoo.publishing import cards  # noqa: E402
+from convgru_zoo.publishing import cards, release  # noqa: E402
 from convgru_zoo import machine, specs  # noqa: E402
 from conftest import RELEASED_NAME  # noqa: E402
 from helpers import CARDS_DIR, REPO  # noqa: E402
@@ -53,8 +53,9 @@ def test_card_body_has_command_hours_files_pictures_caveat_and_citation(card, pu
     record = json.loads((path.parent / "release.json").read_text())
     text = parsed.text
     assert f"convgru-zoo train --recipe {RELEASED_NAME}" in text
-    assert f"{record['trained']['cpu_hours']:.2f} CPU-hours (process CPU time)" in text
-    assert record["trained"]["amp"] == "none" and " run(s) joined by `--resume` in float32, " in text
+    assert f"{record['trained']['cpu_hours']:.2f} CPU-hours ({release.CPU_HOURS_FROM})" in text
+    assert record["trained"]["amp"] == "none" and re.search(r" (in one run|in \d+ runs joined by `--resume`) in "
+                                                            r"float32, ", text)
     for file in record["files"].values():
         assert file["sha256"] in text
     for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
@@ -108,6 +109,29 @@ def test_each_committed_card_parses_and_states_its_evaluation(name):
     for metric, value in expected.items():
         assert stated[metric] == pytest.approx(value, abs=1e-6), metric
     assert parsed.data.license == weights.license and weights.hf_hub_id.split("/")[1] in parsed.text
+
+
+@pytest.mark.parametrize("name", cards.released_names(CARDS_DIR))
+def test_committed_cards_count_cpu_hours_one_way_and_state_only_what_applies(name):
+    """CPU-hours derived alike for every tag from its committed log; no forecaster called a timm/MindCV model;
+    no loss printed for a classifier (it trains with cross-entropy); figures quoted from elsewhere kept out of
+    the fixed test set's table."""
+    folder, weights = CARDS_DIR / name, specs.PRETRAINED[name]
+    trained = json.loads((folder / "release.json").read_text())["trained"]
+    spent = release.training_time((folder / "metrics.jsonl").read_text().splitlines())
+    threads = trained["threads"] if isinstance(trained["threads"], list) else [trained["threads"]] * spent["segments"]
+    assert trained["cpu_hours_from"] == release.CPU_HOURS_FROM
+    assert trained["cpu_hours"] == pytest.approx(sum(h * n for h, n in zip(spent["segment_hours"], threads)))
+    text = (folder / "README.md").read_text()
+    assert f"{trained['cpu_hours']:.2f} CPU-hours ({release.CPU_HOURS_FROM})" in text
+    settings = re.findall(r"^\| (\w+) \| .* \|$", text.split("| setting | value |")[1].split("## Files")[0], re.M)
+    assert ("loss" in settings) == (weights.task == "forecast") and "momentum" not in settings  # adamw recipes
+    if weights.task == "forecast":
+        assert "timm" not in text and "MindCV" not in text
+        fixed_table = text.split("On the fixed test set")[1].split("\n\n")[1]
+        assert "repeating the last input frame" in fixed_table and "OpenSTL" not in fixed_table
+        assert re.search(r"quoted from \[OpenSTL\]\([^)]+\), not measured here: on OpenSTL's own Moving MNIST test "
+                         r"set, with its training budget .*\n\n\| .*\n\|---.*\n\| ConvLSTM-S \(200 epochs\)", text)
 
 
 def test_the_machine_line_names_the_threads_of_each_resumed_segment():

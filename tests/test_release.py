@@ -138,13 +138,13 @@ def test_training_time_adds_up_resumed_segments():
                                             "process_cpu_hours": 56.0 / 3600}
 
 
-def test_cpu_hours_are_measured_else_each_segment_times_its_threads():
+def test_cpu_hours_are_each_segments_hours_times_its_threads_whatever_the_log_measured():
     spent = {"segment_hours": [2.0, 1.0], "process_cpu_hours": 3.5}
     assert release.training_cost(spent, [1, 2], world=2, gpu=False) == {
-        "cpu_hours": 7.0, "cpu_hours_from": "process CPU time"}
+        "cpu_hours": 8.0, "cpu_hours_from": release.CPU_HOURS_FROM, "process_cpu_hours": 7.0}
     del spent["process_cpu_hours"]
     assert release.training_cost(spent, [1, 2], world=1, gpu=False) == {
-        "cpu_hours": 4.0, "cpu_hours_from": "wall-clock hours x threads"}
+        "cpu_hours": 4.0, "cpu_hours_from": release.CPU_HOURS_FROM}
     assert release.training_cost(spent, [1, 2], world=1, gpu=True) == {"cpu_hours": None}
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import machine, specs
 from ..data.moving_mnist import DIRECTIONS
+from ..train import settings_in_use
 from .release import result_dir
 
 REFERENCE = Path("reference") / "openstl_moving_mnist.json"  # in cards_dir: quoted figures of other work, with source
@@ -162,16 +163,20 @@ def _metrics_section(weights, evals, cards_dir):
             f"{_fmt(ms['ssim'])} | {_fmt(ms['psnr'], 2)} |",
             f"| repeating the last input frame | 0 | {_fmt(base['mse'], 2)} | {_fmt(base['mae'], 2)} | "
             f"{_fmt(base['ssim'])} | {_fmt(base['psnr'], 2)} |"]
+    header = ["| | params (M) | MSE / frame | MAE / frame | SSIM | PSNR (dB) |", "|---|---|---|---|---|---|"]
     reference = json.loads((Path(cards_dir) / REFERENCE).read_text())
-    for r in reference["models"]:
-        rows.append(f"| {r['name']} ({reference['source']}, {r['training']}) | {r['params_m']:.1f} | "
-                    f"{_fmt(r['mse'], 2)} | {_fmt(r.get('mae'), 2)} | {_fmt(r['ssim'])} | {_fmt(r.get('psnr'), 2)} |")
+    quoted = [f"| {r['name']} ({r['training']}) | {r['params_m']:.1f} | {_fmt(r['mse'], 2)} | "
+              f"{_fmt(r.get('mae'), 2)} | {_fmt(r['ssim'])} | {_fmt(r.get('psnr'), 2)} |" for r in reference["models"]]
     per_step = m["per_frame"]
     steps = " | ".join(str(i + 1) for i in range(len(per_step["mse"])))
     return "\n".join([
-        "| | params (M) | MSE / frame | MAE / frame | SSIM | PSNR (dB) |", "|---|---|---|---|---|---|", *rows, "",
+        *header, *rows, "",
         "MSE and MAE are summed over a frame's pixels on the 0-1 scale and averaged over frames and clips "
         "(OpenSTL's convention); SSIM is the Gaussian-window SSIM; PSNR is capped for identical frames.", "",
+        f"For scale only, quoted from [{reference['source']}]({reference['url']}), not measured here: on "
+        f"{reference['source']}'s own Moving MNIST test set, with its training budget (in the row), so not "
+        "comparable row for row with the fixed test set above.", "",
+        *header, *quoted, "",
         f"| predicted frame | {steps} |", "|---|" + "---|" * len(per_step["mse"]),
         "| MSE | " + " | ".join(_fmt(v, 1) for v in per_step["mse"]) + " |",
         "| SSIM | " + " | ".join(_fmt(v, 3) for v in per_step["ssim"]) + " |", "",
@@ -186,12 +191,11 @@ def render(name, cards_dir) -> str:
     weights = specs.PRETRAINED[name]
     release, evals = _load(name, cards_dir)
     trained, recipe = release["trained"], release["recipe"]
-    hours = (f"{trained['cpu_hours']:.2f} CPU-hours" if trained.get("cpu_hours") is not None
-             else f"{trained['wall_hours']:.2f} GPU-hours")
+    hours = (f"{trained['cpu_hours']:.2f} CPU-hours ({trained['cpu_hours_from']})"
+             if trained.get("cpu_hours") is not None else f"{trained['wall_hours']:.2f} GPU-hours")
+    runs = "in one run" if trained["segments"] == 1 else f"in {trained['segments']} runs joined by `--resume`"
     precision = {"none": " in float32", "bf16": " with bf16 autocast", "fp16": " with fp16 autocast"}.get(
         trained.get("amp"), "")
-    if "cpu_hours_from" in trained:
-        hours += f" ({trained['cpu_hours_from']})"
     what = ("a video classification backbone: ConvGRUs carry a state through time at strides 4, 8 and 16 "
             "and the classifier reads the final state (the stacked GRU-RCN of Ballas et al. 2015)"
             if weights.task == "classify" else
@@ -203,14 +207,16 @@ def render(name, cards_dir) -> str:
               if weights.task == "classify" else
               "It was trained on synthetic Moving MNIST clips of two bouncing digits at 64x64; forecasts blur "
               "as the horizon grows, and it knows nothing of real-world motion.")
-    recipe_rows = "\n".join(f"| {k} | {v!r} |" for k, v in sorted(recipe.items()))
+    recipe_rows = "\n".join(f"| {k} | {v!r} |" for k, v in sorted(settings_in_use(recipe).items()))
     files = "\n".join(f"| {fw} | `{specs.WEIGHT_FILES[fw]}` | `{f['sha256']}` |" for fw, f in release["files"].items())
+    frameworks = ("PyTorch (timm) and MindSpore (MindCV)" if weights.task == "classify" else
+                  "PyTorch and MindSpore (`convgru_zoo.create_forecaster`, `framework=\"torch\"` or `\"mindspore\"`)")
     body = f"""
 # {name}
 
-{weights.description}. This is {what}. Architecture and weights are the same in PyTorch (timm) and
-MindSpore (MindCV): the MindSpore checkpoint is converted from the PyTorch file by `convgru_zoo.convert`
-and scores the same on the test set (table below).
+{weights.description}. This is {what}. Architecture and weights are the same in {frameworks}:
+the MindSpore checkpoint is converted from the PyTorch file by `convgru_zoo.convert` and scores the same
+on the test set (table below).
 
 {limits}
 
@@ -237,7 +243,7 @@ convgru-zoo train --recipe {name} --mnist MNIST_DIR --out RUN_DIR      # add --r
 convgru-zoo release {name} --run RUN_DIR --mnist MNIST_DIR
 ```
 
-{trained['steps']} steps in {trained['segments']} run(s) joined by `--resume`{precision}, {hours} on {machine.summary_line({**trained['machine'], 'threads': trained['threads']})}.
+{trained['steps']} steps {runs}{precision}, {hours} on {machine.summary_line({**trained['machine'], 'threads': trained['threads']})}.
 
 ![training curves](training_curves.png)
 

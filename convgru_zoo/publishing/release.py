@@ -73,15 +73,20 @@ def training_time(metrics_lines) -> dict:
     return result
 
 
+CPU_HOURS_FROM = "wall-clock hours x training threads, summed over resumed segments"
+
+
 def training_cost(time_spent: dict, threads: list, world: int, gpu: bool) -> dict:
-    """CPU-hours of a run (none on a GPU): the process CPU time its log records, times the ranks; for an older
-    log without it, each segment's wall-clock hours times that segment's ``threads``."""
+    """CPU-hours of a run (none on a GPU), counted one way for every run: each resumed segment's wall-clock
+    hours times the threads it trained with, times the ranks, i.e. the cores the training held, which every
+    log gives. The process CPU time a newer log records (``cpu_s``) is kept beside it as ``process_cpu_hours``."""
     if gpu:
         return {"cpu_hours": None}
+    cost = {"cpu_hours": world * sum(hours * n for hours, n in zip(time_spent["segment_hours"], threads)),
+            "cpu_hours_from": CPU_HOURS_FROM}
     if "process_cpu_hours" in time_spent:
-        return {"cpu_hours": time_spent["process_cpu_hours"] * world, "cpu_hours_from": "process CPU time"}
-    return {"cpu_hours": sum(hours * n for hours, n in zip(time_spent["segment_hours"], threads)),
-            "cpu_hours_from": "wall-clock hours x threads"}
+        cost["process_cpu_hours"] = time_spent["process_cpu_hours"] * world
+    return cost
 
 
 def convert_to_mindspore(torch_file: Path, ckpt_file: Path) -> str:
