@@ -151,6 +151,7 @@ def test_train_and_eval_a_backbone_with_a_single_frame_baseline(tmp_path, capsys
     assert m["single_frame_ceiling"]["top1"] <= m["single_frame_ceiling"]["digit_top1"] / 4
     assert sorted(m["per_direction_top1"]) == sorted(["down-right", "down-left", "up-right", "up-left"])
     assert np.array(m["per_class_top1"]).shape == (10, 4)
+    assert np.array(m["per_class_count"]).tolist() == np.bincount(labels, minlength=40).reshape(10, 4).tolist()
     assert Path(report["files"]["per_class"]).is_file()
     assert "the best one frame allows" in capsys.readouterr().out
 

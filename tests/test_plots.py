@@ -28,6 +28,8 @@ def test_forecast_grid_has_a_band_of_three_rows_per_sequence(tmp_path):
     expected_width = (plots.LABEL_INCHES + 6 * plots.CELL_INCHES) * plots.DPI
     expected_height = 2 * 3 * plots.CELL_INCHES * plots.DPI
     assert abs(width - expected_width) <= 1 and abs(height - expected_height) <= 1
+    plots.save_forecast_grid(path, clips(5, 4), clips(5, 6), clips(5, 6), max_rows=2, title="a title on top")
+    assert abs(png_size(path)[1] - expected_height - plots.TITLE_INCHES * plots.DPI) <= 1
     plots.save_forecast_grid(path, clips(1, 3, c=3)[0], clips(1, 3, c=3)[0], clips(1, 3, c=3)[0])  # one RGB clip
     width, height = png_size(path)
     assert width / height == pytest.approx((plots.LABEL_INCHES + 3 * plots.CELL_INCHES) / (3 * plots.CELL_INCHES),
@@ -40,7 +42,37 @@ def test_curves_and_metric_curves(tmp_path):
     assert png_size(tmp_path / "curves.png") == (640, 400)
     per_frame = {"mse": [30.0, 40.0, 50.0], "ssim": [0.9, 0.8, 0.7]}
     plots.save_metric_curves(tmp_path / "steps.png", per_frame, title="forecast")
-    assert png_size(tmp_path / "steps.png") == (640, 300)  # one 3.2-inch panel per metric
+    assert png_size(tmp_path / "steps.png") == (720, 340)  # one 3.6-inch panel per metric
+
+
+def test_metric_curves_show_the_baseline_titles_and_units():
+    per_frame = {"ssim": [0.9, 0.8, 0.7], "mse": [30.0, 40.0, 50.0]}
+    baseline = {"mse": [60.0, 70.0, 80.0], "ssim": [0.6, 0.5, 0.4], "psnr": [10.0, 9.0, 8.0]}
+    figure = plots.metric_curves_figure(per_frame, title="model on 3 clips", baseline=baseline)
+    mse, ssim = figure.axes  # the usual order, whatever the dict's
+    assert mse.get_title() == plots.METRIC_AXES["mse"][0] and mse.get_ylabel() == plots.METRIC_AXES["mse"][1]
+    assert ssim.get_title() == plots.METRIC_AXES["ssim"][0] and ssim.get_xlabel() == "predicted frame"
+    assert [list(line.get_ydata()) for line in mse.get_lines()] == [per_frame["mse"], baseline["mse"]]
+    assert [t.get_text() for t in mse.get_legend().get_texts()] == ["forecast", plots.BASELINE_LABEL]
+    assert figure.get_suptitle() == "model on 3 clips"
+    with pytest.raises(ValueError, match=r"baseline must be a dict holding the metrics of per_frame \['mse', 'ssim'\], "
+                                         r"got \['mse'\]"):
+        plots.metric_curves_figure(per_frame, baseline={"mse": [1.0, 2.0, 3.0]})
+
+
+def test_forecast_grid_has_a_title_and_names_each_row_with_its_frames():
+    figure = plots.forecast_grid_figure(clips(2, 4), clips(2, 6), clips(2, 6), title="model: 4 context frames")
+    assert figure.get_suptitle() == "model: 4 context frames"
+    assert [t.get_text() for t in figure.texts if t.get_text() != figure.get_suptitle()] == 2 * [
+        "context\nframes 1-4", "truth\nframes 5-10", "forecast\nframes 5-10"]
+
+
+def test_accuracy_grid_shows_each_cells_clips_right_out_of_scored():
+    figure = plots.accuracy_grid_figure([[0.5, 1.0], [float("nan"), 0.0]], ["a", "b"], ["x", "y"],
+                                        counts=[[4, 3], [0, 2]])
+    assert [t.get_text() for t in figure.axes[0].texts] == ["0.50\n2/4", "1.00\n3/3", "-\n0/0", "0.00\n0/2"]
+    with pytest.raises(ValueError, match=r"counts must be a \(2, 2\) grid of clip counts"):
+        plots.accuracy_grid_figure([[0.5, 1.0], [0.5, 0.0]], ["a", "b"], ["x", "y"], counts=[[0.5, 1], [1, 1]])
 
 
 @pytest.mark.parametrize("call, message", [

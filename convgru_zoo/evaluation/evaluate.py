@@ -182,7 +182,8 @@ def evaluate_classify(predict, dataset, batch_size, progress=True, grid=DATASETS
             "single_frame_ceiling": zoo_metrics.single_frame_ceiling(logits, labels, len(columns)),
             "per_direction_top1": dict(zip(columns, zoo_metrics.accuracy_by_group(
                 logits, labels, labels % len(columns), len(columns)))),
-            "per_class_top1": np.reshape(per_class, (-1, len(columns))).tolist()}
+            "per_class_top1": np.reshape(per_class, (-1, len(columns))).tolist(),
+            "per_class_count": np.bincount(labels, minlength=logits.shape[1]).reshape(-1, len(columns)).tolist()}
 
 
 class HashedItems:
@@ -294,9 +295,12 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
         if task == "forecast":
             results, (context, future, pred) = evaluate_forecast(predict, dataset, batch_size, progress)
             report["metrics"] = results
-            files["frames"] = str(plots.save_forecast_grid(out / f"{stem}_frames.png", context, future, pred))
-            files["per_step"] = str(plots.save_metric_curves(out / f"{stem}_per_step.png", results["per_frame"],
-                                                             title=f"{model}: metrics per predicted frame"))
+            files["frames"] = str(plots.save_forecast_grid(
+                out / f"{stem}_frames.png", context, future, pred,
+                title=f"{model} ({framework}): {context.shape[1]} context frames, then the truth and the forecast"))
+            files["per_step"] = str(plots.save_metric_curves(
+                out / f"{stem}_per_step.png", results["per_frame"], baseline=results["baseline_last_frame"]["per_frame"],
+                title=f"{model} ({framework}) on {results['num_sequences']} clips: metrics per predicted frame"))
         elif data["source"] == "folder":
             from .folder import evaluate_folder_classify, save_folder_classify_figures
             report["metrics"] = evaluate_folder_classify(predict, dataset, data["classes"], batch_size, progress)
@@ -306,7 +310,7 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
             rows, columns = DATASETS[DEFAULT[task]].grid
             files["per_class"] = str(plots.save_accuracy_grid(
                 out / f"{stem}_per_class.png", report["metrics"]["per_class_top1"], rows, columns,
-                title=f"{model}: top-1 per digit and direction"))
+                title=f"{model} ({framework}): top-1 per digit and direction", counts=report["metrics"]["per_class_count"]))
         data["sha256"] = dataset.digest.hexdigest()
     if run_dir is not None and (curves := training_curves(run_dir, out / "training_curves.png")):
         files["training_curves"] = str(curves)
