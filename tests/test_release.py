@@ -120,6 +120,17 @@ def test_a_run_that_is_not_the_recipe_is_refused(released, tmp_path):
     assert not (tmp_path / "cards").exists()
 
 
+def test_a_run_that_predates_a_training_field_is_the_recipes_with_its_default(released, tmp_path):
+    _, run, _, weights = released
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
+    config = json.loads((run / "config.json").read_text())
+    del config["train"]["dataset"], config["train"]["augment"]  # trained before --dataset and --augment existed
+    (old / "config.json").write_text(json.dumps(config))
+    assert release.check_run_matches_recipe(weights, old) == config
+
+
 def test_recipe_flags_are_checked():
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["train", "--recipe"])

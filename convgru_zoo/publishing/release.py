@@ -24,7 +24,7 @@ from pathlib import Path
 from .. import run_files as ckpt
 from .. import machine, pretrained, specs
 from .._files import atomic_write_bytes, atomic_write_json, sha256_of
-from ..train import ConfigError
+from ..train import ConfigError, as_trained
 
 CARDS = "model_cards"  # the repository's folder of released tags (``<repo>/model_cards/<tag>/``)
 TEST_SEQUENCES = 1000
@@ -42,12 +42,13 @@ def weights_path(weights: specs.PretrainedWeights, framework: str, cards_dir) ->
 
 
 def check_run_matches_recipe(weights: specs.PretrainedWeights, run: Path) -> dict:
-    """The run's ``config.json``, if its training configuration is exactly the recipe; else a ConfigError."""
+    """The run's ``config.json``, if its training configuration is exactly the recipe (a field the run predates
+    at its default); else a ConfigError."""
     config_file = run / "config.json"
     if not (run / "model.safetensors").is_file() or not config_file.is_file():
         raise ConfigError(f"--run must be a finished run folder (model.safetensors, config.json), got {str(run)!r}")
     config = json.loads(config_file.read_text())
-    trained, recipe = config.get("train", {}), dict(weights.recipe)
+    trained, recipe = as_trained(config.get("train", {})), dict(weights.recipe)
     differs = {k: (trained.get(k), v) for k, v in recipe.items() if trained.get(k) != v}
     if differs:
         listed = "; ".join(f"{k}: the run has {a!r}, the recipe {b!r}" for k, (a, b) in sorted(differs.items()))
@@ -115,7 +116,7 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
 
     weights = pretrained.get(name)
     run = Path(run)
-    config = check_run_matches_recipe(weights, run)
+    config, recipe = check_run_matches_recipe(weights, run), dict(weights.recipe)
     if not Path(mnist).is_dir():
         raise ConfigError(f"--mnist must be a folder holding MNIST idx files, got {str(mnist)!r}")
     summary_file = run / "train_summary.json"
@@ -140,7 +141,8 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
     evaluations = {}
     for framework, checkpoint in (("torch", None), ("mindspore", ms_file)):  # each framework reads its own file
         report = evaluate.evaluate(torch_file, mnist=mnist, num_sequences=TEST_SEQUENCES, framework=framework,
-                                   out=out, progress=progress, mindspore_checkpoint=checkpoint, overwrite=True)
+                                   out=out, progress=progress, mindspore_checkpoint=checkpoint, overwrite=True,
+                                   dataset=recipe["dataset"])
         evaluations[framework] = _relative_report(Path(report["files"]["json"]), name)
     evaluate.training_curves(out, out / "training_curves.png")
 
@@ -149,7 +151,7 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
                "threads": per_segment[0] if len(set(per_segment)) == 1 else per_segment,
                "amp": summary.get("amp", config["train"]["amp"]), "machine": machine_info,
                **training_cost(time_spent, per_segment, summary.get("world_size", 1), bool(machine_info.get("gpu")))}
-    record = {"name": name, "task": weights.task, "recipe": dict(weights.recipe), "trained": trained,
+    record = {"name": name, "task": weights.task, "recipe": recipe, "trained": trained,
               "command": f"convgru-zoo train --recipe {name} --mnist MNIST_DIR --out RUN_DIR",
               "files": {fw: {"path": _repo_relative(weights_path(weights, fw, cards_dir), repo), "sha256": digest}
                         for fw, digest in digests.items()},
