@@ -18,6 +18,7 @@ from pathlib import Path
 from . import train as training
 from .data.datasets import DATASETS, DEFAULT
 from .data.video_folder import EVAL_SPLITS
+from .deploy.export import FORMATS as EXPORT_FORMATS
 from .publishing.release import CARDS
 from .specs import FRAMEWORKS, INPUT_SIZE
 
@@ -206,8 +207,10 @@ def build_parser():
     demo.add_argument("--steps", type=_positive_int, default=None, help="with --train: override the step count")
     demo.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="train and evaluate in this framework")
     demo.add_argument("--no-progress", action="store_true")
-    _add_export_arguments(sub.add_parser("export", help="write a model's clip or one-step graph as ONNX, MINDIR "
-                                                        "or TorchScript (convgru_zoo.deploy.export)"))
+    titles = [f.title for f in EXPORT_FORMATS.values()]
+    _add_export_arguments(sub.add_parser("export", help=f"write a model's clip or one-step graph as "
+                                                        f"{', '.join(titles[:-1])} or {titles[-1]} "
+                                                        f"(convgru_zoo.deploy.export)"))
     _add_stream_arguments(sub.add_parser("stream", help="run a model frame by frame over a video or a folder of "
                                                         "frames; print and plot its per-frame answer"))
     return parser
@@ -223,10 +226,11 @@ def _add_model_arguments(p):
 
 
 def _add_export_arguments(p):
-    from .deploy.export import FORMATS
     _add_model_arguments(p)
-    p.add_argument("--format", choices=sorted(FORMATS), required=True)
-    p.add_argument("--out", required=True, help="file to write (.onnx, .mindir or .pt)")
+    p.add_argument("--format", choices=sorted(EXPORT_FORMATS), required=True,
+                   help="; ".join(f"{name}: {f.title} of the {f.framework} model" for name, f in EXPORT_FORMATS.items()))
+    p.add_argument("--out", required=True, help="file to write, ending in " + ", ".join(
+        f"{f.suffix} ({name})" for name, f in EXPORT_FORMATS.items()))
     p.add_argument("--step", action="store_true", help="the one-step graph (frame, states -> output, states) "
                    "instead of the whole-clip graph")
     p.add_argument("--batch", type=_positive_int, default=None, help="example batch (default 2); fixed in MINDIR")
