@@ -6,13 +6,17 @@
 ``release`` checks that the run is the recipe's (every ``TrainConfig`` field), then writes
 
 - the PyTorch weights (the run's float32 safetensors) and the MindSpore checkpoint converted from them
-  by :mod:`convgru_zoo.convert` (byte-for-byte reproducible): inside the package
+  by :mod:`convgru_zoo.convert` (byte-for-byte reproducible): into the checkout's package folder
   (``convgru_zoo/weights/<name>.safetensors|.ckpt``) for tags that ship, else ``model_cards/<name>/``
   (where the MindSpore file is not committed: ``publish`` converts it again and checks its sha256);
 - ``model_cards/<name>/``: the run's ``metrics.jsonl``, both frameworks' evaluation on the fixed test
   set (``eval_<task>_<framework>.json`` and pictures), the training curves, and ``release.json`` (recipe,
   machine, training hours, steps, files and their sha256);
-- the sha256 of both files into ``convgru_zoo/weights/published.json``, which ``convgru_zoo.specs`` reads.
+- the sha256 of both files into the checkout's ``convgru_zoo/weights/published.json``, which
+  ``convgru_zoo.specs`` reads.
+
+Everything is written into the checkout that ``cards_dir`` (its ``model_cards``) belongs to, never into
+the installed package: the checkout is what gets committed and built.
 
 The fixed test set is the first ``TEST_SEQUENCES`` clips of the generated ``test`` split (seed 0,
 digits disjoint from training): the same for every tag, regenerated bit-exactly from its seed, and
@@ -27,6 +31,7 @@ from .._files import atomic_write_bytes, atomic_write_json, sha256_of
 from ..train import ConfigError, as_trained
 
 CARDS = "model_cards"  # the repository's folder of released tags (``<repo>/model_cards/<tag>/``)
+SHIPPED = Path("convgru_zoo", "weights")  # the repository's weights that ship in the package, and published.json
 TEST_SEQUENCES = 1000
 
 
@@ -34,10 +39,16 @@ def result_dir(name: str, cards_dir) -> Path:
     return Path(cards_dir) / name
 
 
+def repository(cards_dir) -> Path:
+    """The checkout whose released tags ``cards_dir`` holds (``<repo>/model_cards``)."""
+    return Path(cards_dir).parent
+
+
 def weights_path(weights: specs.PretrainedWeights, framework: str, cards_dir) -> Path:
-    """Where the repository keeps ``framework``'s file of ``weights``: the package if it ships, else its card folder."""
+    """Where the repository keeps ``framework``'s file of ``weights``: its package folder if it ships, else
+    its card folder."""
     if weights.ships:
-        return pretrained.shipped_path(weights.name, framework)
+        return repository(cards_dir) / SHIPPED / pretrained.shipped_name(weights.name, framework)
     return result_dir(weights.name, cards_dir) / specs.WEIGHT_FILES[framework]
 
 
@@ -133,7 +144,7 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
         raise ConfigError(f"--train-threads must give one count or one per segment of the run "
                           f"({time_spent['segments']}), got {len(per_segment)}: {threads}")
 
-    out, repo = result_dir(name, cards_dir), Path(cards_dir).parent
+    out, repo = result_dir(name, cards_dir), repository(cards_dir)
     torch_file, ms_file = (weights_path(weights, fw, cards_dir) for fw in ("torch", "mindspore"))
     digests = {"torch": atomic_write_bytes(torch_file, (run / "model.safetensors").read_bytes())}
     digests["mindspore"] = convert_to_mindspore(torch_file, ms_file)
@@ -159,13 +170,14 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
                            "num_sequences": TEST_SEQUENCES, "sha256": evaluations["torch"]["data"]["sha256"]},
               "final_step": config.get("step")}
     atomic_write_json(out / "release.json", record)
-    record_published(name, digests)
+    record_published(name, digests, repo / SHIPPED / specs.PUBLISHED_FILE.name)
     return record
 
 
-def record_published(name: str, digests: dict, path=None) -> None:
-    """Set ``name``'s sha256s in ``published.json`` (read by ``convgru_zoo.specs``), other entries kept."""
-    path = Path(path or specs.PUBLISHED_FILE)
+def record_published(name: str, digests: dict, path) -> None:
+    """Set ``name``'s sha256s in the ``published.json`` at ``path`` (a checkout's, which ``convgru_zoo.specs``
+    reads once installed), other entries kept."""
+    path = Path(path)
     published = json.loads(path.read_text()) if path.is_file() else {}
     published[name] = dict(sorted(digests.items()))
     atomic_write_json(path, dict(sorted(published.items())))
