@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 
 from . import train as training
+from .data.datasets import DATASETS, DEFAULT
 from .data.video_folder import EVAL_SPLITS
+from .deploy.export import FORMATS as EXPORT_FORMATS
 from .publishing.release import CARDS
 from .specs import FRAMEWORKS, INPUT_SIZE
 
@@ -75,14 +77,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _task_datasets():
+    return ", ".join(f"{task} {name}" for task, name in DEFAULT.items())
+
+
 def _add_train_arguments(p, defaults):
     d = defaults
     p.add_argument("--recipe", default=None, metavar="NAME",
                    help="train with every setting of a published recipe, e.g. convgru_tiny.mmnist_motion "
                         "(convgru_zoo.specs.PRETRAINED); then --task, --model and the other training flags are not given")
     p.add_argument("--task", choices=training.TASKS, default=None,
-                   help="forecast: Moving MNIST 10 -> 10 frames; classify: Motion MNIST, 40 classes")
+                   help="forecast: 10 frames in, the next 10 predicted; classify: one class per clip (see --dataset)")
     p.add_argument("--model", default=None, help="forecaster name or convgru_* backbone (timm)")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default=d.dataset,
+                   help=f"the clips made from --mnist (default: the task's own, {_task_datasets()})")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--mnist", help="folder of MNIST idx files (the digits clips are made of)")
     source.add_argument("--data", help="folder of your clips (video files or folders of frames), one subfolder "
@@ -142,6 +150,8 @@ def _add_eval_arguments(p):
     p.add_argument("--weights", required=True, help="a run folder or a .safetensors weights file")
     p.add_argument("--model", default=None, help="model name, when the weights file does not record it")
     p.add_argument("--mnist", default=None, help="folder of MNIST idx files (test clips are generated from it)")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default=None,
+                   help=f"the test clips made from --mnist (default: the run's own, else the task's: {_task_datasets()})")
     p.add_argument("--data", default=None, help="folder of your clips, sampled as the run was trained (top-1/top-5, "
                                                 "per-class accuracy, confusion matrix)")
     p.add_argument("--split", choices=EVAL_SPLITS, default=None,
@@ -197,8 +207,10 @@ def build_parser():
     demo.add_argument("--steps", type=_positive_int, default=None, help="with --train: override the step count")
     demo.add_argument("--framework", choices=FRAMEWORKS, default="torch", help="train and evaluate in this framework")
     demo.add_argument("--no-progress", action="store_true")
-    _add_export_arguments(sub.add_parser("export", help="write a model's clip or one-step graph as ONNX, MINDIR "
-                                                        "or TorchScript (convgru_zoo.deploy.export)"))
+    titles = [f.title for f in EXPORT_FORMATS.values()]
+    _add_export_arguments(sub.add_parser("export", help=f"write a model's clip or one-step graph as "
+                                                        f"{', '.join(titles[:-1])} or {titles[-1]} "
+                                                        f"(convgru_zoo.deploy.export)"))
     _add_stream_arguments(sub.add_parser("stream", help="run a model frame by frame over a video or a folder of "
                                                         "frames; print and plot its per-frame answer"))
     return parser
@@ -214,10 +226,11 @@ def _add_model_arguments(p):
 
 
 def _add_export_arguments(p):
-    from .deploy.export import FORMATS
     _add_model_arguments(p)
-    p.add_argument("--format", choices=sorted(FORMATS), required=True)
-    p.add_argument("--out", required=True, help="file to write (.onnx, .mindir or .pt)")
+    p.add_argument("--format", choices=sorted(EXPORT_FORMATS), required=True,
+                   help="; ".join(f"{name}: {f.title} of the {f.framework} model" for name, f in EXPORT_FORMATS.items()))
+    p.add_argument("--out", required=True, help="file to write, ending in " + ", ".join(
+        f"{f.suffix} ({name})" for name, f in EXPORT_FORMATS.items()))
     p.add_argument("--step", action="store_true", help="the one-step graph (frame, states -> output, states) "
                    "instead of the whole-clip graph")
     p.add_argument("--batch", type=_positive_int, default=None, help="example batch (default 2); fixed in MINDIR")

@@ -76,10 +76,14 @@ def verify(path, sha256: str) -> Path:
     return path
 
 
+def shipped_name(name: str, framework: str = "torch") -> str:
+    """The file name of a shipped copy of ``name``'s ``framework`` file (in the package's ``weights`` folder)."""
+    return f"{name}{Path(specs.WEIGHT_FILES[_framework(framework)]).suffix}"
+
+
 def shipped_path(name: str, framework: str = "torch") -> Path:
-    """Where the package keeps a shipped copy of ``name``'s ``framework`` file."""
-    suffix = Path(specs.WEIGHT_FILES[_framework(framework)]).suffix
-    return WEIGHTS_DIR / f"{name}{suffix}"
+    """Where the installed package keeps a shipped copy of ``name``'s ``framework`` file."""
+    return WEIGHTS_DIR / shipped_name(name, framework)
 
 
 def weights_file(name: str, framework: str = "torch", cache_dir=None) -> Path:

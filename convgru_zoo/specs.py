@@ -178,9 +178,9 @@ def _recipe(task, model, steps, batch_size, lr, weight_decay, warmup_steps, min_
 
 _MMNIST_MOTION = "Moving MNIST clips labelled digit x direction of motion (40 classes)"
 _MMNIST = "Moving MNIST (Srivastava et al. 2015): two digits, 10 frames in, the next 10 forecast"
-_BACKBONE_RECIPE = dict(task="classify", batch_size=32, weight_decay=0.05, warmup_steps=100, min_lr=2e-5,
+_BACKBONE_RECIPE = dict(task="classify", dataset="motion_mnist", batch_size=32, weight_decay=0.05, warmup_steps=100, min_lr=2e-5,
                         val_every=250, ckpt_every=100)
-_FORECAST_RECIPE = dict(task="forecast", batch_size=16, weight_decay=0.01, warmup_steps=200, min_lr=5e-5,
+_FORECAST_RECIPE = dict(task="forecast", dataset="moving_mnist", batch_size=16, weight_decay=0.01, warmup_steps=200, min_lr=5e-5,
                         val_every=500)
 
 PRETRAINED = {w.name: replace(w, sha256=_published_sha256(w.name)) for w in (

@@ -1,4 +1,5 @@
-"""Train a ConvGRU forecaster (Moving MNIST, 10 -> 10 frames) or backbone (Motion MNIST, 40 classes).
+"""Train a ConvGRU forecaster (Moving MNIST, 10 -> 10 frames) or backbone (Motion MNIST, 40 classes), or either
+on another dataset of :mod:`convgru_zoo.data.datasets` (``--dataset``) or a folder of clips (``--data``).
 
 What every run shares, whatever the framework (nothing here imports one):
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from . import run_files as ckpt
 from ._checks import ConfigError
-from .data.datasets import CONTEXT_FRAMES, DEFAULT, build_dataset
+from .data.datasets import CONTEXT_FRAMES, DATASETS, build_dataset, dataset_names, resolve_dataset
 from .data.mnist import load_digits
 from .data.moving_mnist import split_indices
 from .data.video_folder import BadClipError, VideoFolderConfig
@@ -48,6 +49,7 @@ class TrainConfig:
     """Everything that decides a run's result. Runtime choices (device, workers) live elsewhere."""
     task: str
     model: str
+    dataset: str = ""             # a data.datasets.DATASETS name; "": the task's own (DEFAULT there); "" with --data
     framework: str = "torch"      # which training loop (TRAIN_LOOPS)
     init_weights: str = ""        # start from these weights (run folder or safetensors file)
     steps: int = 1000
@@ -171,11 +173,11 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 
 # ---------------------------------------------------------------- data
 def build_datasets(config: TrainConfig, runtime: Runtime, val: bool = False):
-    """(training set, validation set or None) of the run's data: Moving MNIST, or ``--data``'s folder,
-    whose training split repeats its clips over ``num_sequences`` samples per epoch, each with its
-    own seeded augmentation, and whose validation split holds each val clip once."""
+    """(training set, validation set or None) of the run's data: the dataset ``config.dataset`` names, or
+    ``--data``'s folder, whose training split repeats its clips over ``num_sequences`` samples per epoch,
+    each with its own seeded augmentation, and whose validation split holds each val clip once."""
     if runtime.data is None:
-        name = DEFAULT[config.task]
+        name = resolve_dataset(config.task, config.dataset)
         return (build_dataset(name, runtime.mnist, "train", config.num_sequences, config.augment),
                 build_dataset(name, runtime.mnist, "val", config.val_sequences) if val else None)
     from .data.video_folder import VideoFolder
@@ -190,9 +192,11 @@ def build_datasets(config: TrainConfig, runtime: Runtime, val: bool = False):
 
 
 def model_kwargs(config: TrainConfig, runtime: Runtime) -> dict:
-    """:func:`convgru_zoo.models.create_model`'s arguments for the run's data: ``--data``'s classes, clip length or channels."""
+    """:func:`convgru_zoo.models.create_model`'s arguments for the run's data: the dataset's classes, or
+    ``--data``'s classes, clip length or channels."""
     if runtime.data is None:
-        return {}
+        dataset = DATASETS[resolve_dataset(config.task, config.dataset)]
+        return {"num_classes": dataset.num_classes} if config.task == "classify" else {}
     train_set, _ = build_datasets(config, runtime)
     if config.task == "forecast":
         return {"in_chans": train_set.channels}
@@ -253,6 +257,12 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> None:
     names = list_models(config.task)
     if config.model not in names:
         raise ConfigError(f"--model must be one of {names} for --task {config.task}, got {config.model!r}")
+    if config.dataset and runtime.data is not None:
+        raise ConfigError(f"--dataset names a built-in dataset, which --data replaces, got --dataset {config.dataset} "
+                          f"with --data")
+    if config.dataset and config.dataset not in dataset_names(config.task):
+        raise ConfigError(f"--dataset must be one of {dataset_names(config.task)} for --task {config.task}, "
+                          f"got {config.dataset!r}")
     if runtime.data is not None:
         check_video_data(config, runtime)
     elif not Path(runtime.mnist).is_dir():
@@ -374,14 +384,23 @@ def check_resume(config: TrainConfig, runtime: Runtime, env: Dist):
     if sidecar.get("data") != data_record(config, runtime):
         raise ConfigError(f"--resume continues the run in {str(out)!r} on its own data, {sidecar.get('data')}, "
                           f"got {data_record(config, runtime)}")
-    saved = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
-    saved.update(sidecar["config"])  # a run from before a field existed trained with its default
-    wanted = dataclasses.asdict(config)
+    saved, wanted = as_trained(sidecar["config"]), as_trained(dataclasses.asdict(config))
     changed = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
     if changed:
         listed = "; ".join(f"--{k.replace('_', '-')}: the run has {a!r}, got {b!r}" for k, (a, b) in changed.items())
         raise ConfigError(f"--resume continues the run in {str(out)!r} with its own settings, but {listed}")
     return latest
+
+
+def as_trained(recorded: dict) -> dict:
+    """A recorded run configuration (a checkpoint's ``config``, ``config.json``'s ``train``) as the run
+    trained: a field the run predates at its default, and the task's own dataset where none is named, so
+    runs from before a field existed resume and release as they did."""
+    trained = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    trained.update(recorded)
+    if not trained["dataset"] and trained.get("task") in TASKS:
+        trained["dataset"] = resolve_dataset(trained["task"])
+    return trained
 
 
 # ---------------------------------------------------------------- the run folder

@@ -18,8 +18,9 @@ RELEASED_BACKBONE = "convgru_tiny.mmnist_motion"
 
 @pytest.fixture(scope="session")
 def release_root(tmp_path_factory):
-    """A stand-in repository for the test releases: the package weights folder (``package/``, with its
-    ``published.json``), ``cards/`` with the checkout's quoted references, and the backbone figures."""
+    """A stand-in repository for the test releases: the package weights folder (``release.SHIPPED``, where
+    release writes the shipped files and ``published.json``), ``cards/`` with the checkout's quoted
+    references, and the backbone figures."""
     import shutil
 
     from convgru_zoo.publishing import cards
@@ -38,7 +39,7 @@ def _train_and_release(root, name):
     return ``(run, release record, its spec as published)``."""
     import dataclasses
 
-    from convgru_zoo import cli, pretrained, specs
+    from convgru_zoo import cli, specs
     from convgru_zoo.publishing import release
     from helpers import MNIST
 
@@ -52,8 +53,6 @@ def _train_and_release(root, name):
     torch.set_num_threads(1)
     try:
         patch.setitem(specs.PRETRAINED, name, weights)
-        patch.setattr(pretrained, "WEIGHTS_DIR", root / "package")
-        patch.setattr(specs, "PUBLISHED_FILE", root / "package" / "published.json")
         patch.setattr(release, "TEST_SEQUENCES", 4)
         run = root / f"run-{name}"
         assert cli.main(["train", "--recipe", name, "--mnist", str(MNIST), "--out", str(run), "--no-progress"]) == 0
@@ -82,9 +81,10 @@ def released_backbone(release_root):
 def published(released, monkeypatch):
     """The released test forecaster seen as published: its spec, package folder and published.json in place."""
     from convgru_zoo import pretrained, specs
+    from convgru_zoo.publishing.release import SHIPPED
 
     root, _, _, weights = released
     monkeypatch.setitem(specs.PRETRAINED, RELEASED_NAME, weights)
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", root / "package")
-    monkeypatch.setattr(specs, "PUBLISHED_FILE", root / "package" / "published.json")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", root / SHIPPED)
+    monkeypatch.setattr(specs, "PUBLISHED_FILE", root / SHIPPED / "published.json")
     return released

@@ -45,6 +45,8 @@ def exit_code(argv):
     (["--model", "resnet50"], "--model must be one of ['convgru_forecaster', 'convgru_forecaster_tiny'] for --task "
                               "forecast, got 'resnet50'"),
     (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a CUDA device"),
+    (["--dataset", "motion_mnist"], "--dataset must be one of ['moving_mnist'] for --task forecast, got 'motion_mnist'"),
+    (["--dataset", "kinetics"], "argument --dataset: invalid choice: 'kinetics'"),
     (["--pretrained", "mmnist_motion"], "--pretrained must name published weights: pretrained must be True, False or "
                                         "one of the tags of convgru_forecaster_tiny ['mmnist']"),
 ])

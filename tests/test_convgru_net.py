@@ -124,13 +124,15 @@ def test_bad_inputs_are_named(x, message):
 def test_clip_features_are_each_stages_final_state():
     model = make("convgru_tiny")
     features = make("convgru_tiny", features_only=True)
-    assert features.feature_info.channels() == list(specs.BACKBONES["convgru_tiny"].dims)
-    assert features.feature_info.reduction() == [4, 8, 16]
+    spec = specs.BACKBONES["convgru_tiny"]
+    reductions = [spec.stem_stride * 2 ** i for i in range(len(spec.dims))]
+    assert features.feature_info.channels() == list(spec.dims)
+    assert features.feature_info.reduction() == reductions and reductions[-1] == spec.reduction
     x = clip(t=4, size=32)
     with torch.no_grad():
         feats = features(x)
         final, inter = model.forward_intermediates(x)
-        assert [tuple(f.shape) for f in feats] == [(2, 32, 8, 8), (2, 64, 4, 4), (2, 128, 2, 2)]
+        assert [tuple(f.shape) for f in feats] == [(2, dim, 32 // r, 32 // r) for dim, r in zip(spec.dims, reductions)]
         for a, b in zip(feats, inter):
             torch.testing.assert_close(a, b)
         torch.testing.assert_close(final, model.forward_features(x))

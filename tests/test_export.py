@@ -115,10 +115,22 @@ def test_export_never_overwrites_unless_asked_and_checks_the_suffix(tmp_path):
         export.export(BACKBONE, "tflite", tmp_path / "model.tflite")
 
 
+def test_the_cli_offers_every_format_of_the_table(capsys):
+    from convgru_zoo import cli
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "{" + ",".join(sorted(export.FORMATS)) + "}" in text  # the --format choices
+    assert all(f"{f.suffix} ({name})" in text and f"{name}: {f.title} of the {f.framework} model" in text
+               for name, f in export.FORMATS.items())
+
+
 def test_a_failed_export_leaves_no_file(tmp_path, monkeypatch):
+    import dataclasses
+
     def fail(*args):
         raise RuntimeError("exporter failed")
-    monkeypatch.setattr(export, "_write_torchscript", fail)
+    monkeypatch.setitem(export.FORMATS, "torchscript", dataclasses.replace(export.FORMATS["torchscript"], write=fail))
     with pytest.raises(RuntimeError, match="exporter failed"):
         export.export_model(torch_model(FORECASTER), "torchscript", tmp_path / "f.pt")
     assert list(tmp_path.iterdir()) == []

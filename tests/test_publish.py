@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("huggingface_hub")
 from conftest import RELEASED_BACKBONE, RELEASED_NAME  # noqa: E402
 from convgru_zoo.publishing import publish  # noqa: E402
+from convgru_zoo.publishing.release import SHIPPED  # noqa: E402
 from convgru_zoo import specs  # noqa: E402
 from hub_standin import HubStandIn  # noqa: E402
 
@@ -67,7 +68,7 @@ LOAD = PRELUDE + textwrap.dedent("""
 def workspace(released, released_backbone, tmp_path):
     """A private copy of the test releases (tests may damage it) and the spec file the subprocesses read."""
     root = released[0]
-    for part in ("package", "cards"):
+    for part in (SHIPPED, "cards"):
         shutil.copytree(root / part, tmp_path / part)
     weights = {released[3].name: released[3], released_backbone[3].name: released_backbone[3]}
     (tmp_path / "specs.json").write_text(json.dumps(
@@ -82,7 +83,7 @@ def as_published(workspace, monkeypatch):
     root, weights = workspace
     for name, w in weights.items():
         monkeypatch.setitem(specs.PRETRAINED, name, w)
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", root / "package")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", root / SHIPPED)
     cards.write_cards(cards_dir=root / "cards")
     return root
 
@@ -125,7 +126,7 @@ def test_dry_run_builds_checked_folders(as_published):
 ])
 def test_a_bad_file_stops_everything_before_any_upload(as_published, damage, message):
     root = as_published
-    weights_file = root / "package" / f"{RELEASED_BACKBONE}.safetensors"
+    weights_file = root / SHIPPED / f"{RELEASED_BACKBONE}.safetensors"
     if damage == "corrupt":
         data = bytearray(weights_file.read_bytes())
         data[-1] ^= 1
@@ -137,7 +138,7 @@ def test_a_bad_file_stops_everything_before_any_upload(as_published, damage, mes
         card.write_text(card.read_text() + "\nhand-edited\n")
     with HubStandIn(TOKENS) as hub:
         env = hub_env(hub, root)
-        done = subprocess.run([sys.executable, "-c", PUBLISH, str(root), str(root / "package"), *NAMES], env=env,
+        done = subprocess.run([sys.executable, "-c", PUBLISH, str(root), str(root / SHIPPED), *NAMES], env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode != 0
         assert RELEASED_BACKBONE in done.stderr and "PublishError" in done.stderr
@@ -152,7 +153,7 @@ def test_no_token_or_no_access_uploads_nothing(as_published, token, message):
         env = hub_env(hub, root, token)
         if token is None:
             env.pop("HF_TOKEN")
-        done = subprocess.run([sys.executable, "-c", PUBLISH, str(root), str(root / "package"), RELEASED_NAME],
+        done = subprocess.run([sys.executable, "-c", PUBLISH, str(root), str(root / SHIPPED), RELEASED_NAME],
                               env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode != 0 and message in done.stderr
         assert hub.repos == {}
@@ -173,13 +174,13 @@ def test_publish_then_every_door_loads_it_from_an_empty_cache(as_published):
 
     with HubStandIn(TOKENS) as hub:
         env = hub_env(hub, root)
-        commits = json.loads(run(PUBLISH, root, root / "package", *NAMES, env=env))
+        commits = json.loads(run(PUBLISH, root, root / SHIPPED, *NAMES, env=env))
         for name in NAMES:
             repo = hub.repos[f"{specs.HF_ORG}/{name}"]
             assert commits[name] == repo["commits"][-1] and len(repo["commits"]) == 2  # created, one commit
-            assert repo["files"]["model.safetensors"] == (root / "package" / f"{name}.safetensors").read_bytes()
+            assert repo["files"]["model.safetensors"] == (root / SHIPPED / f"{name}.safetensors").read_bytes()
             assert repo["files"]["README.md"] == (root / "cards" / name / "README.md").read_bytes()
-        again = json.loads(run(PUBLISH, root, root / "package", *NAMES, env=env))
+        again = json.loads(run(PUBLISH, root, root / SHIPPED, *NAMES, env=env))
         assert again == commits and all(len(hub.repos[f"{specs.HF_ORG}/{n}"]["commits"]) == 2 for n in NAMES)
 
         empty = root / "empty-package"

@@ -8,6 +8,7 @@ import pytest
 
 from convgru_zoo import cli, pretrained, specs
 from convgru_zoo.publishing import release
+from convgru_zoo.publishing.release import SHIPPED
 from convgru_zoo._files import sha256_of
 from conftest import RELEASED_NAME
 from helpers import MNIST, needs_mnist
@@ -23,11 +24,11 @@ def test_train_recipe_runs_exactly_the_recipe(released):
 
 def test_release_records_files_their_sha256_and_the_training(released):
     tmp, run, record, weights = released
-    torch_file, ms_file = tmp / "package" / f"{NAME}.safetensors", tmp / "package" / f"{NAME}.ckpt"
+    torch_file, ms_file = tmp / SHIPPED / f"{NAME}.safetensors", tmp / SHIPPED / f"{NAME}.ckpt"
     assert torch_file.read_bytes() == (run / "model.safetensors").read_bytes()
     assert record["files"]["torch"]["sha256"] == sha256_of(torch_file)
     assert record["files"]["mindspore"]["sha256"] == sha256_of(ms_file)
-    assert json.loads((tmp / "package" / "published.json").read_text())[NAME] == {
+    assert json.loads((tmp / SHIPPED / "published.json").read_text())[NAME] == {
         "mindspore": sha256_of(ms_file), "torch": sha256_of(torch_file)}
     assert record["recipe"] == dict(weights.recipe) and record["trained"]["steps"] == 2 and record["trained"]["threads"] == 1
     assert json.loads((run / "train_summary.json").read_text())["machine"]["cores"] >= 1  # what the training ran on
@@ -41,12 +42,12 @@ def test_the_mindspore_checkpoint_is_reproducible_and_loads_with_plain_mindspore
     ms = pytest.importorskip("mindspore")
     tmp, _, record, _ = released
     again = tmp_path / "again.ckpt"
-    assert release.convert_to_mindspore(tmp / "package" / f"{NAME}.safetensors", again) == \
+    assert release.convert_to_mindspore(tmp / SHIPPED / f"{NAME}.safetensors", again) == \
         record["files"]["mindspore"]["sha256"]
     from convgru_zoo.run_files import read_weights
     from convgru_zoo.convert import torch_to_mindspore
-    params = ms.load_checkpoint(str(tmp / "package" / f"{NAME}.ckpt"))
-    expected = torch_to_mindspore(read_weights(tmp / "package" / f"{NAME}.safetensors")[0])
+    params = ms.load_checkpoint(str(tmp / SHIPPED / f"{NAME}.ckpt"))
+    expected = torch_to_mindspore(read_weights(tmp / SHIPPED / f"{NAME}.safetensors")[0])
     assert sorted(params) == sorted(expected)
     for key, value in expected.items():
         np.testing.assert_array_equal(params[key].asnumpy(), value)
@@ -69,7 +70,7 @@ def test_the_mindspore_evaluation_reads_the_checkpoint_it_is_given(released, tmp
     from convgru_zoo.run_files import read_weights
     from convgru_zoo.convert import save_mindspore_checkpoint, torch_to_mindspore
     tmp, _, _, _ = released
-    torch_file, ms_file = tmp / "package" / f"{NAME}.safetensors", tmp / "package" / f"{NAME}.ckpt"
+    torch_file, ms_file = tmp / SHIPPED / f"{NAME}.safetensors", tmp / SHIPPED / f"{NAME}.ckpt"
     params = torch_to_mindspore(read_weights(torch_file)[0])
     halved = save_mindspore_checkpoint({k: v / 2 for k, v in params.items()}, tmp_path / "halved.ckpt")
     kwargs = dict(mnist=MNIST, num_sequences=4, framework="mindspore", progress=False)
@@ -92,19 +93,29 @@ def test_the_mindspore_evaluation_reads_the_checkpoint_it_is_given(released, tmp
     assert not (tmp_path / "e").exists() and not (tmp_path / "f").exists()  # refused before any work
 
 
-def test_release_scores_the_mindspore_checkpoint_file_it_wrote(released, tmp_path, monkeypatch):
+def _folder_digests(folder):
+    return {p.name: sha256_of(p) for p in sorted(folder.iterdir())}
+
+
+def test_release_writes_into_the_checkout_it_is_given_not_the_installed_package(released, tmp_path, monkeypatch):
+    """The release of a tag that ships, into a stand-in checkout, scoring the MindSpore file it wrote."""
     pytest.importorskip("mindspore")
     _, run, _, weights = released
+    assert pretrained.WEIGHTS_DIR.parts[-2:] == SHIPPED.parts and specs.PUBLISHED_FILE.parent == pretrained.WEIGHTS_DIR
+    installed = _folder_digests(pretrained.WEIGHTS_DIR)
     monkeypatch.setitem(specs.PRETRAINED, NAME, weights)
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "package")
-    monkeypatch.setattr(specs, "PUBLISHED_FILE", tmp_path / "package" / "published.json")
     monkeypatch.setattr(release, "TEST_SEQUENCES", 4)
     from convgru_zoo.mindspore import weights as ms_weights
     read = []
     original = ms_weights.read_mindspore_checkpoint
     monkeypatch.setattr(ms_weights, "read_mindspore_checkpoint", lambda path: read.append(path) or original(path))
-    release.release(NAME, run, MNIST, cards_dir=tmp_path / "cards", train_threads=1, progress=False)
-    assert read == [tmp_path / "package" / f"{NAME}.ckpt"]
+    record = release.release(NAME, run, MNIST, cards_dir=tmp_path / "cards", train_threads=1, progress=False)
+    assert read == [tmp_path / SHIPPED / f"{NAME}.ckpt"]
+    assert _folder_digests(pretrained.WEIGHTS_DIR) == installed  # the installed package untouched
+    assert _folder_digests(tmp_path / SHIPPED) == {
+        f"{NAME}.safetensors": record["files"]["torch"]["sha256"], f"{NAME}.ckpt": record["files"]["mindspore"]["sha256"],
+        "published.json": sha256_of(tmp_path / SHIPPED / "published.json")}
+    assert record["files"]["torch"]["path"] == str(SHIPPED / f"{NAME}.safetensors")  # relative to the checkout
 
 
 def test_a_run_that_is_not_the_recipe_is_refused(released, tmp_path):
@@ -118,6 +129,17 @@ def test_a_run_that_is_not_the_recipe_is_refused(released, tmp_path):
     with pytest.raises(cli.training.ConfigError, match=r"lr: the run has 0.5, the recipe 0.005"):
         release.release(NAME, other, MNIST, cards_dir=tmp_path / "cards", train_threads=1)  # the real recipe
     assert not (tmp_path / "cards").exists()
+
+
+def test_a_run_that_predates_a_training_field_is_the_recipes_with_its_default(released, tmp_path):
+    _, run, _, weights = released
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
+    config = json.loads((run / "config.json").read_text())
+    del config["train"]["dataset"], config["train"]["augment"]  # trained before --dataset and --augment existed
+    (old / "config.json").write_text(json.dumps(config))
+    assert release.check_run_matches_recipe(weights, old) == config
 
 
 def test_recipe_flags_are_checked():

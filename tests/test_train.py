@@ -7,8 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from convgru_zoo import run_files as ckpt
+from convgru_zoo import specs
 from convgru_zoo import train as training
+from convgru_zoo.data import datasets
 from convgru_zoo.data.datasets import build_dataset, normalize
+from convgru_zoo.data.moving_mnist import MotionMNIST
+from convgru_zoo.evaluation.evaluate import evaluate
 from convgru_zoo.models import create_model
 from convgru_zoo.torch import device as torch_device
 from convgru_zoo.torch import train as torch_training
@@ -63,6 +67,7 @@ def _config(**kw):
     (dict(amp="fp16"), Dist(), "--amp fp16 needs a CUDA device"),
     (dict(model="resnet50"), Dist(), "--model must be one of"),
     (dict(task="classify"), Dist(), "--model must be one of"),
+    (dict(dataset="motion_mnist"), Dist(), "--dataset must be one of ['moving_mnist'] for --task forecast, got 'motion_mnist'"),
     (dict(framework="mindspore", amp="bf16"), Dist(), "--amp must be none or auto with --framework mindspore"),
     (dict(init_weights="/no/such/weights.safetensors"), Dist(), "--init-weights must be"),
 ])
@@ -120,7 +125,8 @@ def test_backbone_trains_with_bf16_autocast_and_sgd(tmp_path):
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 2 and all(np.isfinite(r["loss"]) for r in records)
     state, meta = ckpt.read_weights(out / "model.safetensors")
-    assert meta["task"] == "classify" and state["head.fc.weight"].shape == (40, 128)
+    assert meta["task"] == "classify"
+    assert state["head.fc.weight"].shape == (specs.NUM_CLASSES, specs.BACKBONES["convgru_tiny"].dims[-1])
     assert all(v.dtype in (np.float32, np.int64) for v in state.values())  # autocast kept fp32 weights
     torch.manual_seed(config.seed)
     model = create_model("convgru_tiny")
@@ -154,6 +160,53 @@ def test_batchnorm_statistics_are_those_of_the_final_weights(tmp_path, one_threa
         if "running_" in name:
             np.testing.assert_allclose(value.numpy(), state[name], rtol=1e-5, atol=1e-6, err_msg=name)
     assert not np.allclose(state["stem.norm.running_mean"], 0)
+
+
+class ParityMotionMNIST(MotionMNIST):
+    """Motion MNIST labelled by the digit's parity and direction: a dataset with classes of its own (8)."""
+
+    def batch(self, indices):
+        clips, labels = super().batch(indices)
+        directions = len(specs.DIRECTIONS)
+        return clips, labels // directions % 2 * directions + labels % directions
+
+
+@needs_mnist
+def test_a_dataset_is_one_registry_entry_that_training_and_evaluation_read(tmp_path, monkeypatch):
+    monkeypatch.setitem(datasets.DATASETS, "parity_motion", datasets.Dataset(
+        "classify", lambda root, split, n, augment=False: ParityMotionMNIST(root, split, n, channels=3, augment=augment),
+        grid=(("even", "odd"), specs.DIRECTIONS), grid_axes=("parity", "direction")))
+    out = tmp_path / "parity"
+    config = TrainConfig(task="classify", model="convgru_tiny", dataset="parity_motion", steps=1, batch_size=2,
+                         num_sequences=2)
+    training.train(config, Runtime(mnist=str(MNIST), out=str(out), progress=False))
+    state, _ = ckpt.read_weights(out / "model.safetensors")
+    assert state["head.fc.weight"].shape[0] == 8  # the head has the dataset's classes
+    report = evaluate(out, mnist=str(MNIST), num_sequences=4, progress=False)  # on the run's own dataset
+    assert report["data"]["dataset"] == "parity_motion" and report["metrics"]["num_sequences"] == 4
+    assert list(report["metrics"]["per_direction_top1"]) == list(specs.DIRECTIONS)
+    assert np.shape(report["metrics"]["per_class_top1"]) == (2, 4)
+    with pytest.raises(ConfigError, match="--weights must fit convgru_tiny"):  # 40 classes: not this run's
+        evaluate(out, mnist=str(MNIST), num_sequences=4, progress=False, dataset="motion_mnist", out=tmp_path / "e")
+    with pytest.raises(ConfigError, match=r"--dataset must be one of \['motion_mnist', 'parity_motion'\] for "
+                                          r"--task classify, got 'moving_mnist'"):
+        evaluate(out, mnist=str(MNIST), dataset="moving_mnist", out=tmp_path / "e")
+    assert not (tmp_path / "e").exists()
+
+
+@needs_mnist
+def test_resume_takes_a_field_the_run_predates_as_its_default(tmp_path):
+    out = tmp_path / "old"
+    training.train(_config(steps=1), Runtime(mnist=str(MNIST), out=str(out), progress=False))
+    sidecar = ckpt.latest_checkpoint(out / "checkpoints")
+    record = json.loads(sidecar.read_text())
+    del record["config"]["dataset"], record["config"]["augment"]  # a run from before --dataset and --augment
+    sidecar.write_text(json.dumps(record))
+    runtime = Runtime(mnist=str(MNIST), out=str(out), progress=False, resume=True)
+    assert training.check_resume(_config(steps=1), runtime, Dist()) == sidecar
+    assert training.check_resume(_config(steps=1, dataset="moving_mnist"), runtime, Dist()) == sidecar  # the task's own
+    with pytest.raises(ConfigError, match=r"--augment: the run has False, got True"):
+        training.check_resume(_config(steps=1, augment=True), runtime, Dist())
 
 
 def test_a_checkpoint_without_its_sidecar_or_with_a_bad_hash_is_not_used(tmp_path):

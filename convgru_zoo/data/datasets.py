@@ -1,5 +1,6 @@
-"""The datasets a run trains and evaluates on by name (without ``--data``): how a split is built, and
-what the labels mean, so training, evaluation and cards read classes from here, not from constants.
+"""The datasets a run trains and evaluates on by name (``--dataset``; ``--data`` is the user's folder
+instead): how a split is built, and what the labels mean, so training, evaluation and cards read classes
+from here, not from constants.
 
 A new dataset is one module in this package plus one :data:`DATASETS` entry.
 """
@@ -19,15 +20,21 @@ class Dataset:
     """A dataset by name: ``build(root, split, num_sequences, augment)`` returns an object with ``batch(indices)``.
 
     ``grid`` lays the classes out as (row names, column names), class ``r * len(columns) + c``, for the
-    per-row/column accuracies and the per-class picture; ``label_names`` follow from it.
+    per-row/column accuracies and the per-class picture, whose axes ``grid_axes`` names; ``label_names``
+    and ``num_classes`` follow from it (none for a forecast dataset).
     """
     task: str
     build: Callable
     grid: tuple = ()
+    grid_axes: tuple = ()  # what a row and a column of ``grid`` are: ("digit", "direction")
 
     @property
     def label_names(self) -> tuple:
         return grid_label_names(self.grid)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
 
 
 def _moving_mnist(root, split, num_sequences, augment=False):
@@ -40,10 +47,23 @@ def _motion_mnist(root, split, num_sequences, augment=False):
 
 DATASETS = {
     "moving_mnist": Dataset("forecast", _moving_mnist),
-    "motion_mnist": Dataset("classify", _motion_mnist, grid=MOTION_MNIST_GRID),
+    "motion_mnist": Dataset("classify", _motion_mnist, grid=MOTION_MNIST_GRID, grid_axes=("digit", "direction")),
 }
-DEFAULT = {"forecast": "moving_mnist", "classify": "motion_mnist"}  # what a task trains on from --mnist
+DEFAULT = {"forecast": "moving_mnist", "classify": "motion_mnist"}  # what a task trains on when --dataset is not given
 assert DATASETS["motion_mnist"].label_names == LABEL_NAMES  # what the published tags' configs name
+
+
+def dataset_names(task) -> list:
+    """The names of :data:`DATASETS` serving ``task``."""
+    return sorted(name for name, dataset in DATASETS.items() if dataset.task == task)
+
+
+def resolve_dataset(task, name="") -> str:
+    """``name`` checked to be a dataset of ``task``, or the task's own (:data:`DEFAULT`) for ``""``/None."""
+    name = name or DEFAULT.get(task)
+    if name not in dataset_names(task):
+        raise ValueError(f"dataset must be one of {dataset_names(task)} for task {task!r}, got {name!r}")
+    return name
 
 
 def build_dataset(name, root, split, num_sequences, augment=False):

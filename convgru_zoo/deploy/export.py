@@ -19,19 +19,30 @@ MINDIR graph has the fixed shapes of the example input (``batch``, ``frames``, `
 ``width``); TorchScript backbones are scripted (any shape), forecasters traced (the forecaster's
 layer loop is not scriptable; any batch and frame size, its own clip length).
 
-Files are written atomically (:mod:`convgru_zoo._files`), and an existing file is replaced only
-with ``overwrite=True``.
+The formats are one table, :data:`FORMATS` (name -> suffix, framework, writer), which the CLI's
+choices and help read. Files are written atomically (:mod:`convgru_zoo._files`), and an existing file
+is replaced only with ``overwrite=True``.
 """
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .. import specs
 from .._files import atomic_write
 from ..models import inference_model
 
-FORMATS = {"onnx": ".onnx", "mindir": ".mindir", "torchscript": ".pt"}  # format -> file suffix
-FRAMEWORK = {"onnx": "torch", "torchscript": "torch", "mindir": "mindspore"}
 ONNX_OPSET = 20
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One export format: its ``title``, file ``suffix``, the ``framework`` whose model it exports, and
+    ``write(model, shape, step, tmp)``, which writes the graph to the file ``tmp``."""
+    title: str
+    suffix: str
+    framework: str
+    write: Callable
 
 
 def check_out(out, fmt, overwrite=False) -> Path:
@@ -39,8 +50,8 @@ def check_out(out, fmt, overwrite=False) -> Path:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
     path = Path(os.fspath(out))
-    if path.suffix.lower() != FORMATS[fmt]:
-        raise ValueError(f"--out must end in {FORMATS[fmt]} for --format {fmt}, got {str(path)!r}")
+    if path.suffix.lower() != FORMATS[fmt].suffix:
+        raise ValueError(f"--out must end in {FORMATS[fmt].suffix} for --format {fmt}, got {str(path)!r}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"--out {str(path)!r} already exists; pass --overwrite to replace it")
     return path
@@ -64,7 +75,7 @@ def export(name, fmt, out, *, pretrained=None, step=False, batch=None, frames=No
            overwrite=False) -> Path:
     """Export model ``name`` (its ``pretrained`` tag's weights, or random ones) in format ``fmt`` to ``out``."""
     check_out(out, fmt, overwrite)
-    model = inference_model(name, FRAMEWORK[fmt], pretrained)
+    model = inference_model(name, FORMATS[fmt].framework, pretrained)
     return export_model(model, fmt, out, step=step, shape=example_shape(model, batch, frames, height, width),
                         overwrite=overwrite)
 
@@ -76,8 +87,7 @@ def export_model(model, fmt, out, *, step=False, shape=None, overwrite=False) ->
     """
     path = check_out(out, fmt, overwrite)
     shape = shape or example_shape(model)
-    write = {"onnx": _write_onnx, "torchscript": _write_torchscript, "mindir": _write_mindir}[fmt]
-    atomic_write(path, lambda tmp: write(model, shape, step, tmp))
+    atomic_write(path, lambda tmp: FORMATS[fmt].write(model, shape, step, tmp))
     return path
 
 
@@ -245,3 +255,10 @@ def _write_mindir(model, shape, step, tmp):
                   file_name=tmp[:-len(".mindir")], file_format="MINDIR")
     else:
         ms.export(model, clip, file_name=tmp[:-len(".mindir")], file_format="MINDIR")
+
+
+FORMATS = {  # the export formats by name (--format)
+    "onnx": ExportFormat("ONNX", ".onnx", "torch", _write_onnx),
+    "mindir": ExportFormat("MINDIR", ".mindir", "mindspore", _write_mindir),
+    "torchscript": ExportFormat("TorchScript", ".pt", "torch", _write_torchscript),
+}

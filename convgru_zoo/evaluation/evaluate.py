@@ -1,11 +1,13 @@
-"""Evaluate trained weights on Moving MNIST, in PyTorch or MindSpore, and write JSON and PNGs.
+"""Evaluate trained weights on a dataset of :mod:`convgru_zoo.data.datasets` (by default the one the run
+trained on: Moving MNIST, Motion MNIST) or a folder of clips, in PyTorch or MindSpore; write JSON and PNGs.
 
 - forecast: MSE and MAE per frame (OpenSTL's convention: summed over a frame's pixels on the 0-1
   scale, averaged over frames and sequences), SSIM and PSNR, each also per predicted step; on
   generated test clips (the ``test`` split, disjoint digits) or the standard fixed test file; the
   same metrics of repeating the last context frame, for scale.
-- classify: top-1/top-5 on Motion MNIST test clips, accuracy per digit x direction, and for contrast
-  the best a one-frame classifier could reach (one frame cannot show the direction of motion).
+- classify: top-1/top-5 on test clips, accuracy per class of the dataset's grid of classes (Motion
+  MNIST: digit x direction), and for contrast the best a one-frame classifier could reach (one frame
+  cannot show the direction of motion).
 
 Every report records the sha256 of the test items it saw, so two reports can be shown to use the
 same clips.
@@ -28,8 +30,8 @@ from . import metrics as zoo_metrics
 from . import plots
 from ..specs import FRAMEWORKS
 from ..models import TASKS, create_model, list_models
-from ..data.datasets import CONTEXT_FRAMES, DATASETS, DEFAULT, build_dataset, normalize
-from ..train import ConfigError, check_out_folder, metrics_lines_upto
+from ..data.datasets import CONTEXT_FRAMES, DATASETS, build_dataset, dataset_names, normalize
+from ..train import ConfigError, as_trained, check_out_folder, metrics_lines_upto
 
 
 GENERATED_TEST_SEQUENCES = 1000  # default number of generated test clips
@@ -160,9 +162,9 @@ def evaluate_forecast(predict, dataset, batch_size, progress=True):
     return results, example
 
 
-def evaluate_classify(predict, dataset, batch_size, progress=True, grid=DATASETS[DEFAULT["classify"]].grid):
-    """Top-1/top-5 on whole clips, accuracy per class and per column of the classes' ``grid`` (Motion MNIST:
-    digit x direction), and the single-frame ceiling.
+def evaluate_classify(predict, dataset, batch_size, grid, progress=True):
+    """Top-1/top-5 on whole clips, accuracy per class and per column of the classes' ``grid`` (a
+    :class:`convgru_zoo.data.datasets.Dataset`'s; Motion MNIST: digit x direction), and the single-frame ceiling.
 
     The single-frame baseline is analytic (``metrics.single_frame_ceiling``): one frame shows the
     digit but not its direction, so a one-frame classifier with this model's digit recognition
@@ -203,7 +205,20 @@ class HashedItems:
         return items
 
 
-def _test_set(task, mnist, fixed_test, num_sequences):
+def scored_dataset(task, given, run_dir):
+    """The name of the dataset to score on: ``--dataset`` if given, else the run's own (its ``config.json``),
+    else the task's (``DEFAULT`` of :mod:`convgru_zoo.data.datasets`)."""
+    if given is not None and given not in dataset_names(task):
+        raise ConfigError(f"--dataset must be one of {dataset_names(task)} for --task {task}, got {given!r}")
+    config_file = None if run_dir is None else Path(run_dir) / "config.json"
+    if given is None and config_file is not None and config_file.is_file():
+        trained = json.loads(config_file.read_text()).get("train")
+        if isinstance(trained, dict) and trained.get("task") == task:
+            return as_trained(trained)["dataset"]
+    return as_trained({"task": task, "dataset": given or ""})["dataset"]
+
+
+def _test_set(task, dataset, mnist, fixed_test, num_sequences):
     from ..data.moving_mnist import FixedMovingMNIST
     if fixed_test is not None:
         if task != "forecast":
@@ -217,8 +232,8 @@ def _test_set(task, mnist, fixed_test, num_sequences):
         return _FirstN(full, min(num_sequences or len(full), len(full))), {"source": "fixed", "path": str(fixed_test)}
     if mnist is None or not Path(mnist).is_dir():
         raise ConfigError(f"--mnist must be a folder holding MNIST idx files (or give --fixed-test), got {mnist!r}")
-    dataset = build_dataset(DEFAULT[task], mnist, "test", num_sequences or GENERATED_TEST_SEQUENCES)
-    return dataset, {"source": "generated", "split": "test", "seed": dataset.seed, "mnist": str(mnist)}
+    clips = build_dataset(dataset, mnist, "test", num_sequences or GENERATED_TEST_SEQUENCES)
+    return clips, {"source": "generated", "dataset": dataset, "split": "test", "seed": clips.seed, "mnist": str(mnist)}
 
 
 class _FirstN:
@@ -250,8 +265,9 @@ def training_curves(run_dir, path):
 
 def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_sequences=None, batch_size=32,
              framework="torch", device="auto", out=None, progress=True, data=None, skip_bad_clips=False,
-             mindspore_checkpoint=None, split=None, overwrite=False):
-    """Evaluate ``weights`` on Moving MNIST or the ``split`` of ``data``, a folder of clips
+             mindspore_checkpoint=None, split=None, overwrite=False, dataset=None):
+    """Evaluate ``weights`` on the test split of ``dataset`` (a name of :mod:`convgru_zoo.data.datasets`, by
+    default the run's own) made from ``mnist``, or on the ``split`` of ``data``, a folder of clips
     (:mod:`convgru_zoo.evaluation.folder`); write JSON and PNGs into ``out``; return the report (with ``files``).
 
     ``out`` defaults to ``<run folder>/eval``, or for a weights file ``eval/<file stem>`` in the current
@@ -269,6 +285,9 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
     if split is not None and data is None:
         raise ConfigError(f"--split applies to --data, got --split {split} without it")
     state, task, model, run_dir = resolve_weights(weights, task, model)
+    if dataset is not None and data is not None:
+        raise ConfigError(f"--dataset names a built-in dataset, which --data replaces, got --dataset {dataset} with --data")
+    dataset_name = scored_dataset(task, dataset, run_dir)
     if run_dir is not None:  # a foreign or damaged metrics log is named now, not after the evaluation
         metrics_lines_upto(Path(run_dir) / "metrics.jsonl", math.inf)
     out = check_out_folder("--out", out or (run_dir / "eval" if run_dir is not None else Path("eval", Path(weights).stem)))
@@ -284,7 +303,8 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
         from .folder import folder_test_set
         dataset, model_kwargs, data = folder_test_set(data, task, state, run_dir, skip_bad_clips, progress, split)
     else:
-        dataset, data = _test_set(task, mnist, fixed_test, num_sequences)
+        model_kwargs = {"num_classes": DATASETS[dataset_name].num_classes} if task == "classify" else {}
+        dataset, data = _test_set(task, dataset_name, mnist, fixed_test, num_sequences)
     dataset = HashedItems(dataset)
     with framework_mode(framework):
         predict = (TorchPredictor(model, state, device, **model_kwargs) if framework == "torch"
@@ -306,11 +326,12 @@ def evaluate(weights, mnist=None, task=None, model=None, fixed_test=None, num_se
             report["metrics"] = evaluate_folder_classify(predict, dataset, data["classes"], batch_size, progress)
             files.update(save_folder_classify_figures(out, stem, model, report["metrics"]))
         else:
-            report["metrics"] = evaluate_classify(predict, dataset, batch_size, progress)
-            rows, columns = DATASETS[DEFAULT[task]].grid
+            classes = DATASETS[dataset_name]
+            report["metrics"] = evaluate_classify(predict, dataset, batch_size, classes.grid, progress)
             files["per_class"] = str(plots.save_accuracy_grid(
-                out / f"{stem}_per_class.png", report["metrics"]["per_class_top1"], rows, columns,
-                title=f"{model} ({framework}): top-1 per digit and direction", counts=report["metrics"]["per_class_count"]))
+                out / f"{stem}_per_class.png", report["metrics"]["per_class_top1"], *classes.grid,
+                title=f"{model} ({framework}): top-1 per {' and '.join(classes.grid_axes)}",
+                counts=report["metrics"]["per_class_count"]))
         data["sha256"] = dataset.digest.hexdigest()
     if run_dir is not None and (curves := training_curves(run_dir, out / "training_curves.png")):
         files["training_curves"] = str(curves)
@@ -325,7 +346,7 @@ def evaluate_from_args(args):
                     num_sequences=args.num_sequences, batch_size=args.batch_size, framework=args.framework,
                     device=args.device, out=args.out, progress=not args.no_progress, data=args.data,
                     skip_bad_clips=args.skip_bad_clips, mindspore_checkpoint=args.mindspore_checkpoint, split=args.split,
-                    overwrite=args.overwrite)
+                    overwrite=args.overwrite, dataset=args.dataset)
 
 
 def summary_line(report):

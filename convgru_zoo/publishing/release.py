@@ -6,13 +6,17 @@
 ``release`` checks that the run is the recipe's (every ``TrainConfig`` field), then writes
 
 - the PyTorch weights (the run's float32 safetensors) and the MindSpore checkpoint converted from them
-  by :mod:`convgru_zoo.convert` (byte-for-byte reproducible): inside the package
+  by :mod:`convgru_zoo.convert` (byte-for-byte reproducible): into the checkout's package folder
   (``convgru_zoo/weights/<name>.safetensors|.ckpt``) for tags that ship, else ``model_cards/<name>/``
   (where the MindSpore file is not committed: ``publish`` converts it again and checks its sha256);
 - ``model_cards/<name>/``: the run's ``metrics.jsonl``, both frameworks' evaluation on the fixed test
   set (``eval_<task>_<framework>.json`` and pictures), the training curves, and ``release.json`` (recipe,
   machine, training hours, steps, files and their sha256);
-- the sha256 of both files into ``convgru_zoo/weights/published.json``, which ``convgru_zoo.specs`` reads.
+- the sha256 of both files into the checkout's ``convgru_zoo/weights/published.json``, which
+  ``convgru_zoo.specs`` reads.
+
+Everything is written into the checkout that ``cards_dir`` (its ``model_cards``) belongs to, never into
+the installed package: the checkout is what gets committed and built.
 
 The fixed test set is the first ``TEST_SEQUENCES`` clips of the generated ``test`` split (seed 0,
 digits disjoint from training): the same for every tag, regenerated bit-exactly from its seed, and
@@ -24,9 +28,10 @@ from pathlib import Path
 from .. import run_files as ckpt
 from .. import machine, pretrained, specs
 from .._files import atomic_write_bytes, atomic_write_json, sha256_of
-from ..train import ConfigError
+from ..train import ConfigError, as_trained
 
 CARDS = "model_cards"  # the repository's folder of released tags (``<repo>/model_cards/<tag>/``)
+SHIPPED = Path("convgru_zoo", "weights")  # the repository's weights that ship in the package, and published.json
 TEST_SEQUENCES = 1000
 
 
@@ -34,20 +39,27 @@ def result_dir(name: str, cards_dir) -> Path:
     return Path(cards_dir) / name
 
 
+def repository(cards_dir) -> Path:
+    """The checkout whose released tags ``cards_dir`` holds (``<repo>/model_cards``)."""
+    return Path(cards_dir).parent
+
+
 def weights_path(weights: specs.PretrainedWeights, framework: str, cards_dir) -> Path:
-    """Where the repository keeps ``framework``'s file of ``weights``: the package if it ships, else its card folder."""
+    """Where the repository keeps ``framework``'s file of ``weights``: its package folder if it ships, else
+    its card folder."""
     if weights.ships:
-        return pretrained.shipped_path(weights.name, framework)
+        return repository(cards_dir) / SHIPPED / pretrained.shipped_name(weights.name, framework)
     return result_dir(weights.name, cards_dir) / specs.WEIGHT_FILES[framework]
 
 
 def check_run_matches_recipe(weights: specs.PretrainedWeights, run: Path) -> dict:
-    """The run's ``config.json``, if its training configuration is exactly the recipe; else a ConfigError."""
+    """The run's ``config.json``, if its training configuration is exactly the recipe (a field the run predates
+    at its default); else a ConfigError."""
     config_file = run / "config.json"
     if not (run / "model.safetensors").is_file() or not config_file.is_file():
         raise ConfigError(f"--run must be a finished run folder (model.safetensors, config.json), got {str(run)!r}")
     config = json.loads(config_file.read_text())
-    trained, recipe = config.get("train", {}), dict(weights.recipe)
+    trained, recipe = as_trained(config.get("train", {})), dict(weights.recipe)
     differs = {k: (trained.get(k), v) for k, v in recipe.items() if trained.get(k) != v}
     if differs:
         listed = "; ".join(f"{k}: the run has {a!r}, the recipe {b!r}" for k, (a, b) in sorted(differs.items()))
@@ -120,7 +132,7 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
 
     weights = pretrained.get(name)
     run = Path(run)
-    config = check_run_matches_recipe(weights, run)
+    config, recipe = check_run_matches_recipe(weights, run), dict(weights.recipe)
     if not Path(mnist).is_dir():
         raise ConfigError(f"--mnist must be a folder holding MNIST idx files, got {str(mnist)!r}")
     summary_file = run / "train_summary.json"
@@ -137,7 +149,7 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
         raise ConfigError(f"--train-threads must give one count or one per segment of the run "
                           f"({time_spent['segments']}), got {len(per_segment)}: {threads}")
 
-    out, repo = result_dir(name, cards_dir), Path(cards_dir).parent
+    out, repo = result_dir(name, cards_dir), repository(cards_dir)
     torch_file, ms_file = (weights_path(weights, fw, cards_dir) for fw in ("torch", "mindspore"))
     digests = {"torch": atomic_write_bytes(torch_file, (run / "model.safetensors").read_bytes())}
     digests["mindspore"] = convert_to_mindspore(torch_file, ms_file)
@@ -145,7 +157,8 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
     evaluations = {}
     for framework, checkpoint in (("torch", None), ("mindspore", ms_file)):  # each framework reads its own file
         report = evaluate.evaluate(torch_file, mnist=mnist, num_sequences=TEST_SEQUENCES, framework=framework,
-                                   out=out, progress=progress, mindspore_checkpoint=checkpoint, overwrite=True)
+                                   out=out, progress=progress, mindspore_checkpoint=checkpoint, overwrite=True,
+                                   dataset=recipe["dataset"])
         evaluations[framework] = _relative_report(Path(report["files"]["json"]), name)
     evaluate.training_curves(out, out / "training_curves.png")
 
@@ -154,7 +167,7 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
                "threads": per_segment[0] if len(set(per_segment)) == 1 else per_segment,
                "amp": summary.get("amp", config["train"]["amp"]), "machine": machine_info,
                **training_cost(time_spent, per_segment, summary.get("world_size", 1), bool(machine_info.get("gpu")))}
-    record = {"name": name, "task": weights.task, "recipe": dict(weights.recipe), "trained": trained,
+    record = {"name": name, "task": weights.task, "recipe": recipe, "trained": trained,
               "command": f"convgru-zoo train --recipe {name} --mnist MNIST_DIR --out RUN_DIR",
               "files": {fw: {"path": _repo_relative(weights_path(weights, fw, cards_dir), repo), "sha256": digest}
                         for fw, digest in digests.items()},
@@ -162,13 +175,14 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
                            "num_sequences": TEST_SEQUENCES, "sha256": evaluations["torch"]["data"]["sha256"]},
               "final_step": config.get("step")}
     atomic_write_json(out / "release.json", record)
-    record_published(name, digests)
+    record_published(name, digests, repo / SHIPPED / specs.PUBLISHED_FILE.name)
     return record
 
 
-def record_published(name: str, digests: dict, path=None) -> None:
-    """Set ``name``'s sha256s in ``published.json`` (read by ``convgru_zoo.specs``), other entries kept."""
-    path = Path(path or specs.PUBLISHED_FILE)
+def record_published(name: str, digests: dict, path) -> None:
+    """Set ``name``'s sha256s in the ``published.json`` at ``path`` (a checkout's, which ``convgru_zoo.specs``
+    reads once installed), other entries kept."""
+    path = Path(path)
     published = json.loads(path.read_text()) if path.is_file() else {}
     published[name] = dict(sorted(digests.items()))
     atomic_write_json(path, dict(sorted(published.items())))

@@ -290,19 +290,9 @@ class ConvGRUNet(nn.Module):
 
     def forward_features(self, x: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
         """The last stage's final state (B, num_features, H/r, W/r) for a clip or an image."""
-        if not torch.jit.is_scripting():
-            lengths = check_clip(x, lengths, self.in_chans, self.stem_stride, len(self.stages), self.stem.conv.weight)
-        x = as_clip(x, self.in_chans)
-        lengths = check_lengths(lengths, x)
-        x = self.stem(x)
-        state: Optional[Tensor] = None
-        for stage in self.stages:
-            if self.grad_checkpointing and not torch.jit.is_scripting():
-                x, state = checkpoint(stage, x, lengths)
-            else:
-                x, state = stage(x, lengths)
-        assert state is not None
-        return state
+        out = self.forward_intermediates(x, indices=1, lengths=lengths)
+        assert isinstance(out, tuple)  # not intermediates_only (TorchScript narrows the Union by it)
+        return out[0]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         return self.head(x, pre_logits=True) if pre_logits else self.head(x)
