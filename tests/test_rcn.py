@@ -7,6 +7,7 @@ ImageNet weights (served offline from a Hugging Face cache the test fills) insid
 clear errors for bad backbones and levels; ONNX step and clip graphs agree with eager. Tiny shapes and
 timm's tiny ``test_resnet`` wherever the real backbone is not the point.
 """
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -193,3 +194,85 @@ def test_the_zoo_knows_the_models():
     model = models.create_model("convgru_rcn", backbone="test_resnet", width=8, stacked=True, num_classes=3)
     assert model.stacked and model.num_classes == 3 and model.training
     assert "GRU-RCN" in models.hub_doc("convgru_rcn_resnet50")
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_onnx_step_and_clip_graphs_match_eager(tmp_path, stacked):
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    from convgru_zoo.deploy import export
+
+    model = tiny(stacked=stacked)
+    path = export.export_model(model, "onnx", tmp_path / "step.onnx", step=True, shape=(2, 3, 3, H, W))
+    step = ort.InferenceSession(str(path))
+    whole = ort.InferenceSession(export.backbone_clip_graph(model, onnx.load(str(path))).SerializeToString())
+    names = [i.name for i in step.get_inputs()]
+    for shape in [(1, 3, 3, 32, 32), (3, 2, 3, 64, 96)]:  # other batch, length and frame size than the export's
+        x = clip(shape, seed=1)
+        with torch.no_grad():
+            want = model(x).numpy()
+        np.testing.assert_allclose(whole.run(None, {"clip": x.numpy()})[0], want, rtol=1e-4, atol=1e-4)
+        states = [np.zeros(s, np.float32) for s in model.state_shapes(shape[0], *shape[-2:])]
+        for t in range(shape[1]):
+            logits, *states = step.run(None, dict(zip(names, [x[:, t].numpy()] + states)))
+        np.testing.assert_allclose(logits, want, rtol=1e-4, atol=1e-4)
+
+
+def test_backbone_learning_rate_is_a_group_of_its_own():
+    from convgru_zoo import train as training
+    from convgru_zoo.torch.train import make_optimizer
+
+    model = tiny()
+    config = training.TrainConfig(task="classify", model="convgru_rcn", backbone_lr_scale=0.1)
+    groups = make_optimizer(config, model).param_groups
+    assert [g.get("lr_scale", 1.0) for g in groups] == [1.0, 0.1]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.backbone.parameters()}
+    frozen = make_optimizer(dataclasses.replace(config, backbone_lr_scale=1.0), tiny(freeze_backbone=True))
+    assert len(frozen.param_groups) == 1 and not {id(p) for p in model.backbone.parameters()} & {
+        id(p) for p in frozen.param_groups[0]["params"]}
+
+
+@pytest.fixture(scope="module")
+def motion_data(tmp_path_factory):
+    pytest.importorskip("av")
+    from video_clips import make_motion_folder
+
+    return make_motion_folder(tmp_path_factory.mktemp("clips") / "motion", clips_per_class=10, frames=4)
+
+
+def test_train_eval_and_stream_from_the_command_line(motion_data, hub_cache, tmp_path, capsys, one_thread):
+    """``train --model convgru_rcn_resnet18 --freeze-backbone`` starts from resnet18's ImageNet weights (served
+    offline), trains the rest and leaves the backbone, BatchNorm statistics included, as served."""
+    from convgru_zoo import cli, run_files
+
+    torch.manual_seed(2)
+    served = timm.create_model("resnet18").state_dict()
+    hub_cache("resnet18", served)
+    run = tmp_path / "run"
+    data = ["--data", str(motion_data), "--num-frames", "3", "--image-size", "32"]
+    assert cli.main(["train", "--task", "classify", "--model", "convgru_rcn_resnet18", "--freeze-backbone", *data,
+                     "--steps", "2", "--batch-size", "2", "--num-sequences", "4", "--val-every", "2",
+                     "--val-sequences", "2", "--out", str(run), "--no-progress"]) == 0
+    trained, meta = run_files.read_weights(run / "model.safetensors")
+    assert meta["model"] == "convgru_rcn_resnet18"
+    backbone = {k[len("backbone."):]: v for k, v in trained.items() if k.startswith("backbone.")}
+    assert backbone.keys() == served.keys() - {"fc.weight", "fc.bias"}  # (run files keep scalars as (1,) arrays)
+    assert all(np.array_equal(v.ravel(), served[k].numpy().ravel()) for k, v in backbone.items())
+    assert trained["head.fc.weight"].shape == (2, 192)
+    assert cli.main(["eval", "--weights", str(run), "--data", str(motion_data), "--no-progress"]) == 0
+    assert (run / "eval" / "eval_classify_torch.json").is_file()
+    frames = next(p for p in (motion_data / "left").iterdir() if p.is_dir())
+    capsys.readouterr()
+    assert cli.main(["stream", "convgru_rcn_resnet18", str(frames), "--random-weights", "--size", "32"]) == 0
+    assert "frame 3:" in capsys.readouterr().out
+
+
+def test_backbone_flags_apply_to_gru_rcn_models_only(tmp_path, capsys):
+    from convgru_zoo import cli
+
+    assert cli.main(["train", "--task", "classify", "--model", "convgru_tiny", "--freeze-backbone", "--mnist",
+                     str(tmp_path), "--out", str(tmp_path / "run")]) == cli.EXIT_USAGE
+    assert "--freeze-backbone applies to the GRU-RCN models" in capsys.readouterr().err
+    assert cli.main(["train", "--task", "classify", "--model", "convgru_rcn", "--freeze-backbone",
+                     "--backbone-lr-scale", "0.1", "--mnist", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    assert "--backbone-lr-scale applies to a trained backbone" in capsys.readouterr().err

@@ -188,17 +188,19 @@ def _gather_objects(env: Dist, obj):
 
 @torch.no_grad()
 def recalibrate_batchnorm(task, model, dataset, batch_size, device, autocast) -> None:
-    """Replace every BatchNorm's running statistics by their plain average over the fixed training batches
-    of :func:`convgru_zoo.train.recalibration_batches`, under the current weights (why: there)."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    """Replace every trained BatchNorm's running statistics by their plain average over the fixed training
+    batches of :func:`convgru_zoo.train.recalibration_batches`, under the current weights (why: there).
+    BatchNorms a model keeps in eval mode in training (a frozen GRU-RCN backbone's) keep theirs."""
+    was_training = model.training
+    model.train()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
     if not norms:
+        model.train(was_training)
         return
     momenta = [m.momentum for m in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # a cumulative average over the batches below
-    was_training = model.training
-    model.train()
     for indices in core.recalibration_batches(len(dataset), batch_size):
         items = dataset.batch(indices)
         batch = torch.from_numpy(items) if task == "forecast" else tuple(map(torch.from_numpy, items))
