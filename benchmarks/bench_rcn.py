@@ -6,19 +6,23 @@ same runtime, timed interleaved (``_timing.interleaved``): PyTorch eager and onn
 with ``torch.onnx.export(dynamo=True)``; the step graph by ``convgru_zoo.deploy.export``). Goal: the step
 within 1.25x of the image model, i.e. the recurrent part adds at most a quarter.
 
-Per clip (batch ``--clip-batch``, ``--frames`` frames, eager): ``model(clip)`` against resnet18 run alone
-over the same frames (one batched call), as frames per second.
+Per clip (batch ``--clip-batch``, ``--clip-frames`` frames, eager): ``model(clip)`` against resnet18 run
+alone over the same frames (one batched call), as frames per second.
 
 The levels and width sweep (eager, per frame) is what chose ``specs.RcnSpec``'s defaults: every
-``--levels`` x ``--widths`` candidate is timed beside resnet18 with its GFLOPs per frame.
+``--levels`` x ``--widths`` candidate is timed beside resnet18, with its GFLOPs per frame.
 
-    OMP_NUM_THREADS=1 nice python benchmarks/bench_rcn.py --json benchmarks/results/rcn_resnet18.json
+Single-threaded runs (``--threads 1``) are timed in process CPU time, so a shared machine's other jobs
+do not count (``--clock wall`` times wall-clock instead).
+
+    OMP_NUM_THREADS=1 nice python benchmarks/bench_rcn.py --threads 1 --json benchmarks/results/rcn_resnet18.json
     python benchmarks/bench_rcn.py --rounds 3 --size 160 --levels 2,3,4 1,2,3,4 --widths 32 64
 """
 import argparse
 import os
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -109,7 +113,7 @@ def onnx_candidates(model, image_model, frames, folder, threads):
     return {"rcn step": rcn, "image model": resnet}, diffs
 
 
-def sweep(image_model, frames, levels_list, widths, rounds):
+def sweep(image_model, frames, levels_list, widths, rounds, timer):
     """Per-frame eager time and GFLOPs of every (levels, width) candidate, each against the image model."""
     candidates, flops = {}, {"image model": per_frame_gflops(lambda: image_model(frames[0]))}
     for levels in levels_list:
@@ -120,7 +124,7 @@ def sweep(image_model, frames, levels_list, widths, rounds):
             candidates[name] = steps(model, frames)
             states = model.init_states(1, *frames[0].shape[-2:])
             flops[name] = per_frame_gflops(lambda m=model, s=states: m.step(frames[0], s))
-    times = interleaved({"image model": images(image_model, frames), **candidates}, rounds)
+    times = interleaved({"image model": images(image_model, frames), **candidates}, rounds, **timer)
     return {name: {"ms_per_frame": times[name].median / len(frames) * 1e3, "gflops_per_frame": flops[name],
                    "vs_image_model": times[name].median / times["image model"].median, "spread": times[name].spread}
             for name in times}
@@ -128,7 +132,8 @@ def sweep(image_model, frames, levels_list, widths, rounds):
 
 def report(results):
     print(f"\n{MODEL} vs {IMAGE_MODEL}, {machine.summary_line(results['machine'])}, load average "
-          f"{results['load_average']:.1f} at start; medians of interleaved rounds, spread = (max-min)/median")
+          f"{results['load_average']:.1f} at start; {results['clock']} time, medians of interleaved rounds, "
+          "spread = (max-min)/median")
     size, n = results["size"], results["frames_per_call"]
     print(f"per frame (batch 1, {size}x{size}, {n} frames per timed call; default levels "
           f"{results['out_indices']}, width {results['width']})")
@@ -164,6 +169,9 @@ def main(argv=None) -> int:
                         help="backbone levels of the sweep's candidates, e.g. 2,3,4 (none: no sweep)")
     parser.add_argument("--widths", type=int, nargs="*", default=[32, 64, 128], help="widths of the sweep's candidates")
     parser.add_argument("--threads", type=int, help="threads of torch and onnxruntime (default: torch's own)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default=None,
+                        help="cpu: this process's CPU time (on a shared machine, waiting for a core is not the model's "
+                             "time; single-threaded runs only); default: cpu with --threads 1, else wall")
     parser.add_argument("--no-onnx", action="store_true")
     parser.add_argument("--json", metavar="OUT", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -173,6 +181,10 @@ def main(argv=None) -> int:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    clock = args.clock or ("cpu" if args.threads == 1 else "wall")
+    if clock == "cpu" and torch.get_num_threads() != 1:
+        parser.error(f"--clock cpu times single-threaded runs (--threads 1), got {torch.get_num_threads()} threads")
+    timer = dict(clock=time.process_time if clock == "cpu" else time.perf_counter)
     load_average = os.getloadavg()[0]
     torch.manual_seed(0)
     model = timm.create_model(MODEL).eval()
@@ -186,7 +198,7 @@ def main(argv=None) -> int:
                                                                torch.get_num_threads())
             notes["onnxruntime max|diff| to eager"] = ", ".join(f"{k} {v:.1e}" for k, v in diffs.items())
         times = interleaved({f"{runtime} {name}": fn for runtime, fns in candidates.items()
-                             for name, fn in fns.items()}, args.rounds)
+                             for name, fn in fns.items()}, args.rounds, **timer)
     per_frame = {}
     for runtime in candidates:
         rcn, image = times[f"{runtime} rcn step"], times[f"{runtime} image model"]
@@ -194,7 +206,7 @@ def main(argv=None) -> int:
                               "ratio": rcn.median / image.median, "spread": max(rcn.spread, image.spread)}
     clip = torch.rand(args.clip_batch, args.clip_frames, 3, args.size, args.size)
     clip_times = interleaved({"rcn": no_grad(lambda: model(clip)),
-                              "image": no_grad(lambda: image_model(clip.flatten(0, 1)))}, args.rounds)
+                              "image": no_grad(lambda: image_model(clip.flatten(0, 1)))}, args.rounds, **timer)
     n = args.clip_batch * args.clip_frames
     per_clip = {"shape": list(clip.shape), "rcn_fps": n / clip_times["rcn"].median,
                 "image_fps": n / clip_times["image"].median,
@@ -202,8 +214,8 @@ def main(argv=None) -> int:
     results = {"model": MODEL, "image_model": IMAGE_MODEL, "machine": machine.describe(), "load_average": load_average,
                "size": args.size, "frames_per_call": args.frames, "out_indices": list(model.out_indices),
                "width": model.width, "goal": GOAL, "per_frame": per_frame, "per_clip": per_clip,
-               "sweep": sweep(image_model, frames, args.levels, args.widths, args.rounds) if args.levels else {},
-               "notes": notes}
+               "clock": clock, "notes": notes,
+               "sweep": sweep(image_model, frames, args.levels, args.widths, args.rounds, timer) if args.levels else {}}
     report(results)
     if args.json:
         write_json(args.json, results)

@@ -48,9 +48,10 @@ class RcnSpec:
     ConvGRU of hidden size ``width``. ``stacked=False``: independent levels whose classifiers are
     averaged (GRU-RCN); ``stacked=True``: each level's state, max-pooled, feeds the next (stacked GRU-RCN).
 
-    Defaults (measured, docs/gru-rcn.md): the levels at strides 8, 16 and 32 and width 64. A stride-4
-    level at 224x224 costs about 40% of resnet18's own FLOPs per frame, which breaks the budget of
-    an online step within 1.25x the image model's forward.
+    Defaults (measured, docs/gru-rcn.md): the levels at strides 8, 16 and 32 and width 64, the widest
+    state there within the budget of an online step at most 1.25x the image model's forward
+    (convgru_rcn_resnet18 at 224x224: 1.1x; width 128: 1.4x). A stride-4 level costs about 40% of
+    resnet18's own FLOPs at width 64 (1.4x).
     """
     backbone: str                 # timm model name
     mindcv_backbone: str = None   # MindCV's name of the same network, None where MindCV has none

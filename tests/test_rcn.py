@@ -188,6 +188,19 @@ def test_bad_input_is_named_before_any_work():
         model.step(clip()[:, 0], [states[0], states[0], states[2]])
 
 
+def test_torch_hub_loads_the_gru_rcn_models():
+    import importlib.util
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    model = torch.hub.load(str(repo), "convgru_rcn", source="local", **TINY)
+    assert model.backbone.feature_info.reduction() == [8, 16, 32] and model.num_classes == 5
+    spec = importlib.util.spec_from_file_location("hubconf_of_rcn_test", repo / "hubconf.py")
+    hubconf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hubconf)
+    assert all("GRU-RCN" in getattr(hubconf, name).__doc__ for name in specs.RCN_MODELS)
+
+
 def test_the_zoo_knows_the_models():
     assert set(specs.RCN_MODELS) <= set(models.list_models("classify"))
     assert not set(specs.RCN_MODELS) & set(models.list_models("forecast"))
