@@ -135,6 +135,10 @@ def create_backbone(name: str, out_indices, in_chans: int, pretrained: bool, dev
             or given != sorted(set(given)):
         raise ValueError(f"out_indices must be increasing feature levels in [0, {n}) of backbone {name!r} (at "
                          f"strides {[level['reduction'] for level in levels]}), got {out_indices!r}")
+    strides = [levels[i]['reduction'] for i in given]
+    if any(high % low for low, high in zip(strides, strides[1:])):
+        raise ValueError(f"out_indices must pick levels of backbone {name!r} whose strides divide each other (pooling "
+                         f"between them), got {out_indices!r} at strides {strides}")
     pretrained_weights = {}
     if pretrained:  # timm's own path (its Hub weights), loaded strictly into the image model, classifier and all
         image_model = timm.create_model(name, pretrained=True, **dd)
@@ -196,10 +200,6 @@ class ConvGRURCN(nn.Module):
         self.backbone = create_backbone(backbone, out_indices, in_chans, _checks.flag(
             "pretrained_backbone", pretrained_backbone), **dd)
         reductions = self.backbone.feature_info.reduction()
-        for low, high in zip(reductions, reductions[1:]):
-            if high % low:
-                raise ValueError(f"out_indices must pick levels whose strides divide each other, got strides "
-                                 f"{reductions} of backbone {backbone!r}")
         self.out_indices = tuple(self.backbone.feature_info.out_indices)
         self.reductions = tuple(reductions)
         self.proj = nn.ModuleList([nn.Conv2d(chs, width, 1, **dd) for chs in self.backbone.feature_info.channels()])
@@ -348,8 +348,8 @@ class ConvGRURCN(nn.Module):
             frame = torch.empty((1, self.in_chans, height, width), device='meta', dtype=self.proj[0].weight.dtype)
             with torch.no_grad():
                 features = torch.func.functional_call(self.backbone, tensors, (frame,))
-            self._level_sizes[key] = [(f.shape[-2], f.shape[-1]) for f in features][:len(self.grus)]
-        return self._level_sizes[key]
+            self._level_sizes[key] = [(f.shape[-2], f.shape[-1]) for f in features]
+        return self._level_sizes[key][:len(self.grus)]
 
     @torch.jit.ignore
     def state_shapes(self, batch: int, height: int, width: int) -> List[Tuple[int, int, int, int]]:
