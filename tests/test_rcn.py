@@ -78,6 +78,8 @@ def test_stacked_levels_feed_the_next_and_features_are_the_last_state():
     features_only = timm.create_model("convgru_rcn", features_only=True, **TINY)
     assert features_only.feature_info.reduction() == [8, 16, 32]
     assert [f.shape[1:] for f in features_only(x)] == [(8, 8, 8), (8, 4, 4), (8, 2, 2)]
+    first_two = timm.create_model("convgru_rcn", features_only=True, out_indices=(0, 1), **TINY)  # timm's: our levels
+    assert [f.shape[1:] for f in first_two(x)] == [(8, 8, 8), (8, 4, 4)] and len(first_two.model.grus) == 2
 
 
 def test_the_backbone_runs_once_per_clip_on_every_frame():
