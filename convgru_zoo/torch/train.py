@@ -22,9 +22,9 @@ from tqdm.auto import tqdm
 
 from .. import run_files as ckpt
 from .. import train as core
+from ..data.datasets import input_norm
 from ..models import create_model
 from ..specs import MEAN, RCN_MODELS, STD
-from ..data.datasets import input_norm
 from ..train import CONTEXT_FRAMES, ConfigError, Dist
 from .device import autocast_for, resolve_amp, resolve_device
 
