@@ -29,11 +29,13 @@ class Timing:
 
 
 def interleaved(candidates: Dict[str, Callable[[], object]], rounds: int, warmup: int = 1,
-                sync: Optional[Callable[[], None]] = None) -> Dict[str, Timing]:
+                sync: Optional[Callable[[], None]] = None,
+                clock: Callable[[], float] = time.perf_counter) -> Dict[str, Timing]:
     """Time every candidate ``rounds`` times, interleaved, after ``warmup`` untimed calls each.
 
     ``sync`` (e.g. ``torch.cuda.synchronize``) runs before and after each timed call, for devices
-    that run asynchronously.
+    that run asynchronously. ``clock``: wall time by default; ``time.process_time`` for single-threaded
+    candidates on a shared machine (the time spent waiting for a core is not the candidate's).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -47,10 +49,10 @@ def interleaved(candidates: Dict[str, Callable[[], object]], rounds: int, warmup
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             sync()
-            start = time.perf_counter()
+            start = clock()
             candidates[name]()
             sync()
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(clock() - start)
     return {name: Timing(statistics.median(s), min(s), max(s), len(s)) for name, s in seconds.items()}
 
 

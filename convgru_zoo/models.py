@@ -1,7 +1,8 @@
 """Every model of the zoo by name, in either framework: ``create_model("convgru_small", "mindspore")``.
 
-The names are the keys of :data:`convgru_zoo.specs.BACKBONES` (video classifiers, in timm and MindCV)
-and :data:`convgru_zoo.specs.FORECASTERS` (frame forecasters). Nothing here imports a framework until
+The names are the keys of :data:`convgru_zoo.specs.BACKBONES` (video classifiers, in timm and MindCV),
+:data:`convgru_zoo.specs.RCN_MODELS` (GRU-RCN video classifiers over pretrained image backbones) and
+:data:`convgru_zoo.specs.FORECASTERS` (frame forecasters). Nothing here imports a framework until
 a model of that framework is asked for. ``pretrained`` is True (the first tag of the model in
 :data:`convgru_zoo.specs.PRETRAINED`) or a tag such as ``"mmnist"``; weights are sha256-checked
 (:mod:`convgru_zoo.pretrained`).
@@ -15,15 +16,16 @@ from .pretrained import weights_name
 
 TASKS = ("forecast", "classify")
 BACKBONE_MODULES = {"torch": "convgru_zoo.torch.convgru_net", "mindspore": "convgru_zoo.mindspore.convgru_net"}
+RCN_MODULES = {"torch": "convgru_zoo.torch.convgru_rcn", "mindspore": "convgru_zoo.mindspore.convgru_rcn"}
 FORECASTER_MODULES = {"torch": "convgru_zoo.torch.forecaster", "mindspore": "convgru_zoo.mindspore.forecaster"}
 
 
 def list_models(task=None):
-    """Names :func:`create_model` accepts: the backbones (``task="classify"``), the forecasters
-    (``task="forecast"``) or both, backbones first; each group sorted."""
+    """Names :func:`create_model` accepts: the video classifiers (``task="classify"``: the backbones, then
+    the GRU-RCN models), the forecasters (``task="forecast"``) or all; each group sorted."""
     if task not in (None, *TASKS):
         raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
-    return ((sorted(specs.BACKBONES) if task != "forecast" else [])
+    return ((sorted(specs.BACKBONES) + sorted(specs.RCN_MODELS) if task != "forecast" else [])
             + (list_forecasters() if task != "classify" else []))
 
 
@@ -51,6 +53,8 @@ def create_model(name, framework="torch", pretrained=False, **kwargs):
     """
     if name in specs.FORECASTERS:
         return create_forecaster(name, framework, pretrained, **kwargs)
+    if name in specs.RCN_MODELS:
+        return _create_rcn(name, framework, pretrained, **kwargs)
     if name not in specs.BACKBONES:
         raise ValueError(f"model must be one of {list_models()}, got {name!r}")
     module = _framework_module(BACKBONE_MODULES, framework)
@@ -63,6 +67,21 @@ def create_model(name, framework="torch", pretrained=False, **kwargs):
     if tagged:
         module.load_pretrained(model, tagged)
     return model
+
+
+def _create_rcn(name, framework, pretrained, **kwargs):
+    """A GRU-RCN model: ``pretrained=True`` loads its image backbone's ImageNet weights through the framework's
+    library (and the whole model's where a tag exists); a tag name loads that tag."""
+    module = _framework_module(RCN_MODULES, framework)
+    if isinstance(pretrained, str):
+        pretrained = weights_name(name, pretrained)
+    if framework == "torch":
+        import timm  # importing the module above registered the models
+
+        if isinstance(pretrained, str):
+            return timm.create_model(pretrained, pretrained=True, **kwargs)
+        return timm.create_model(name, pretrained=pretrained, **kwargs)
+    return getattr(module, name)(pretrained=pretrained, **kwargs)
 
 
 def create_forecaster(name="convgru_forecaster", framework="torch", pretrained=False, **kwargs):
@@ -105,6 +124,15 @@ def hub_doc(name):
                 f"output_frames=n)`` forecasts another horizon).\n\n"
                 f"Args:\n    pretrained: {pretrained}\n    **kwargs: Model arguments: "
                 f"{', '.join(specs.ForecasterSpec.__dataclass_fields__)}, device, dtype.\n")
+    if name in specs.RCN_MODELS:
+        spec = specs.RCN_MODELS[name]
+        tagged = f"; a tag name loads that tag ({tag.name} for True)" if tag else ""
+        return (f"GRU-RCN video classifier {name}: {spec.summary()}.\n\n"
+                f"Input: a clip (B, T, 3, H, W) normalised as the image backbone was (its pretrained_cfg), or an image "
+                f"(B, 3, H, W) as a one-frame clip; output: (B, num_classes) logits ({specs.NUM_CLASSES} by default).\n\n"
+                f"Args:\n    pretrained: True loads the image backbone's ImageNet weights through timm{tagged}.\n"
+                f"    **kwargs: Model arguments, e.g. num_classes, backbone (convgru_rcn), out_indices, width, "
+                f"stacked, freeze_backbone, drop_rate (see convgru_zoo.torch.convgru_rcn.ConvGRURCN).\n")
     spec, channels = specs.BACKBONES[name], specs.INPUT_SIZE[0]
     return (f"ConvGRU video backbone {name}: {spec.summary()}.\n\n"
             f"Input: a clip of {channels}-channel frames (B, T, {channels}, H, W), or an image (B, {channels}, H, W) "

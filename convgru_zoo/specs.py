@@ -39,6 +39,45 @@ BACKBONES = {
     "convgru_base": BackboneSpec(dims=(64, 128, 256), depths=(1, 2, 2)),
 }
 
+@dataclass(frozen=True)
+class RcnSpec:
+    """A GRU-RCN (Ballas et al. 2015): ConvGRUs over the feature maps of a pretrained image backbone.
+
+    The backbone's maps at ``out_indices`` (its feature levels, e.g. timm's ``features_only`` levels)
+    are each projected by a 1x1 convolution to ``width`` channels and carried through time by a
+    ConvGRU of hidden size ``width``. ``stacked=False``: independent levels whose classifiers are
+    averaged (GRU-RCN); ``stacked=True``: each level's state, max-pooled, feeds the next (stacked GRU-RCN).
+
+    Defaults (measured, docs/gru-rcn.md): the levels at strides 8, 16 and 32 and width 64, the widest
+    state there within the budget of an online step at most 1.25x the image model's forward
+    (convgru_rcn_resnet18 at 224x224: 1.1x; width 128: 1.4x). A stride-4 level costs about 40% of
+    resnet18's own FLOPs at width 64 (1.4x).
+    """
+    backbone: str                 # timm model name
+    mindcv_backbone: str = None   # MindCV's name of the same network, None where MindCV has none
+    out_indices: tuple = None     # backbone feature levels; None: its last three
+    width: int = 64
+    kernel_size: int = 3
+    stacked: bool = False
+    num_frames: int = 10          # default clip length (example inputs, FLOP counts); any length can be fed
+
+    def summary(self) -> str:
+        """One line on the architecture, for generated docstrings."""
+        levels = "its last three feature levels" if self.out_indices is None else \
+            f"feature levels {', '.join(map(str, self.out_indices))}"
+        form = "stacked (each level's state feeds the next)" if self.stacked else "independent levels, averaged classifiers"
+        return f"ConvGRUs ({self.width} channels) over {levels} of {self.backbone}; {form}"
+
+
+RCN_GENERIC = "convgru_rcn"  # timm.create_model(RCN_GENERIC, backbone="<any timm model with features_only>")
+RCN_MODELS = {
+    RCN_GENERIC: RcnSpec("resnet18", "resnet18"),
+    "convgru_rcn_resnet18": RcnSpec("resnet18", "resnet18", out_indices=(2, 3, 4)),
+    "convgru_rcn_resnet50": RcnSpec("resnet50", "resnet50", out_indices=(2, 3, 4)),
+    "convgru_rcn_mobilenetv3_large_100": RcnSpec("mobilenetv3_large_100", out_indices=(2, 3, 4)),
+    "convgru_rcn_convnext_tiny": RcnSpec("convnext_tiny", out_indices=(1, 2, 3)),
+}
+
 # Defaults of the pretrained configs. Backbones take 3-channel frames, as every timm and MindCV model
 # does; the grey Moving MNIST digits they are trained on are given as 3 equal channels.
 HF_ORG = "convgru-zoo"                 # the Hugging Face Hub organisation of the pretrained tags
@@ -170,7 +209,8 @@ def _recipe(task, model, steps, batch_size, lr, weight_decay, warmup_steps, min_
     ``amp="auto"`` trains in bf16 where the machine computes it natively, float32 elsewhere (the two tiny
     tags were trained before that choice existed, in float32, which is what auto picks on their machine)."""
     shared = dict(framework="torch", init_weights="", num_sequences=100000, augment=False, seed=0, loss="bce", optimizer="adamw",
-                  momentum=0.9, schedule="cosine", amp="none", grad_clip=1.0, ckpt_every=250, val_sequences=256)
+                  momentum=0.9, schedule="cosine", amp="none", grad_clip=1.0, ckpt_every=250, val_sequences=256,
+                  pretrained_backbone=True, freeze_backbone=False, backbone_lr_scale=1.0)
     return tuple(sorted({**shared, **rest, "task": task, "model": model, "steps": steps, "batch_size": batch_size,
                          "lr": lr, "weight_decay": weight_decay, "warmup_steps": warmup_steps, "min_lr": min_lr,
                          "val_every": val_every}.items()))
