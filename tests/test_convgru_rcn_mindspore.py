@@ -1,0 +1,131 @@
+"""GRU-RCN in MindSpore / MindCV, and its agreement with PyTorch / timm.
+
+timm's ResNet weights (made here, random) converted by convgru_zoo.convert give MindCV's ResNet the same
+maps and logits (with timm's stem pooling); the whole model agrees with the PyTorch one within 1e-4 of the
+outputs' scale (random deep networks reach magnitudes of 100, where float32 itself rounds at ~1e-5).
+"""
+import numpy as np
+import pytest
+
+ms = pytest.importorskip("mindspore")
+torch = pytest.importorskip("torch")
+mindcv = pytest.importorskip("mindcv")
+timm = pytest.importorskip("timm")
+ms.set_device("CPU")
+
+from mindspore import Tensor  # noqa: E402
+
+from convgru_zoo import convert  # noqa: E402
+from convgru_zoo.mindspore.convgru_rcn import ImageFeatures, mindcv_image_network  # noqa: E402
+from convgru_zoo.mindspore.weights import load_params  # noqa: E402
+
+TOL = 1e-4
+LEVELS = (2, 3, 4)  # strides 8, 16, 32
+
+
+def randn(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def max_diff(a, b):
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max())
+
+
+def assert_close(got, want, what=""):
+    """``got`` within TOL of ``want``, relative to ``want``'s largest magnitude when that exceeds 1."""
+    assert got.shape == want.shape, what
+    assert max_diff(got, want) <= TOL * max(1.0, float(np.abs(want).max())), what
+
+
+def with_batchnorm_statistics(model, seed=0):
+    """``model`` with random BatchNorm statistics and affines (fresh ones are the identity), in eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                for tensor, low, high in ((module.running_mean, -0.5, 0.5), (module.running_var, 0.5, 1.5),
+                                          (module.weight, 0.5, 1.5), (module.bias, -0.5, 0.5)):
+                    tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=["resnet18", "resnet50"])
+def resnets(request):
+    """(arch, a random timm ResNet, MindCV's ResNet holding its weights converted, timm's stem pooling)."""
+    arch = request.param
+    torch.manual_seed(0)
+    model = with_batchnorm_statistics(timm.create_model(arch))
+    net = mindcv_image_network(arch)
+    load_params(net, convert.torch_to_mindspore(model.state_dict(), image_networks={"": arch}), "timm's")
+    net.set_train(False)
+    return arch, model, net
+
+
+@pytest.mark.parametrize("size", [64, 50])  # 50: odd sizes inside (25, 13, 7, 4), where paddings differ most
+def test_timm_resnet_weights_give_mindcv_resnet_the_same_maps_and_logits(resnets, size):
+    arch, model, net = resnets
+    x = randn(2, 3, size, size, seed=size)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(x)).numpy()
+        features = timm.create_model(arch, features_only=True, out_indices=LEVELS)
+        features.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("fc.")})
+        maps = [m.numpy() for m in features.eval()(torch.from_numpy(x))]
+    assert_close(net(Tensor(x)).asnumpy(), logits)
+    extractor = ImageFeatures(net, LEVELS)
+    assert [f["reduction"] for f in extractor.feature_info] == [8, 16, 32]
+    got = [m.asnumpy() for m in extractor(Tensor(x))]
+    assert len(got) == len(maps)
+    for level, (m, want) in enumerate(zip(got, maps)):
+        assert_close(m, want, f"level {LEVELS[level]}")
+
+
+def test_mindcv_stem_pooling_shifts_the_maps(resnets):
+    """Why ``stem_pool`` exists: with MindCV's own ("same") stem pooling the same weights give other maps."""
+    arch, model, _ = resnets
+    net = mindcv_image_network(arch, stem_pool="mindcv")
+    load_params(net, convert.torch_to_mindspore(model.state_dict(), image_networks={"": arch}))
+    x = randn(1, 3, 64, 64)
+    with torch.no_grad():
+        want = timm.create_model(arch, features_only=True, out_indices=LEVELS)
+        want.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("fc.")})
+        want = want.eval()(torch.from_numpy(x))[0].numpy()
+    net.set_train(False)
+    assert max_diff(ImageFeatures(net, LEVELS)(Tensor(x))[0].asnumpy(), want) > 1e-2
+
+
+def test_resnet_names_convert_both_ways_exactly(resnets):
+    arch, model, net = resnets
+    state = model.state_dict()
+    params = convert.torch_to_mindspore(state, image_networks={"": arch})
+    assert set(params) == {p.name for p in net.get_parameters()}
+    assert "layer2.0.down_sample.0.weight" in params and "classifier.weight" in params
+    back = convert.mindspore_to_torch(net, image_networks={"": arch})
+    assert set(back) == set(state)
+    for name, value in state.items():
+        if not name.endswith("num_batches_tracked"):
+            assert torch.equal(back[name], value), name
+    model.load_state_dict(back)  # strict
+
+
+def test_image_network_renames_stay_below_their_prefix():
+    """Inside a model only the image network's layers are renamed: our own ``head.fc`` and a ConvGRU-Net
+    stage's ``downsample`` keep their names."""
+    state = {"backbone.layer2.0.downsample.0.weight": np.zeros((2, 2, 1, 1), np.float32),
+             "backbone.fc.bias": np.zeros(2, np.float32), "head.fc.weight": np.zeros((2, 2), np.float32),
+             "stages.1.downsample.conv.weight": np.zeros((2, 2, 2, 2), np.float32)}
+    params = convert.torch_to_mindspore(state, image_networks={"backbone": "resnet18"})
+    assert sorted(params) == ["backbone.classifier.bias", "backbone.layer2.0.down_sample.0.weight", "head.fc.weight",
+                              "stages.1.downsample.conv.weight"]
+    assert sorted(convert.mindspore_to_torch_arrays(params, image_networks={"backbone": "resnet18"})) == sorted(state)
+
+
+@pytest.mark.parametrize("image_networks, error, pattern", [
+    (["resnet18"], TypeError, r"image_networks must be a mapping of name prefixes to MindCV architectures, got list"),
+    ({"backbone": "resnet19"}, ValueError, r"image_networks must map str prefixes to one of \[.*'resnet18'.*\], "
+                                           r"got \{'backbone': 'resnet19'\}"),
+])
+def test_bad_image_networks_are_named(image_networks, error, pattern):
+    with pytest.raises(error, match=pattern):
+        convert.torch_to_mindspore({"a.weight": np.zeros(1)}, image_networks=image_networks)
+    with pytest.raises(error, match=pattern):
+        convert.mindspore_to_torch_arrays({"a.weight": np.zeros(1)}, image_networks=image_networks)
