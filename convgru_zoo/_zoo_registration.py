@@ -73,3 +73,11 @@ def register_backbones(module, create, register):
     namespace = sys.modules[module]
     for name, spec in specs.BACKBONES.items():
         setattr(namespace, name, register(entry_point(name, create, module, f"{name}: {spec.summary()}.")))
+
+
+def register_rcn_models(module, create, register):
+    """Define in ``module`` one entry point per :data:`specs.RCN_MODELS` variant (the GRU-RCN models over
+    image backbones), each passed through ``register``."""
+    namespace = sys.modules[module]
+    for name, spec in specs.RCN_MODELS.items():
+        setattr(namespace, name, register(entry_point(name, create, module, f"{name}: {spec.summary()}.")))

@@ -39,6 +39,44 @@ BACKBONES = {
     "convgru_base": BackboneSpec(dims=(64, 128, 256), depths=(1, 2, 2)),
 }
 
+@dataclass(frozen=True)
+class RcnSpec:
+    """A GRU-RCN (Ballas et al. 2015): ConvGRUs over the feature maps of a pretrained image backbone.
+
+    The backbone's maps at ``out_indices`` (its feature levels, e.g. timm's ``features_only`` levels)
+    are each projected by a 1x1 convolution to ``width`` channels and carried through time by a
+    ConvGRU of hidden size ``width``. ``stacked=False``: independent levels whose classifiers are
+    averaged (GRU-RCN); ``stacked=True``: each level's state, max-pooled, feeds the next (stacked GRU-RCN).
+
+    Defaults (measured, docs/gru-rcn.md): the levels at strides 8, 16 and 32 and width 64. A stride-4
+    level at 224x224 costs about 40% of resnet18's own FLOPs per frame, which breaks the budget of
+    an online step within 1.25x the image model's forward.
+    """
+    backbone: str                 # timm model name
+    mindcv_backbone: str = None   # MindCV's name of the same network, None where MindCV has none
+    out_indices: tuple = None     # backbone feature levels; None: its last three
+    width: int = 64
+    kernel_size: int = 3
+    stacked: bool = False
+    num_frames: int = 10          # default clip length (example inputs, FLOP counts); any length can be fed
+
+    def summary(self) -> str:
+        """One line on the architecture, for generated docstrings."""
+        levels = "its last three feature levels" if self.out_indices is None else \
+            f"feature levels {', '.join(map(str, self.out_indices))}"
+        form = "stacked (each level's state feeds the next)" if self.stacked else "independent levels, averaged classifiers"
+        return f"ConvGRUs ({self.width} channels) over {levels} of {self.backbone}; {form}"
+
+
+RCN_GENERIC = "convgru_rcn"  # timm.create_model(RCN_GENERIC, backbone="<any timm model with features_only>")
+RCN_MODELS = {
+    RCN_GENERIC: RcnSpec("resnet18", "resnet18"),
+    "convgru_rcn_resnet18": RcnSpec("resnet18", "resnet18", out_indices=(2, 3, 4)),
+    "convgru_rcn_resnet50": RcnSpec("resnet50", "resnet50", out_indices=(2, 3, 4)),
+    "convgru_rcn_mobilenetv3_large_100": RcnSpec("mobilenetv3_large_100", out_indices=(2, 3, 4)),
+    "convgru_rcn_convnext_tiny": RcnSpec("convnext_tiny", out_indices=(1, 2, 3)),
+}
+
 # Defaults of the pretrained configs. Backbones take 3-channel frames, as every timm and MindCV model
 # does; the grey Moving MNIST digits they are trained on are given as 3 equal channels.
 HF_ORG = "convgru-zoo"                 # the Hugging Face Hub organisation of the pretrained tags
