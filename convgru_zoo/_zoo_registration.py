@@ -14,9 +14,9 @@ import sys
 
 from . import specs
 
-MODEL_FILES = {
-    "timm": "convgru_zoo.torch.convgru_net",
-    "mindcv": "convgru_zoo.mindspore.convgru_net",
+MODEL_FILES = {  # library -> the modules that register our models with it
+    "timm": ("convgru_zoo.torch.convgru_net",),
+    "mindcv": ("convgru_zoo.mindspore.convgru_net", "convgru_zoo.mindspore.convgru_rcn"),
 }
 
 
@@ -38,7 +38,8 @@ class _RegisterOnImport(importlib.abc.MetaPathFinder):
 
         def exec_then_register(module):
             exec_library(module)
-            importlib.import_module(MODEL_FILES[fullname])
+            for model_file in MODEL_FILES[fullname]:
+                importlib.import_module(model_file)
 
         spec.loader.exec_module = exec_then_register
         return spec
@@ -46,9 +47,10 @@ class _RegisterOnImport(importlib.abc.MetaPathFinder):
 
 def install():
     """Register with the libraries imported so far; hook the import of the others."""
-    for library, model_file in MODEL_FILES.items():
+    for library, model_files in MODEL_FILES.items():
         if library in sys.modules:
-            importlib.import_module(model_file)
+            for model_file in model_files:
+                importlib.import_module(model_file)
     if not any(isinstance(finder, _RegisterOnImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _RegisterOnImport())
 
@@ -75,9 +77,11 @@ def register_backbones(module, create, register):
         setattr(namespace, name, register(entry_point(name, create, module, f"{name}: {spec.summary()}.")))
 
 
-def register_rcn_models(module, create, register):
+def register_rcn_models(module, create, register, names=None):
     """Define in ``module`` one entry point per :data:`specs.RCN_MODELS` variant (the GRU-RCN models over
-    image backbones), each passed through ``register``."""
+    image backbones; those in ``names`` if given), each passed through ``register``."""
     namespace = sys.modules[module]
     for name, spec in specs.RCN_MODELS.items():
+        if names is not None and name not in names:
+            continue
         setattr(namespace, name, register(entry_point(name, create, module, f"{name}: {spec.summary()}.")))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import specs
 from ._files import atomic_write
 
 _TORCH_TO_MS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
@@ -26,6 +27,13 @@ _MS_TO_TORCH = {ms_name: torch_name for torch_name, ms_name in _TORCH_TO_MS.item
 _RESNET_LAYERS = {"downsample": "down_sample", "fc": "classifier"}
 IMAGE_NETWORK_LAYERS = {arch: _RESNET_LAYERS for arch in ("resnet18", "resnet34", "resnet50", "resnet101",
                                                          "resnet152")}
+
+
+def model_image_networks(arch: str) -> dict:
+    """``image_networks`` of the zoo model ``arch``: ``{"backbone": its MindCV network}`` for a GRU-RCN over
+    one (``specs.RCN_MODELS``), else empty (nothing to rename)."""
+    spec = specs.RCN_MODELS.get(arch)
+    return {"backbone": spec.mindcv_backbone} if spec is not None and spec.mindcv_backbone else {}
 
 
 def to_numpy(value) -> np.ndarray:

@@ -129,3 +129,70 @@ def test_bad_image_networks_are_named(image_networks, error, pattern):
         convert.torch_to_mindspore({"a.weight": np.zeros(1)}, image_networks=image_networks)
     with pytest.raises(error, match=pattern):
         convert.mindspore_to_torch_arrays({"a.weight": np.zeros(1)}, image_networks=image_networks)
+
+
+# ----------------------------------------------------------------------------------------------
+# the whole model: PyTorch weights -> convgru_zoo.convert -> MindSpore, same outputs
+
+ARCH = "convgru_rcn_resnet18"
+CLIP = (2, 2, 3, 64, 64)  # B, T, C, H, W
+WIDTH, NUM_CLASSES = 16, 7
+
+
+def torch_rcn(stacked):
+    from convgru_zoo.torch.convgru_rcn import ConvGRURCN as TorchConvGRURCN
+
+    torch.manual_seed(int(stacked))
+    return with_batchnorm_statistics(TorchConvGRURCN("resnet18", (2, 3, 4), width=WIDTH, stacked=stacked,
+                                                     num_classes=NUM_CLASSES), seed=int(stacked))
+
+
+def mindspore_rcn(**kwargs):
+    net = mindcv.create_model(ARCH, num_classes=NUM_CLASSES, width=WIDTH, **kwargs)
+    net.set_train(False)
+    return net
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["independent", "stacked"])
+def rcn_twins(request):
+    """(torch GRU-RCN with random weights, the MindCV model holding them converted), one per head form."""
+    model = torch_rcn(request.param)
+    net = mindspore_rcn(stacked=request.param)
+    load_params(net, convert.torch_to_mindspore(model.state_dict(), image_networks=convert.model_image_networks(ARCH)),
+                "the torch model's")
+    return model, net
+
+
+def test_clip_logits_features_and_lengths_match_torch(rcn_twins):
+    model, net = rcn_twins
+    x, lengths = randn(*CLIP, seed=3), np.array([1, 2], np.int32)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(x)).numpy()
+        features = model.forward_features(torch.from_numpy(x)).numpy()
+        levels = [s.numpy() for s in model.forward_intermediates(torch.from_numpy(x), intermediates_only=True)]
+        padded = model(torch.from_numpy(x), torch.from_numpy(lengths)).numpy()
+    assert_close(net(Tensor(x)).asnumpy(), logits, "logits")
+    assert_close(net.forward_features(Tensor(x)).asnumpy(), features, "features")
+    for i, (got, want) in enumerate(zip(net.forward_levels(Tensor(x)), levels)):
+        assert_close(got.asnumpy(), want, f"level {i}")
+    assert_close(net(Tensor(x), lengths).asnumpy(), padded, "logits with lengths")
+    assert_close(net(Tensor(x[:, 0])).asnumpy(), net(Tensor(x[:, :1])).asnumpy(), "an image is a one-frame clip")
+
+
+def test_step_matches_torch_and_the_clip(rcn_twins):
+    model, net = rcn_twins
+    x = randn(*CLIP, seed=4)
+    states, torch_states = net.init_states(2, 64, 64), model.init_states(2, 64, 64)
+    assert [tuple(s.shape) for s in states] == [tuple(s.shape) for s in torch_states]
+    for t in range(CLIP[1]):
+        logits, states = net.step(Tensor(x[:, t]), states)
+        with torch.no_grad():
+            torch_logits, torch_states = model.step(torch.from_numpy(x[:, t]), torch_states)
+        assert_close(logits.asnumpy(), torch_logits.numpy(), f"step {t}")
+    assert_close(logits.asnumpy(), net(Tensor(x)).asnumpy(), "last step vs clip")
+
+
+def test_state_shapes_are_the_levels_at_odd_sizes(rcn_twins):
+    _, net = rcn_twins
+    x = Tensor(randn(1, 1, 3, 50, 70))
+    assert [tuple(s.shape) for s in net.forward_levels(x)] == net.state_shapes(1, 50, 70)
