@@ -1,7 +1,8 @@
 """Every model of the zoo by name, in either framework: ``create_model("convgru_small", "mindspore")``.
 
-The names are the keys of :data:`convgru_zoo.specs.BACKBONES` (video classifiers, in timm and MindCV)
-and :data:`convgru_zoo.specs.FORECASTERS` (frame forecasters). Nothing here imports a framework until
+The names are the keys of :data:`convgru_zoo.specs.BACKBONES` (video classifiers, in timm and MindCV),
+:data:`convgru_zoo.specs.FORECASTERS` (frame forecasters) and :data:`convgru_zoo.specs.RCN_MODELS` (GRU-RCN
+video classifiers over an ImageNet image backbone; in MindSpore those whose backbone MindCV has). Nothing here imports a framework until
 a model of that framework is asked for. ``pretrained`` is True (the first tag of the model in
 :data:`convgru_zoo.specs.PRETRAINED`) or a tag such as ``"mmnist"``; weights are sha256-checked
 (:mod:`convgru_zoo.pretrained`).
@@ -15,6 +16,7 @@ from .pretrained import weights_name
 
 TASKS = ("forecast", "classify")
 BACKBONE_MODULES = {"torch": "convgru_zoo.torch.convgru_net", "mindspore": "convgru_zoo.mindspore.convgru_net"}
+RCN_MODULES = {"torch": "convgru_zoo.torch.convgru_rcn", "mindspore": "convgru_zoo.mindspore.convgru_rcn"}
 FORECASTER_MODULES = {"torch": "convgru_zoo.torch.forecaster", "mindspore": "convgru_zoo.mindspore.forecaster"}
 
 
@@ -51,8 +53,10 @@ def create_model(name, framework="torch", pretrained=False, **kwargs):
     """
     if name in specs.FORECASTERS:
         return create_forecaster(name, framework, pretrained, **kwargs)
+    if name in specs.RCN_MODELS:
+        return create_rcn_model(name, framework, pretrained, **kwargs)
     if name not in specs.BACKBONES:
-        raise ValueError(f"model must be one of {list_models()}, got {name!r}")
+        raise ValueError(f"model must be one of {list_models() + sorted(specs.RCN_MODELS)}, got {name!r}")
     module = _framework_module(BACKBONE_MODULES, framework)
     tagged = weights_name(name, pretrained) if pretrained else None
     if framework == "torch":
@@ -60,6 +64,29 @@ def create_model(name, framework="torch", pretrained=False, **kwargs):
 
         return timm.create_model(tagged or name, pretrained=bool(tagged), **kwargs)
     model = getattr(module, name)(**kwargs)
+    if tagged:
+        module.load_pretrained(model, tagged)
+    return model
+
+
+def create_rcn_model(name, framework="torch", pretrained=False, **kwargs):
+    """The GRU-RCN ``name`` (a key of ``specs.RCN_MODELS``) for ``framework``, through timm or MindCV's entry point.
+
+    ``pretrained=True``: the variant's first tag where one is published, else the image backbone's ImageNet
+    weights (timm's, or MindCV's); a tag name loads that tag.
+    """
+    if name not in specs.RCN_MODELS:
+        raise ValueError(f"name must be one of {sorted(specs.RCN_MODELS)}, got {name!r}")
+    module = _framework_module(RCN_MODULES, framework)
+    if framework == "mindspore" and not specs.RCN_MODELS[name].mindcv_backbone:
+        raise ValueError(f"model {name!r} has no MindSpore version (MindCV has no {specs.RCN_MODELS[name].backbone}); "
+                         f"MindSpore has {[n for n, s in sorted(specs.RCN_MODELS.items()) if s.mindcv_backbone]}")
+    tagged = weights_name(name, pretrained) if pretrained and pretrained is not True else None
+    if framework == "torch":
+        import timm  # importing the module above registered the models
+
+        return timm.create_model(tagged or name, pretrained=bool(pretrained), **kwargs)
+    model = getattr(module, name)(pretrained=pretrained is True, **kwargs)
     if tagged:
         module.load_pretrained(model, tagged)
     return model

@@ -196,3 +196,204 @@ def test_state_shapes_are_the_levels_at_odd_sizes(rcn_twins):
     _, net = rcn_twins
     x = Tensor(randn(1, 1, 3, 50, 70))
     assert [tuple(s.shape) for s in net.forward_levels(x)] == net.state_shapes(1, 50, 70)
+
+
+def test_converted_weights_load_back_into_torch_exactly(rcn_twins):
+    model, net = rcn_twins
+    back = convert.mindspore_to_torch(net, image_networks=convert.model_image_networks(ARCH))
+    state = model.state_dict()
+    assert set(back) == set(state)
+    for name, value in state.items():
+        if not name.endswith("num_batches_tracked"):
+            assert torch.equal(back[name], value), name
+
+
+@pytest.fixture(scope="module")
+def graph_mode_outputs(rcn_twins):
+    """Clip logits and two steps of the same model, compiled (GRAPH mode, one compile each) and op by op.
+
+    On a copy of the twin: ``StepCell`` prefixes the parameter names of the net it wraps with ``net.``."""
+    from convgru_zoo.mindspore.graphs import StepCell
+
+    twin = rcn_twins[1]
+    net = mindspore_rcn(stacked=twin.stacked)
+    load_params(net, params_of(twin))
+    x = Tensor(randn(*CLIP, seed=5))
+    states = net.init_states(2, 64, 64)
+
+    def run():
+        step = StepCell(net)
+        outputs = [net(x).asnumpy()]
+        carried = ms.mutable(tuple(states))
+        for t in range(CLIP[1]):
+            logits, *carried = step(x[:, t], *carried)
+            outputs.append(logits.asnumpy())
+        return outputs
+
+    eager = run()
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        compiled = run()
+    finally:
+        ms.set_context(mode=previous)
+    return eager, compiled
+
+
+def test_graph_mode_matches_pynative(graph_mode_outputs):
+    eager, compiled = graph_mode_outputs
+    for i, (got, want) in enumerate(zip(compiled, eager)):
+        assert_close(got, want, "clip" if i == 0 else f"step {i - 1}")
+    assert_close(eager[-1], eager[0], "the last step is the clip")
+
+
+# ----------------------------------------------------------------------------------------------
+# the MindCV door: registration, checkpoints, pretrained weights, options, errors
+
+
+def params_of(net):
+    return {p.name: p.asnumpy() for p in net.get_parameters()}
+
+
+def assert_same_params(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_registered_where_mindcv_has_the_backbone():
+    from convgru_zoo import specs
+
+    expected = sorted(name for name, spec in specs.RCN_MODELS.items() if spec.mindcv_backbone)
+    assert "convgru_rcn_resnet18" in expected and "convgru_rcn_convnext_tiny" not in expected
+    assert mindcv.list_models("convgru_rcn*") == expected
+    cfg = mindcv.models.registry.get_pretrained_cfg(ARCH)
+    assert (cfg["first_conv"], cfg["classifier"]) == ("backbone.conv1", "head.fc")
+    assert cfg["url"] == mindcv.models.registry.get_pretrained_cfg("resnet18")["url"]  # MindCV's ImageNet backbone
+    net = mindcv.create_model("convgru_rcn_resnet50", width=8, stacked=True, num_classes=3)
+    assert (net.num_features, net.reductions, net.out_indices) == (8, (8, 16, 32), (2, 3, 4))
+    assert [p.weight.shape[1] for p in net.proj] == [512, 1024, 2048]  # resnet50's levels
+    assert mindcv.create_model(ARCH).num_classes == specs.NUM_CLASSES  # MindCV's default 1000 is not asked for
+
+
+def test_mindcv_checkpoint_path_and_strict_checkpoint_file(rcn_twins, tmp_path):
+    _, net = rcn_twins
+    path = convert.save_mindspore_checkpoint(net, tmp_path / "rcn.ckpt")
+    stacked = net.stacked
+    assert_same_params(params_of(mindspore_rcn(stacked=stacked, checkpoint_path=str(path))), params_of(net))
+    assert_same_params(params_of(mindspore_rcn(stacked=stacked, checkpoint_file=str(path))), params_of(net))
+    with pytest.raises(ValueError, match=r"rcn\.ckpt.*misshapen.*grus\.1\.reset_gate\.weight"):
+        mindspore_rcn(stacked=not stacked, checkpoint_file=str(path))
+
+
+@pytest.fixture
+def mindcv_cache(tmp_path, monkeypatch):
+    """MindCV's download folder in ``tmp_path``: a file put where MindCV caches resnet18's ImageNet checkpoint
+    is what ``pretrained=True`` loads, no network."""
+    import mindcv.utils.download as download
+
+    monkeypatch.setattr(download, "_DEFAULT_DOWNLOAD_ROOT", str(tmp_path))
+    url = mindcv.models.registry.get_pretrained_cfg("resnet18")["url"]
+    return tmp_path / "models" / url.rsplit("/", 1)[1]
+
+
+def test_pretrained_loads_mindcv_imagenet_backbone_strictly(mindcv_cache):
+    imagenet = params_of(mindcv.create_model("resnet18"))  # MindCV's layout, random values standing in
+    mindcv_cache.parent.mkdir()
+    convert.save_mindspore_checkpoint(imagenet, mindcv_cache)
+    net = mindcv.create_model(ARCH, pretrained=True)
+    assert net.stem_pool == "mindcv"  # the network MindCV's weights were trained in
+    loaded = {name.removeprefix("backbone."): value for name, value in params_of(net).items()
+              if name.startswith("backbone.")}
+    assert_same_params(loaded, {name: value for name, value in imagenet.items() if not name.startswith("classifier.")})
+    grey = mindcv.create_model(ARCH, pretrained=True, in_channels=1)
+    np.testing.assert_allclose(grey.backbone.conv1.weight.asnumpy(), imagenet["conv1.weight"].sum(1, keepdims=True),
+                               rtol=1e-6)
+    convert.save_mindspore_checkpoint({k: v for k, v in imagenet.items() if not k.startswith("layer4.")},
+                                      mindcv_cache)
+    from convgru_zoo.pretrained import PretrainedWeightsError
+    with pytest.raises(PretrainedWeightsError, match=r"ImageNet checkpoint .*missing \['layer4\.0\.bn1\.beta'"):
+        mindcv.create_model(ARCH, pretrained=True)
+
+
+def test_pretrained_tag_loads_our_torch_weights_converted(rcn_twins, tmp_path, monkeypatch):
+    """A tag published as PyTorch safetensors only: MindSpore converts it (ResNet names included). The tag's
+    classifier has 7 outputs where a tag's has specs.NUM_CLASSES: the model keeps its own new one."""
+    from safetensors.torch import save_file
+
+    from convgru_zoo import pretrained, specs
+
+    model, net = rcn_twins
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    weights = specs.PretrainedWeights(ARCH, "test", "weights made by the test")
+    path = pretrained.shipped_path(weights.name, "torch")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    monkeypatch.setitem(specs.PRETRAINED, weights.name, specs.PretrainedWeights(
+        ARCH, "test", weights.description, sha256=(("torch", pretrained.sha256_of(path)),)))
+    from convgru_zoo.models import create_model
+    loaded = create_model(ARCH, "mindspore", pretrained="test", num_classes=NUM_CLASSES, width=WIDTH,
+                          stacked=net.stacked)
+    assert loaded.stem_pool == "timm"
+    new_head = {name: value for name, value in params_of(loaded).items() if name.startswith("head.fc.")}
+    assert_same_params({name: value for name, value in params_of(loaded).items() if name not in new_head},
+                       {name: value for name, value in params_of(net).items() if name not in new_head})
+    assert new_head["head.fc.weight"].shape == (NUM_CLASSES, net.num_features)
+
+
+def test_freeze_backbone_keeps_imagenet_statistics_and_weights():
+    net = mindcv.create_model(ARCH, width=8, freeze_backbone=True)
+    net.set_train(True)
+    assert not net.backbone.bn1.training and net.head.training
+    trainable = [p.name for p in net.trainable_params()]
+    assert trainable and not any(name.startswith("backbone.") for name in trainable)
+    before = params_of(net)
+    net(Tensor(randn(2, 2, 3, 64, 64)))  # a training-mode forward leaves the frozen BatchNorm statistics
+    assert_same_params(params_of(net), before)
+
+
+def test_features_only_returns_the_levels_final_states(rcn_twins):
+    _, net = rcn_twins
+    extractor = mindcv.create_model(ARCH, num_classes=NUM_CLASSES, width=WIDTH, stacked=net.stacked,
+                                    features_only=True, out_indices=[0, 2])
+    load_params(extractor.net, params_of(net))
+    extractor.set_train(False)
+    x = Tensor(randn(*CLIP, seed=6))
+    want = [s.asnumpy() for s in net.forward_levels(x)]
+    assert extractor.out_channels == [WIDTH, WIDTH]
+    got = extractor(x)
+    assert [g.shape for g in got] == [want[0].shape, want[2].shape] == [(2, WIDTH, 8, 8), (2, WIDTH, 2, 2)]
+    for g, w in zip(got, [want[0], want[2]]):
+        assert_close(g.asnumpy(), w)
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    (dict(backbone="vgg16"), ValueError, r"backbone must be one of MindCV's networks with a timm twin \[.*'resnet18'"),
+    (dict(out_indices=(2, 5)), ValueError, r"out_indices must lie in \[0, 5\) .* strides \[2, 4, 8, 16, 32\]"),
+    (dict(out_indices=(3, 2)), ValueError, r"out_indices must be increasing feature levels"),
+    (dict(stem_pool="same"), ValueError, r"stem_pool must be one of \('timm', 'mindcv'\), got 'same'"),
+    (dict(width=0), ValueError, r"width"),
+    (dict(drop_path_rate=0.1), TypeError, r"drop_path_rate"),
+], ids=["backbone", "level_range", "level_order", "stem_pool", "width", "unknown"])
+def test_bad_arguments_are_named(kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        mindcv.create_model("convgru_rcn", **kwargs)
+
+
+def test_bad_input_is_rejected_before_any_work(rcn_twins):
+    _, net = rcn_twins
+    with pytest.raises(ValueError, match="at least 32x32"):
+        net(Tensor(randn(1, 2, 3, 16, 16)))
+    with pytest.raises(ValueError, match="3 channels"):
+        net(Tensor(randn(1, 2, 1, 64, 64)))
+    with pytest.raises(ValueError, match="lengths"):
+        net(Tensor(randn(2, 2, 3, 64, 64)), np.array([1, 3], np.int32))
+    with pytest.raises(ValueError, match=r"states\[0\] must have shape \(2, 16, 8, 8\)"):
+        net.step(Tensor(randn(2, 3, 64, 64)), net.init_states(2, 64, 32))
+
+
+def test_models_create_model_mindspore():
+    from convgru_zoo.models import create_model
+
+    assert isinstance(create_model(ARCH, "mindspore", width=8), type(mindspore_rcn()))
+    with pytest.raises(ValueError, match=r"no MindSpore version \(MindCV has no convnext_tiny\)"):
+        create_model("convgru_rcn_convnext_tiny", "mindspore")

@@ -374,8 +374,8 @@ def _create_convgru_rcn(variant: str, pretrained: bool = False, features_only: b
                         checkpoint_file=None, num_classes: Optional[int] = None,
                         in_channels: int = specs.INPUT_SIZE[0], **kwargs):
     """The entry point of ``variant``. ``pretrained``: our tag where :data:`specs.PRETRAINED` has one, else
-    MindCV's ImageNet backbone (then ``stem_pool`` defaults to "mindcv"). With ``features_only``,
-    ``out_indices`` picks the model's levels (the backbone's are the variant's), as in timm."""
+    MindCV's ImageNet backbone (then ``stem_pool`` defaults to "mindcv"). ``out_indices``, as in timm: with
+    ``features_only`` the model's levels to return (the backbone's are the variant's), else the backbone's."""
     spec = specs.RCN_MODELS[variant]
     if num_classes is None or type(num_classes) is MindCVDefaultNumClasses:
         num_classes = specs.NUM_CLASSES
@@ -392,8 +392,8 @@ def _create_convgru_rcn(variant: str, pretrained: bool = False, features_only: b
     if _checks.flag("features_only", features_only):
         levels = model_args["out_indices"]
         out_indices = _checked_out_indices(out_indices, 3 if levels is None else len(levels))
-    elif out_indices is not None:
-        raise ValueError(f"out_indices applies with features_only=True, got out_indices={out_indices!r}")
+    elif out_indices is not None:  # without features_only, the backbone's levels (as in timm)
+        model_args["out_indices"] = out_indices
     model = (ConvGRURCNFeatures if features_only else ConvGRURCN)(**model_args)
     model.pretrained_cfg = default_cfgs[variant]
     if tag is not None:
