@@ -14,8 +14,8 @@ import sys
 
 from . import specs
 
-MODEL_FILES = {  # library -> the modules that register our models with it
-    "timm": ("convgru_zoo.torch.convgru_net",),
+MODEL_FILES = {  # library -> the modules that register models with it
+    "timm": ("convgru_zoo.torch.convgru_net", "convgru_zoo.torch.convgru_rcn"),
     "mindcv": ("convgru_zoo.mindspore.convgru_net", "convgru_zoo.mindspore.convgru_rcn"),
 }
 

@@ -4,6 +4,7 @@
     convgru-zoo eval  --task forecast --weights runs/fc --mnist DIR
     convgru-zoo demo  --mnist DIR
     convgru-zoo train --task classify --model convgru_small --data DIR --out runs/mine   (your clips)
+    convgru-zoo train --task classify --model convgru_rcn_resnet18 --freeze-backbone --data DIR --out runs/rcn
     torchrun --nproc_per_node=2 -m convgru_zoo.cli train ...   (data-parallel)
 
 Argument errors name the argument, what was expected and what came, and exit with status 2
@@ -82,7 +83,7 @@ def _add_train_arguments(p, defaults):
                         "(convgru_zoo.specs.PRETRAINED); then --task, --model and the other training flags are not given")
     p.add_argument("--task", choices=training.TASKS, default=None,
                    help="forecast: Moving MNIST 10 -> 10 frames; classify: Motion MNIST, 40 classes")
-    p.add_argument("--model", default=None, help="forecaster name or convgru_* backbone (timm)")
+    p.add_argument("--model", default=None, help="forecaster name, convgru_* backbone or convgru_rcn_* model (timm)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--mnist", help="folder of MNIST idx files (the digits clips are made of)")
     source.add_argument("--data", help="folder of your clips (video files or folders of frames), one subfolder "
@@ -104,6 +105,13 @@ def _add_train_arguments(p, defaults):
                    help="fine-tune published weights of --model, e.g. mmnist_motion or convgru_small.mmnist_motion "
                         "(a new classifier for the data's classes); like --init-weights with the tag's file")
     p.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoints/, model.safetensors")
+    p.add_argument("--no-pretrained-backbone", dest="pretrained_backbone", action="store_false",
+                   default=d.pretrained_backbone,
+                   help="GRU-RCN models: start the image backbone from random weights instead of its ImageNet ones")
+    p.add_argument("--freeze-backbone", action="store_true", default=d.freeze_backbone,
+                   help="GRU-RCN models: train only the ConvGRUs, projections and head (backbone BatchNorm in eval mode)")
+    p.add_argument("--backbone-lr-scale", type=_non_negative_float, default=d.backbone_lr_scale,
+                   help="GRU-RCN models: the image backbone's learning rate as a fraction of --lr (e.g. 0.1)")
     p.add_argument("--framework", choices=FRAMEWORKS, default=d.framework,
                    help="the training loop: torch (torchrun for data parallel) or mindspore (compiled, float32)")
     p.add_argument("--init-weights", default=d.init_weights, help="start from these weights (run folder or file)")

@@ -1,8 +1,9 @@
 """Every model of the zoo by name, in either framework: ``create_model("convgru_small", "mindspore")``.
 
 The names are the keys of :data:`convgru_zoo.specs.BACKBONES` (video classifiers, in timm and MindCV),
-:data:`convgru_zoo.specs.FORECASTERS` (frame forecasters) and :data:`convgru_zoo.specs.RCN_MODELS` (GRU-RCN
-video classifiers over an ImageNet image backbone; in MindSpore those whose backbone MindCV has). Nothing here imports a framework until
+:data:`convgru_zoo.specs.RCN_MODELS` (GRU-RCN video classifiers over pretrained image backbones; in
+MindSpore those whose backbone MindCV has) and
+:data:`convgru_zoo.specs.FORECASTERS` (frame forecasters). Nothing here imports a framework until
 a model of that framework is asked for. ``pretrained`` is True (the first tag of the model in
 :data:`convgru_zoo.specs.PRETRAINED`) or a tag such as ``"mmnist"``; weights are sha256-checked
 (:mod:`convgru_zoo.pretrained`).
@@ -21,11 +22,11 @@ FORECASTER_MODULES = {"torch": "convgru_zoo.torch.forecaster", "mindspore": "con
 
 
 def list_models(task=None):
-    """Names :func:`create_model` accepts: the backbones (``task="classify"``), the forecasters
-    (``task="forecast"``) or both, backbones first; each group sorted."""
+    """Names :func:`create_model` accepts: the video classifiers (``task="classify"``: the backbones, then
+    the GRU-RCN models), the forecasters (``task="forecast"``) or all; each group sorted."""
     if task not in (None, *TASKS):
         raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
-    return ((sorted(specs.BACKBONES) if task != "forecast" else [])
+    return ((sorted(specs.BACKBONES) + sorted(specs.RCN_MODELS) if task != "forecast" else [])
             + (list_forecasters() if task != "classify" else []))
 
 
@@ -54,9 +55,9 @@ def create_model(name, framework="torch", pretrained=False, **kwargs):
     if name in specs.FORECASTERS:
         return create_forecaster(name, framework, pretrained, **kwargs)
     if name in specs.RCN_MODELS:
-        return create_rcn_model(name, framework, pretrained, **kwargs)
+        return _create_rcn(name, framework, pretrained, **kwargs)
     if name not in specs.BACKBONES:
-        raise ValueError(f"model must be one of {list_models() + sorted(specs.RCN_MODELS)}, got {name!r}")
+        raise ValueError(f"model must be one of {list_models()}, got {name!r}")
     module = _framework_module(BACKBONE_MODULES, framework)
     tagged = weights_name(name, pretrained) if pretrained else None
     if framework == "torch":
@@ -69,26 +70,24 @@ def create_model(name, framework="torch", pretrained=False, **kwargs):
     return model
 
 
-def create_rcn_model(name, framework="torch", pretrained=False, **kwargs):
-    """The GRU-RCN ``name`` (a key of ``specs.RCN_MODELS``) for ``framework``, through timm or MindCV's entry point.
-
-    ``pretrained=True``: the variant's first tag where one is published, else the image backbone's ImageNet
-    weights (timm's, or MindCV's); a tag name loads that tag.
-    """
-    if name not in specs.RCN_MODELS:
-        raise ValueError(f"name must be one of {sorted(specs.RCN_MODELS)}, got {name!r}")
+def _create_rcn(name, framework, pretrained, **kwargs):
+    """A GRU-RCN model: ``pretrained=True`` loads its image backbone's ImageNet weights through the framework's
+    library (and the whole model's where a tag exists); a tag name loads that tag."""
     module = _framework_module(RCN_MODULES, framework)
-    if framework == "mindspore" and not specs.RCN_MODELS[name].mindcv_backbone:
-        raise ValueError(f"model {name!r} has no MindSpore version (MindCV has no {specs.RCN_MODELS[name].backbone}); "
-                         f"MindSpore has {[n for n, s in sorted(specs.RCN_MODELS.items()) if s.mindcv_backbone]}")
-    tagged = weights_name(name, pretrained) if pretrained and pretrained is not True else None
+    if isinstance(pretrained, str):
+        pretrained = weights_name(name, pretrained)
     if framework == "torch":
         import timm  # importing the module above registered the models
 
-        return timm.create_model(tagged or name, pretrained=bool(pretrained), **kwargs)
+        if isinstance(pretrained, str):
+            return timm.create_model(pretrained, pretrained=True, **kwargs)
+        return timm.create_model(name, pretrained=pretrained, **kwargs)
+    if not specs.RCN_MODELS[name].mindcv_backbone:
+        raise ValueError(f"model {name!r} has no MindSpore version (MindCV has no {specs.RCN_MODELS[name].backbone}); "
+                         f"MindSpore has {sorted(n for n, s in specs.RCN_MODELS.items() if s.mindcv_backbone)}")
     model = getattr(module, name)(pretrained=pretrained is True, **kwargs)
-    if tagged:
-        module.load_pretrained(model, tagged)
+    if isinstance(pretrained, str):
+        module.load_pretrained(model, pretrained)
     return model
 
 
@@ -132,6 +131,15 @@ def hub_doc(name):
                 f"output_frames=n)`` forecasts another horizon).\n\n"
                 f"Args:\n    pretrained: {pretrained}\n    **kwargs: Model arguments: "
                 f"{', '.join(specs.ForecasterSpec.__dataclass_fields__)}, device, dtype.\n")
+    if name in specs.RCN_MODELS:
+        spec = specs.RCN_MODELS[name]
+        tagged = f"; a tag name loads that tag ({tag.name} for True)" if tag else ""
+        return (f"GRU-RCN video classifier {name}: {spec.summary()}.\n\n"
+                f"Input: a clip (B, T, 3, H, W) normalised as the image backbone was (its pretrained_cfg), or an image "
+                f"(B, 3, H, W) as a one-frame clip; output: (B, num_classes) logits ({specs.NUM_CLASSES} by default).\n\n"
+                f"Args:\n    pretrained: True loads the image backbone's ImageNet weights through timm{tagged}.\n"
+                f"    **kwargs: Model arguments, e.g. num_classes, backbone (convgru_rcn), out_indices, width, "
+                f"stacked, freeze_backbone, drop_rate (see convgru_zoo.torch.convgru_rcn.ConvGRURCN).\n")
     spec, channels = specs.BACKBONES[name], specs.INPUT_SIZE[0]
     return (f"ConvGRU video backbone {name}: {spec.summary()}.\n\n"
             f"Input: a clip of {channels}-channel frames (B, T, {channels}, H, W), or an image (B, {channels}, H, W) "

@@ -208,7 +208,8 @@ def _recipe(task, model, steps, batch_size, lr, weight_decay, warmup_steps, min_
     ``amp="auto"`` trains in bf16 where the machine computes it natively, float32 elsewhere (the two tiny
     tags were trained before that choice existed, in float32, which is what auto picks on their machine)."""
     shared = dict(framework="torch", init_weights="", num_sequences=100000, augment=False, seed=0, loss="bce", optimizer="adamw",
-                  momentum=0.9, schedule="cosine", amp="none", grad_clip=1.0, ckpt_every=250, val_sequences=256)
+                  momentum=0.9, schedule="cosine", amp="none", grad_clip=1.0, ckpt_every=250, val_sequences=256,
+                  pretrained_backbone=True, freeze_backbone=False, backbone_lr_scale=1.0)
     return tuple(sorted({**shared, **rest, "task": task, "model": model, "steps": steps, "batch_size": batch_size,
                          "lr": lr, "weight_decay": weight_decay, "warmup_steps": warmup_steps, "min_lr": min_lr,
                          "val_every": val_every}.items()))

@@ -34,7 +34,7 @@ from .data.mnist import load_digits
 from .data.moving_mnist import split_indices
 from .data.video_folder import BadClipError, VideoFolderConfig
 from .models import TASKS, list_models
-from .specs import FRAMEWORKS
+from .specs import FRAMEWORKS, RCN_MODELS
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
@@ -68,6 +68,10 @@ class TrainConfig:
     ckpt_every: int = 100
     val_every: int = 0            # 0: no validation during training
     val_sequences: int = 64
+    # GRU-RCN models (specs.RCN_MODELS) only:
+    pretrained_backbone: bool = True  # start from the image backbone's ImageNet weights (timm's)
+    freeze_backbone: bool = False     # train only the ConvGRUs, projections and head
+    backbone_lr_scale: float = 1.0    # the backbone's learning rate relative to --lr
 
 
 @dataclass
@@ -183,12 +187,14 @@ def build_datasets(config: TrainConfig, runtime: Runtime, val: bool = False):
 
 def model_kwargs(config: TrainConfig, runtime: Runtime) -> dict:
     """:func:`convgru_zoo.models.create_model`'s arguments for the run's data: ``--data``'s classes, clip length or channels."""
+    rcn = ({"pretrained": config.pretrained_backbone and not config.init_weights,
+            "freeze_backbone": config.freeze_backbone} if config.model in RCN_MODELS else {})
     if runtime.data is None:
-        return {}
+        return rcn
     train_set, _ = build_datasets(config, runtime)
     if config.task == "forecast":
         return {"in_chans": train_set.channels}
-    return {"num_classes": len(train_set.classes), "num_frames": runtime.data.num_frames}
+    return {**rcn, "num_classes": len(train_set.classes), "num_frames": runtime.data.num_frames}
 
 
 def data_record(config: TrainConfig, runtime: Runtime) -> Optional[dict]:
@@ -238,6 +244,23 @@ def _loop(framework: str):
     return import_module(TRAIN_LOOPS[framework])
 
 
+def check_backbone_settings(config: TrainConfig) -> None:
+    """The image-backbone settings: for GRU-RCN models only, and a learning-rate scale only for a trained backbone."""
+    if config.model not in RCN_MODELS:
+        given = [flag for flag, field, default in (("--no-pretrained-backbone", "pretrained_backbone", True),
+                                                   ("--freeze-backbone", "freeze_backbone", False),
+                                                   ("--backbone-lr-scale", "backbone_lr_scale", 1.0))
+                 if getattr(config, field) != default]
+        if given:
+            raise ConfigError(f"{given[0]} applies to the GRU-RCN models {sorted(RCN_MODELS)}, got --model {config.model}")
+    if not (isinstance(config.backbone_lr_scale, (int, float)) and math.isfinite(config.backbone_lr_scale)
+            and config.backbone_lr_scale >= 0):
+        raise ConfigError(f"--backbone-lr-scale must be a finite number >= 0, got {config.backbone_lr_scale!r}")
+    if config.freeze_backbone and config.backbone_lr_scale != 1.0:
+        raise ConfigError(f"--backbone-lr-scale applies to a trained backbone, got {config.backbone_lr_scale} with "
+                          f"--freeze-backbone")
+
+
 def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> None:
     """Every check that can fail before work starts, the framework's own included."""
     if config.task not in TASKS:
@@ -245,6 +268,7 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> None:
     names = list_models(config.task)
     if config.model not in names:
         raise ConfigError(f"--model must be one of {names} for --task {config.task}, got {config.model!r}")
+    check_backbone_settings(config)
     if runtime.data is not None:
         check_video_data(config, runtime)
     elif not Path(runtime.mnist).is_dir():

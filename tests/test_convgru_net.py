@@ -237,7 +237,7 @@ def test_parameter_names_are_the_stable_ones_the_mindspore_twin_mirrors():
 
 
 def test_pretrained_configs_come_from_specs():
-    assert sorted(timm.list_models("convgru*")) == sorted(specs.BACKBONES)
+    assert timm.list_models(module="convgru_net") == sorted(specs.BACKBONES)
     # Forecaster tags live in the same table but are not timm classification models.
     assert {w.task for w in specs.PRETRAINED.values()} == {"classify", "forecast"}
     assert sorted(timm.list_pretrained("convgru*")) == sorted(specs.BACKBONE_WEIGHTS)

@@ -368,8 +368,9 @@ def test_features_only_returns_the_levels_final_states(rcn_twins):
 
 @pytest.mark.parametrize("kwargs, error, pattern", [
     (dict(backbone="vgg16"), ValueError, r"backbone must be one of MindCV's networks with a timm twin \[.*'resnet18'"),
-    (dict(out_indices=(2, 5)), ValueError, r"out_indices must lie in \[0, 5\) .* strides \[2, 4, 8, 16, 32\]"),
-    (dict(out_indices=(3, 2)), ValueError, r"out_indices must be increasing feature levels"),
+    (dict(out_indices=(2, 5)), ValueError, r"out_indices must be increasing feature levels in \[0, 5\) of backbone "
+                                           r"'resnet18' \(at strides \[2, 4, 8, 16, 32\]\), got \(2, 5\)"),
+    (dict(out_indices=(3, 2)), ValueError, r"out_indices must be increasing feature levels .* got \(3, 2\)"),
     (dict(stem_pool="same"), ValueError, r"stem_pool must be one of \('timm', 'mindcv'\), got 'same'"),
     (dict(width=0), ValueError, r"width"),
     (dict(drop_path_rate=0.1), TypeError, r"drop_path_rate"),

@@ -1,4 +1,5 @@
-"""timm's own model tests (tests/test_models.py of the installed timm's sdist) for every convgru_* model.
+"""timm's own model tests (tests/test_models.py of the installed timm's sdist) for every convgru_* model,
+the GRU-RCN ones (convgru_rcn*) included.
 
 ``make install`` caches timm's tests/ folder under the repo's ``.cache/`` (``tests/timm_suite/fetch.py``),
 so this needs no network; ``TIMM_TESTS_DIR`` may point at an unpacked tests/ folder instead.
@@ -7,6 +8,7 @@ registers the models before timm's test module lists them and publishes test-mad
 pretrained tag, so timm's pretrained-loading tests run too, through the sha256-checked path, offline.
 """
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -19,12 +21,14 @@ timm = pytest.importorskip("timm")
 from convgru_zoo import specs  # noqa: E402
 from timm_suite.fetch import fetch, timm_tests_dir  # noqa: E402
 
-MODELS = tuple(sorted(specs.BACKBONES))
-# Every test of test_models.py that takes any model from list_models(); each must pass for each model.
+MODELS = tuple(sorted(specs.BACKBONES)) + tuple(sorted(specs.RCN_MODELS))  # the GRU-RCNs at timm's own sizes
+# Every test of test_models.py that takes any model from list_models(); each must pass for each model,
+# the pretrained-loading ones for each model with a pretrained tag.
+PRETRAINED_TESTS = ("test_model_load_pretrained", "test_model_features_pretrained")
 EXPECTED_TESTS = (
     "test_model_forward", "test_model_backward", "test_model_default_cfgs", "test_model_forward_torchscript",
     "test_model_forward_features", "test_model_forward_fx", "test_model_backward_fx",
-    "test_model_forward_fx_torchscript", "test_model_load_pretrained", "test_model_features_pretrained",
+    "test_model_forward_fx_torchscript", *PRETRAINED_TESTS,
 )
 
 
@@ -50,8 +54,10 @@ def test_timm_model_tests_pass_for_every_convgru_model(tmp_path):
         outcomes[case.get("name")] = bad[0] if bad else "passed"
     for test in EXPECTED_TESTS:
         for model in MODELS:
-            ran = {name: outcome for name, outcome in outcomes.items()
-                   if name.startswith(test + "[") and model in name}
+            if test in PRETRAINED_TESTS and specs.default_weights(model) is None:
+                continue
+            case = re.compile(rf"{test}\[\d+-{re.escape(model)}(\.\w+)?\]")  # the model or one of its tags
+            ran = {name: outcome for name, outcome in outcomes.items() if case.fullmatch(name)}
             assert ran, f"{test} did not run for {model}; ran: {sorted(outcomes)}"
             assert set(ran.values()) == {"passed"}, f"{test} for {model}: {ran}"
 

@@ -53,6 +53,13 @@ def build_dataset(name, root, split, num_sequences, augment=False):
     return DATASETS[name].build(root, split, num_sequences, augment)
 
 
+def input_norm(model) -> tuple:
+    """(mean, std) ``model``'s input is normalised by: its pretrained config's (a GRU-RCN's are its image
+    backbone's ImageNet statistics), else the backbones' default; a DistributedDataParallel's model is unwrapped."""
+    cfg = getattr(getattr(model, "module", model), "pretrained_cfg", None) or {}
+    return tuple(cfg.get("mean", MEAN)), tuple(cfg.get("std", STD))
+
+
 def normalize(clip: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
     """Backbone input: [0, 1] frames (..., C, H, W) normalised per channel by ``mean``/``std`` (default: the
     backbones' pretrained configs', which training uses; :mod:`convgru_zoo.data.clips` passes a model's own)."""

@@ -10,10 +10,11 @@ Graphs (the step contract: :mod:`convgru_zoo.online`):
   forecaster: the next frame). Start from zero states of the shapes ``model.state_shapes`` gives.
 
 ONNX comes from ``torch.onnx.export(dynamo=True)``, with a dynamic batch and frame sides that are any
-multiple of the model's total stride (backbone: ``stem_stride * 2**(stages-1)``; forecaster:
-``patch_size``). The backbone's clip graph also takes any clip length: it is the exported step graph
-inside an ONNX ``Scan``, because torch.export unrolls the Python time loop at the example length,
-and torch's own ``scan`` operator fails in the ONNX exporter (torch 2.14.1). A forecaster's clip
+multiple of the model's total stride (backbone: ``stem_stride * 2**(stages-1)``; GRU-RCN: its image
+backbone's coarsest stride; forecaster: ``patch_size``). A backbone's (and a GRU-RCN's) clip graph also
+takes any clip length: it is the exported step graph inside an ONNX ``Scan``, because torch.export
+unrolls the Python time loop at the example length, and torch's own ``scan`` operator fails in the
+ONNX exporter (torch 2.14.1). A forecaster's clip
 length is ``input_frames`` by definition. MINDIR (``mindspore.export``) and TorchScript graphs: a
 MINDIR graph has the fixed shapes of the example input (``batch``, ``frames``, ``height``,
 ``width``); TorchScript backbones are scripted (any shape), forecasters traced (the forecaster's
@@ -57,6 +58,8 @@ def size_multiple(model) -> int:
     """What frame sides must be a multiple of for the dynamic-shape graphs: the model's total stride."""
     if hasattr(model, "patch_size"):
         return model.patch_size
+    if hasattr(model, "reductions"):  # a GRU-RCN: its image backbone's coarsest level
+        return model.reductions[-1]
     return model.feature_info[len(model.stages) - 1]["reduction"] if hasattr(model, "stages") else 1
 
 

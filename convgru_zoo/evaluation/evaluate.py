@@ -28,7 +28,7 @@ from . import metrics as zoo_metrics
 from . import plots
 from ..specs import FRAMEWORKS
 from ..models import TASKS, create_model, list_models
-from ..data.datasets import CONTEXT_FRAMES, DATASETS, DEFAULT, build_dataset, normalize
+from ..data.datasets import CONTEXT_FRAMES, DATASETS, DEFAULT, build_dataset, input_norm, normalize
 from ..train import ConfigError, check_out_folder, metrics_lines_upto
 
 
@@ -173,7 +173,7 @@ def evaluate_classify(predict, dataset, batch_size, progress=True, grid=DATASETS
     for indices in tqdm(_batches(len(dataset), batch_size), desc="eval classify", unit="batch",
                         disable=not progress):
         clips, batch_labels = dataset.batch(indices)
-        logits.append(predict(normalize(clips).astype(np.float32)))
+        logits.append(predict(normalize(clips, *input_norm(predict.model)).astype(np.float32)))
         labels.append(batch_labels)
     logits, labels = np.concatenate(logits), np.concatenate(labels)
     columns = grid[1]

@@ -16,7 +16,7 @@ from . import metrics as zoo_metrics
 from . import plots
 from ..data.video_folder import EVAL_SPLITS, BadClipError, VideoFolder, VideoFolderConfig
 from ..specs import INPUT_SIZE
-from ..data.datasets import CONTEXT_FRAMES, normalize
+from ..data.datasets import CONTEXT_FRAMES, input_norm, normalize
 from ..train import CLASSIFIER, ConfigError
 
 
@@ -70,7 +70,7 @@ def evaluate_folder_classify(predict, dataset, classes, batch_size, progress=Tru
     logits, labels = [], []
     for first in tqdm(range(0, len(dataset), batch_size), desc="eval classify", unit="batch", disable=not progress):
         clips, batch_labels = dataset.batch(range(first, min(first + batch_size, len(dataset))))
-        logits.append(predict(normalize(clips)))
+        logits.append(predict(normalize(clips, *input_norm(predict.model))))
         labels.append(batch_labels)
     logits, labels = np.concatenate(logits), np.concatenate(labels)
     num_classes = len(classes)

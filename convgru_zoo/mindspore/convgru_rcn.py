@@ -23,10 +23,13 @@ frameworks; ``"mindcv"`` is the network MindCV's own ImageNet weights were train
 ``pretrained=True`` loads (through MindCV's URL and cache) where :data:`convgru_zoo.specs.PRETRAINED`
 has no tag of ours; then ``stem_pool`` defaults to ``"mindcv"``.
 
-Importing this module registers the variants with MindCV: ``mindcv.create_model("convgru_rcn_resnet18",
-num_classes=..., pretrained=..., checkpoint_path=..., features_only=..., out_indices=...)``; extra
-keywords reach :class:`ConvGRURCN` (``stacked``, ``width``, ``freeze_backbone``...). ``checkpoint_file=``
-loads strictly, as in :mod:`convgru_zoo.mindspore.convgru_net`.
+Importing this module registers the variants with MindCV, so ``mindcv.create_model`` takes them with
+its own arguments (``num_classes``, ``pretrained``, ``checkpoint_path``, ``features_only``, ``out_indices``)
+and hands the others to :class:`ConvGRURCN` (``stacked=True``, ``width=32``, ``freeze_backbone=True``)::
+
+    model = mindcv.create_model("convgru_rcn_resnet18", num_classes=10, stacked=True)
+
+``checkpoint_file=`` loads strictly, as in :mod:`convgru_zoo.mindspore.convgru_net`.
 """
 import os
 from dataclasses import asdict
@@ -144,19 +147,17 @@ class ImageFeatures(TeardownSafeCell):
         return features
 
 
-def backbone_levels(net, out_indices):
-    """``out_indices`` (None: the last three) checked against ``net``'s feature levels, as a tuple."""
+def backbone_levels(net, out_indices, name):
+    """``out_indices`` (None: the last three) checked against the feature levels of ``net`` (MindCV's ``name``)."""
     levels = net.feature_info
+    n = len(levels)
     if out_indices is None:
-        return tuple(range(max(len(levels) - 3, 0), len(levels)))
+        return tuple(range(max(n - 3, 0), n))
     given = list(out_indices) if _checks.is_sequence(out_indices) else []
-    if not given or any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in given) \
+    if not given or any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n for i in given) \
             or given != sorted(set(given)):
-        raise ValueError(f"out_indices must be increasing feature levels (ints >= 0) of the backbone, "
-                         f"got {out_indices!r}")
-    if given[-1] >= len(levels):
-        raise ValueError(f"out_indices must lie in [0, {len(levels)}) for the backbone (its levels at strides "
-                         f"{[info['reduction'] for info in levels]}), got {tuple(given)!r}")
+        raise ValueError(f"out_indices must be increasing feature levels in [0, {n}) of backbone {name!r} (at "
+                         f"strides {[level['reduction'] for level in levels]}), got {out_indices!r}")
     return tuple(given)
 
 
@@ -211,7 +212,7 @@ class ConvGRURCN(TeardownSafeCell):
 
         net = mindcv_image_network(backbone, in_channels, stem_pool, _checks.flag("pretrained_backbone",
                                                                                  pretrained_backbone))
-        self.out_indices = backbone_levels(net, out_indices)
+        self.out_indices = backbone_levels(net, out_indices, backbone)
         self.backbone = ImageFeatures(net, self.out_indices)
         self.reductions = tuple(info["reduction"] for info in self.backbone.feature_info)
         for low, high in zip(self.reductions, self.reductions[1:]):

@@ -40,7 +40,7 @@ is one backbone pass and one ConvGRU step per level, and after frames 0..t the l
 """
 import itertools
 from dataclasses import asdict
-from functools import partial
+from functools import lru_cache, partial
 from typing import Dict, List, Optional, Tuple, Union
 
 import timm
@@ -49,13 +49,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from timm.layers import ClassifierHead, get_device_dtype, register_notrace_function, register_notrace_module
-from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, get_pretrained_cfg, register_model
+from timm.models import (build_model_with_cfg, checkpoint, generate_default_cfgs, get_pretrained_cfg, register_model,
+                         resolve_pretrained_cfg)
 from timm.models._features import feature_take_indices  # timm exports it from no public module (1.0.31)
 
 from .. import _checks, online, specs
 from .._zoo_registration import register_rcn_models
 from .convgru import ConvGRUCell, check_dtype, checked_lengths, gru_update
-from .convgru_net import as_clip, check_lengths
+from .convgru_net import _verified_pretrained_cfg, as_clip, check_lengths
 
 __all__ = ["ConvGRURCN", "LevelConvGRU", "pool_to_grid"]
 
@@ -108,31 +109,39 @@ def check_clip(x: Tensor, lengths: Optional[Tensor], in_chans: int, min_size: in
     return checked_lengths(lengths, shape[0], shape[1] if len(shape) == 5 else 1, x.device)
 
 
+@lru_cache(maxsize=None)
+def feature_levels(name) -> nn.Module:
+    """timm's ``features_only`` model ``name`` at its default levels, on the meta device (no weights, no
+    compute): what the backbone offers. Errors name an unknown model or one without ``features_only``."""
+    if not isinstance(name, str) or not timm.is_model(name.split('.')[0]):
+        raise ValueError(f"backbone must be the name of a timm model (timm.list_models()), got {name!r}")
+    try:
+        return timm.create_model(name.split('.')[0], features_only=True, device='meta')
+    except Exception as e:
+        raise ValueError(f"backbone must support features_only=True in timm, got {name!r}, which does not "
+                         f"({type(e).__name__}: {e})") from e
+
+
 def create_backbone(name: str, out_indices, in_chans: int, pretrained: bool, device=None, dtype=None) -> nn.Module:
     """timm's ``features_only`` model ``name`` at ``out_indices`` (None: its last three levels), with clear
     errors for an unknown name, a model without ``features_only`` support and levels out of range."""
-    if not isinstance(name, str) or not timm.is_model(name.split('.')[0]):
-        raise ValueError(f"backbone must be the name of a timm model (timm.list_models()), got {name!r}")
+    levels = feature_levels(name).feature_info.info
     dd = {k: v for k, v in dict(device=device, dtype=dtype).items() if v is not None}
-    if out_indices is not None:
-        given = list(out_indices) if _checks.is_sequence(out_indices) else []
-        if not given or any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in given) \
-                or given != sorted(set(given)):
-            raise ValueError(f"out_indices must be increasing feature levels (ints >= 0) of backbone {name!r}, "
-                             f"got {out_indices!r}")
-    try:  # the levels it has, cheaply: on the meta device, no weights
-        levels = timm.create_model(name, features_only=True, device='meta').feature_info
-    except Exception as e:
-        raise ValueError(f"backbone {name!r} does not support features_only=True in timm "
-                         f"({type(e).__name__}: {e})") from e
-    n = len(levels.info)
+    n = len(levels)
     if out_indices is None:
         out_indices = tuple(range(max(n - 3, 0), n))
-    elif max(out_indices) >= n:
-        raise ValueError(f"out_indices must lie in [0, {n}) for backbone {name!r} (its levels at strides "
-                         f"{[info['reduction'] for info in levels.info]}), got {tuple(out_indices)!r}")
-    return timm.create_model(name, features_only=True, out_indices=tuple(out_indices), pretrained=pretrained,
-                             in_chans=in_chans, **dd)
+    given = list(out_indices) if _checks.is_sequence(out_indices) else []
+    if not given or any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n for i in given) \
+            or given != sorted(set(given)):
+        raise ValueError(f"out_indices must be increasing feature levels in [0, {n}) of backbone {name!r} (at "
+                         f"strides {[level['reduction'] for level in levels]}), got {out_indices!r}")
+    pretrained_weights = {}
+    if pretrained:  # timm's own path (its Hub weights), loaded strictly into the image model, classifier and all
+        image_model = timm.create_model(name, pretrained=True, **dd)
+        pretrained_weights = dict(pretrained=True, pretrained_cfg_overlay=dict(state_dict=image_model.state_dict()))
+    # features_only drops the classifier and loads non-strictly: from a complete image model's state it misses nothing.
+    return timm.create_model(name, features_only=True, out_indices=tuple(out_indices), in_chans=in_chans,
+                             **pretrained_weights, **dd)
 
 
 class ConvGRURCN(nn.Module):
@@ -231,7 +240,7 @@ class ConvGRURCN(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         """New classifier with ``num_classes`` outputs (0: none); pooling kept unless ``global_pool`` is given."""
         self.num_classes = _checks.class_count(num_classes)
-        self.head.reset(num_classes, global_pool, in_features=self.num_features, **get_device_dtype(self.head))
+        self.head.reset(num_classes, global_pool, in_features=self.num_features, **get_device_dtype(self.proj))
         self.head_hidden_size = self.head.num_features
 
     def _run_levels(self, x: Tensor, lengths: Optional[Tensor]) -> List[Tensor]:
@@ -386,20 +395,23 @@ def checkpoint_filter_fn(state_dict, model: ConvGRURCN):
     return state_dict
 
 
-def first_conv(backbone: str) -> str:
-    """The model's name of the backbone's first convolution: timm's features_only wrapper flattens the
-    backbone's top-level Sequentials, ``stem.0`` becoming ``stem_0``."""
-    name = get_pretrained_cfg(backbone.split('.')[0]).first_conv
-    top, _, rest = name.partition('.')
-    module = timm.create_model(backbone.split('.')[0], device='meta')
-    if rest and isinstance(getattr(module, top, None), nn.Sequential):
-        top, _, rest = f"{top}_{rest}".partition('.')
-    return f"backbone.{top}" + (f".{rest}" if rest else "")
+def first_conv(backbone: str):
+    """The model's name(s) of the backbone's first convolution(s). timm's features_only wrappers of some
+    models flatten top-level Sequentials (``stem.0`` becoming ``stem_0``): the name is looked up in the wrapper."""
+    names = get_pretrained_cfg(backbone.split('.')[0]).first_conv
+    keys = feature_levels(backbone).state_dict()
+
+    def lookup(name):
+        top, _, rest = name.partition('.')
+        flat = f"{top}_{rest}" if rest else name
+        return "backbone." + next((n for n in (name, flat) if f"{n}.weight" in keys), name)
+    return lookup(names) if isinstance(names, str) else tuple(lookup(name) for name in names)
 
 
 def backbone_cfg(backbone: str) -> dict:
     """The image backbone's input config (:data:`BACKBONE_CFG_KEYS`) from timm's registry, and its first conv."""
-    cfg = get_pretrained_cfg(backbone)
+    feature_levels(backbone)  # a clear error for a name timm does not know or without features_only
+    cfg = get_pretrained_cfg(backbone) or get_pretrained_cfg(backbone.split('.')[0])
     if cfg is None:
         raise ValueError(f"backbone must be a timm model with a pretrained config, got {backbone!r}")
     values = {key: getattr(cfg, key) for key in BACKBONE_CFG_KEYS}
@@ -419,9 +431,10 @@ def _cfg(spec: specs.RcnSpec, **kwargs):
 
 
 def _create_convgru_rcn(variant: str, pretrained: bool = False, **kwargs) -> ConvGRURCN:
-    """Build ``variant``; ``pretrained``: the variant's tag where :data:`specs.PRETRAINED` has one, else the
-    image backbone's ImageNet weights (through timm). With ``features_only``, ``out_indices`` is timm's:
-    which of the model's levels to return; the backbone's levels are the variant's."""
+    """Build ``variant``. ``pretrained``: the whole model's weights where its pretrained config names some
+    (a tag of :data:`specs.PRETRAINED`, sha256-checked, or a user's ``pretrained_cfg_overlay`` file), else the
+    image backbone's ImageNet weights through timm. With ``features_only``, ``out_indices`` is timm's: which
+    of the model's levels to return; the backbone's levels are the variant's."""
     spec = specs.RCN_MODELS[variant]
     model_args = {k: v for k, v in asdict(spec).items() if k != 'mindcv_backbone'}
     if kwargs.get('features_only'):
@@ -429,23 +442,35 @@ def _create_convgru_rcn(variant: str, pretrained: bool = False, **kwargs) -> Con
         model_cls = partial(ConvGRURCN, out_indices=levels)
         num_levels = len(levels) if levels is not None else 3
     else:
-        model_cls, num_levels = ConvGRURCN, None
+        model_cls, num_levels = ConvGRURCN, 0
     model_args.update(kwargs)
-    # The model's pretrained config is its image backbone's input (the generic model's backbone is an argument).
-    overlay = dict(backbone_cfg(model_args['backbone']), **(model_args.pop('pretrained_cfg_overlay', None) or {}))
-    tagged = specs.default_weights(variant)
-    if pretrained and not tagged:
+    # The model's input config is its image backbone's (the generic model's backbone is an argument).
+    model_args['pretrained_cfg_overlay'] = dict(backbone_cfg(model_args['backbone']),
+                                                **(model_args.get('pretrained_cfg_overlay') or {}))
+    cfg = resolve_pretrained_cfg(variant, pretrained_cfg=model_args.get('pretrained_cfg'),
+                                 pretrained_cfg_overlay=model_args['pretrained_cfg_overlay'])
+    whole = bool(pretrained and (cfg.hf_hub_id or cfg.file or cfg.url or cfg.state_dict))
+    if whole:
+        model_args['pretrained_cfg'] = _verified_pretrained_cfg(variant, model_args)
+    elif pretrained:
         model_args.setdefault('pretrained_backbone', True)
     model = build_model_with_cfg(
-        model_cls, variant, bool(pretrained and tagged), pretrained_cfg_overlay=overlay,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(feature_cls='getter', out_indices=tuple(range(num_levels or 0))),
-        **model_args)
+        model_cls, variant, whole, pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(feature_cls='getter', out_indices=tuple(range(num_levels))), **model_args)
     if not kwargs.get('features_only'):  # the features' grid for the config's input size
         model.pretrained_cfg['pool_size'] = tuple(s // model.reductions[-1] for s in model.pretrained_cfg['input_size'][1:])
     return model
 
 
-default_cfgs = generate_default_cfgs({name: _cfg(spec) for name, spec in specs.RCN_MODELS.items()})
+def _tagged_cfg(weights: specs.PretrainedWeights) -> dict:
+    return _cfg(specs.RCN_MODELS[weights.arch], hf_hub_id=weights.hf_hub_id, num_classes=weights.num_classes,
+                license=weights.license, description=weights.description, label_names=weights.label_names)
+
+
+# One config per pretrained tag; a variant without a tag gets a plain one (timm's default tag '').
+default_cfgs = generate_default_cfgs({
+    **{w.name: _tagged_cfg(w) for w in specs.PRETRAINED.values() if w.arch in specs.RCN_MODELS},
+    **{name: _cfg(spec) for name, spec in specs.RCN_MODELS.items() if specs.default_weights(name) is None},
+})
 
 register_rcn_models(__name__, _create_convgru_rcn, register_model)

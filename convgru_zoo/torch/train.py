@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 from .. import run_files as ckpt
 from .. import train as core
 from ..models import create_model
-from ..specs import MEAN, STD
+from ..specs import MEAN, RCN_MODELS, STD
+from ..data.datasets import input_norm
 from ..train import CONTEXT_FRAMES, ConfigError, Dist
 from .device import autocast_for, resolve_amp, resolve_device
 
@@ -54,10 +55,10 @@ class StepBatchSampler(torch.utils.data.Sampler):
         return core.rank_batches(self.start, self.stop, self.batch_size, self.n, self.seed, self.rank, self.world)
 
 
-def normalize(clip: torch.Tensor) -> torch.Tensor:
+def normalize(clip: torch.Tensor, mean=MEAN, std=STD) -> torch.Tensor:
     """:func:`convgru_zoo.data.datasets.normalize` for a tensor, on its device."""
-    mean = torch.tensor(MEAN, dtype=torch.float32, device=clip.device).view(-1, 1, 1)
-    std = torch.tensor(STD, dtype=torch.float32, device=clip.device).view(-1, 1, 1)
+    mean = torch.tensor(mean, dtype=torch.float32, device=clip.device).view(-1, 1, 1)
+    std = torch.tensor(std, dtype=torch.float32, device=clip.device).view(-1, 1, 1)
     return (clip - mean) / std
 
 
@@ -80,15 +81,26 @@ def forward_loss(task: str, model, batch, device, autocast, loss="bce"):
     clip, label = batch
     clip, label = clip.to(device, non_blocking=True), label.to(device, non_blocking=True)
     with autocast():
-        logits = model(normalize(clip))
+        logits = model(normalize(clip, *input_norm(model)))
     return F.cross_entropy(logits.float(), label), logits
 
 
+def param_groups(config: core.TrainConfig, model) -> list:
+    """The trained parameters; a GRU-RCN's image backbone in a group of its own whose ``lr_scale`` is
+    ``config.backbone_lr_scale`` (the loop sets each group's lr to the schedule's times its scale)."""
+    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if config.model not in RCN_MODELS:
+        return [{"params": [p for _, p in trained]}]
+    backbone = [p for name, p in trained if name.startswith("backbone.")]
+    rest = [p for name, p in trained if not name.startswith("backbone.")]
+    return [{"params": rest}] + ([{"params": backbone, "lr_scale": config.backbone_lr_scale}] if backbone else [])
+
+
 def make_optimizer(config: core.TrainConfig, model):
+    groups = param_groups(config, model)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                           weight_decay=config.weight_decay)
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
 def as_arrays(state_dict) -> dict:
@@ -176,17 +188,19 @@ def _gather_objects(env: Dist, obj):
 
 @torch.no_grad()
 def recalibrate_batchnorm(task, model, dataset, batch_size, device, autocast) -> None:
-    """Replace every BatchNorm's running statistics by their plain average over the fixed training batches
-    of :func:`convgru_zoo.train.recalibration_batches`, under the current weights (why: there)."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    """Replace every trained BatchNorm's running statistics by their plain average over the fixed training
+    batches of :func:`convgru_zoo.train.recalibration_batches`, under the current weights (why: there).
+    BatchNorms a model keeps in eval mode in training (a frozen GRU-RCN backbone's) keep theirs."""
+    was_training = model.training
+    model.train()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
     if not norms:
+        model.train(was_training)
         return
     momenta = [m.momentum for m in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # a cumulative average over the batches below
-    was_training = model.training
-    model.train()
     for indices in core.recalibration_batches(len(dataset), batch_size):
         items = dataset.batch(indices)
         batch = torch.from_numpy(items) if task == "forecast" else tuple(map(torch.from_numpy, items))
@@ -286,7 +300,7 @@ def _train(config, runtime, env, device, resume_from):
             tick = time.perf_counter()
             lr = core.learning_rate(step, config)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             loss, _ = forward_loss(config.task, net, batch, device, autocast, config.loss)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
