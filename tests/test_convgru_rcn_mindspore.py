@@ -398,3 +398,15 @@ def test_models_create_model_mindspore():
     assert isinstance(create_model(ARCH, "mindspore", width=8), type(mindspore_rcn()))
     with pytest.raises(ValueError, match=r"no MindSpore version \(MindCV has no convnext_tiny\)"):
         create_model("convgru_rcn_convnext_tiny", "mindspore")
+
+
+def test_evaluation_converts_an_rcn_state_dict_for_mindspore(rcn_twins):
+    """``convgru-zoo eval --framework mindspore`` converts the run's PyTorch weights, ResNet names included."""
+    from convgru_zoo.evaluation.evaluate import MindSporePredictor
+
+    model, net = rcn_twins
+    predictor = MindSporePredictor(ARCH, model.state_dict(), "cpu", num_classes=NUM_CLASSES, width=WIDTH,
+                                   stacked=net.stacked)
+    x = randn(*CLIP, seed=7)
+    with torch.no_grad():
+        assert_close(predictor(x), model(torch.from_numpy(x)).numpy())
