@@ -209,15 +209,13 @@ def test_converted_weights_load_back_into_torch_exactly(rcn_twins):
 
 
 @pytest.fixture(scope="module")
-def graph_mode_outputs(rcn_twins):
-    """Clip logits and two steps of the same model, compiled (GRAPH mode, one compile each) and op by op.
-
-    On a copy of the twin: ``StepCell`` prefixes the parameter names of the net it wraps with ``net.``."""
+def graph_mode_outputs():
+    """Clip logits and two steps of the stacked model (the independent one's operations and more), compiled
+    (GRAPH mode, one compile each) and op by op. Its own model: ``StepCell`` prefixes the parameter names of
+    the net it wraps with ``net.``."""
     from convgru_zoo.mindspore.graphs import StepCell
 
-    twin = rcn_twins[1]
-    net = mindspore_rcn(stacked=twin.stacked)
-    load_params(net, params_of(twin))
+    net = mindspore_rcn(stacked=True)
     x = Tensor(randn(*CLIP, seed=5))
     states = net.init_states(2, 64, 64)
 
@@ -342,13 +340,18 @@ def test_pretrained_tag_loads_our_torch_weights_converted(rcn_twins, tmp_path, m
 
 def test_freeze_backbone_keeps_imagenet_statistics_and_weights():
     net = mindcv.create_model(ARCH, width=8, freeze_backbone=True)
-    net.set_train(True)
-    assert not net.backbone.bn1.training and net.head.training
     trainable = [p.name for p in net.trainable_params()]
     assert trainable and not any(name.startswith("backbone.") for name in trainable)
+    x = Tensor(randn(2, 3, 64, 64))
+    net.set_train(False)
+    eval_maps = [m.asnumpy() for m in net.image_features(x)]
     before = params_of(net)
-    net(Tensor(randn(2, 2, 3, 64, 64)))  # a training-mode forward leaves the frozen BatchNorm statistics
-    assert_same_params(params_of(net), before)
+    ms.nn.WithLossCell(net, ms.nn.MSELoss()).set_train(True)  # a training wrapper flags every cell as training
+    assert net.backbone.bn1.training and net.head.training
+    for got, want in zip(net.image_features(x), eval_maps):  # the running statistics, not the batch's
+        np.testing.assert_array_equal(got.asnumpy(), want)
+    net(Tensor(randn(2, 2, 3, 64, 64)))
+    assert_same_params(params_of(net), before)  # the statistics stay ImageNet's
 
 
 def test_features_only_returns_the_levels_final_states(rcn_twins):

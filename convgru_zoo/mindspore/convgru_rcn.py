@@ -229,14 +229,11 @@ class ConvGRURCN(TeardownSafeCell):
         if self.freeze_backbone:
             for param in self.backbone.get_parameters():
                 param.requires_grad = False
-            self.backbone.set_train(False)
-
-    def set_train(self, mode: bool = True):
-        """Training mode for everything but a frozen backbone, which stays in eval mode (BatchNorm statistics)."""
-        super().set_train(mode)
-        if self.freeze_backbone:
-            self.backbone.set_train(False)
-        return self
+            # Running statistics in training mode too, whichever cell set_train is called on (a training
+            # wrapper sets every cell's flag, past any override of set_train here).
+            for _, cell in self.backbone.cells_and_names():
+                if isinstance(cell, nn.BatchNorm2d):
+                    cell.use_batch_statistics = False
 
     def check_inputs(self, x, lengths=None):
         """Validate ``x`` and ``lengths`` in Python; return ``lengths`` as an int32 Tensor (or None)."""
