@@ -16,7 +16,7 @@ from . import specs
 
 MODEL_FILES = {  # library -> the modules that register models with it
     "timm": ("convgru_zoo.torch.convgru_net", "convgru_zoo.torch.convgru_rcn"),
-    "mindcv": ("convgru_zoo.mindspore.convgru_net",),
+    "mindcv": ("convgru_zoo.mindspore.convgru_net", "convgru_zoo.mindspore.convgru_rcn"),
 }
 
 
@@ -77,9 +77,11 @@ def register_backbones(module, create, register):
         setattr(namespace, name, register(entry_point(name, create, module, f"{name}: {spec.summary()}.")))
 
 
-def register_rcn_models(module, create, register):
+def register_rcn_models(module, create, register, names=None):
     """Define in ``module`` one entry point per :data:`specs.RCN_MODELS` variant (the GRU-RCN models over
-    image backbones), each passed through ``register``."""
+    image backbones; those in ``names`` if given), each passed through ``register``."""
     namespace = sys.modules[module]
     for name, spec in specs.RCN_MODELS.items():
+        if names is not None and name not in names:
+            continue
         setattr(namespace, name, register(entry_point(name, create, module, f"{name}: {spec.summary()}.")))

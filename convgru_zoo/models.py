@@ -1,7 +1,8 @@
 """Every model of the zoo by name, in either framework: ``create_model("convgru_small", "mindspore")``.
 
 The names are the keys of :data:`convgru_zoo.specs.BACKBONES` (video classifiers, in timm and MindCV),
-:data:`convgru_zoo.specs.RCN_MODELS` (GRU-RCN video classifiers over pretrained image backbones) and
+:data:`convgru_zoo.specs.RCN_MODELS` (GRU-RCN video classifiers over pretrained image backbones; in
+MindSpore those whose backbone MindCV has) and
 :data:`convgru_zoo.specs.FORECASTERS` (frame forecasters). Nothing here imports a framework until
 a model of that framework is asked for. ``pretrained`` is True (the first tag of the model in
 :data:`convgru_zoo.specs.PRETRAINED`) or a tag such as ``"mmnist"``; weights are sha256-checked
@@ -81,7 +82,13 @@ def _create_rcn(name, framework, pretrained, **kwargs):
         if isinstance(pretrained, str):
             return timm.create_model(pretrained, pretrained=True, **kwargs)
         return timm.create_model(name, pretrained=pretrained, **kwargs)
-    return getattr(module, name)(pretrained=pretrained, **kwargs)
+    if not specs.RCN_MODELS[name].mindcv_backbone:
+        raise ValueError(f"model {name!r} has no MindSpore version (MindCV has no {specs.RCN_MODELS[name].backbone}); "
+                         f"MindSpore has {sorted(n for n, s in specs.RCN_MODELS.items() if s.mindcv_backbone)}")
+    model = getattr(module, name)(pretrained=pretrained is True, **kwargs)
+    if isinstance(pretrained, str):
+        module.load_pretrained(model, pretrained)
+    return model
 
 
 def create_forecaster(name="convgru_forecaster", framework="torch", pretrained=False, **kwargs):

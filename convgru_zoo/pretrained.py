@@ -149,7 +149,7 @@ def _next_step(weights: specs.PretrainedWeights, filename: str) -> str:
         return (f"{step}; or load a local copy, such as a convgru-zoo checkout's {local}: timm.create_model("
                 f"{weights.arch!r}, pretrained=True, pretrained_cfg_overlay=dict(file=PATH))")
     return (f"{step}; or convert a local copy of its PyTorch file, such as a convgru-zoo checkout's {local}: "
-            f"convgru_zoo.publishing.release.convert_to_mindspore(PATH, 'model.ckpt'), then "
+            f"convgru_zoo.publishing.release.convert_to_mindspore(PATH, 'model.ckpt', {weights.arch!r}), then "
             f"mindcv.create_model({weights.arch!r}, checkpoint_file='model.ckpt')")
 
 

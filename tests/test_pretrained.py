@@ -199,7 +199,7 @@ def test_hub_only_weights_offline_with_an_empty_cache_name_the_next_step(monkeyp
             f"pretrained_cfg_overlay=dict(file=PATH))") in str(error.value)
     with pytest.raises(pretrained.PretrainedWeightsError,
                        match=rf"model_cards/{name}/model.safetensors: convgru_zoo.publishing.release."
-                             rf"convert_to_mindspore\(PATH, 'model.ckpt'\), then mindcv.create_model\('{arch}', "
+                             rf"convert_to_mindspore\(PATH, 'model.ckpt', '{arch}'\), then mindcv.create_model\('{arch}', "
                              rf"checkpoint_file='model.ckpt'\)"):
         pretrained.weights_file(name, "mindspore")
 

@@ -42,7 +42,7 @@ def test_the_mindspore_checkpoint_is_reproducible_and_loads_with_plain_mindspore
     ms = pytest.importorskip("mindspore")
     tmp, _, record, _ = released
     again = tmp_path / "again.ckpt"
-    assert release.convert_to_mindspore(tmp / SHIPPED / f"{NAME}.safetensors", again) == \
+    assert release.convert_to_mindspore(tmp / SHIPPED / f"{NAME}.safetensors", again, NAME.split(".")[0]) == \
         record["files"]["mindspore"]["sha256"]
     from convgru_zoo.run_files import read_weights
     from convgru_zoo.convert import torch_to_mindspore

@@ -101,7 +101,7 @@ class MindSporePredictor:
     def __init__(self, model_name, state, device="auto", checkpoint=None, **model_kwargs):
         import mindspore as ms
 
-        from ..convert import torch_to_mindspore
+        from ..convert import model_image_networks, torch_to_mindspore
         from ..mindspore.device import device_target
         from ..mindspore.weights import load_params, read_mindspore_checkpoint
         target, index = device_target(device)
@@ -111,7 +111,8 @@ class MindSporePredictor:
         self.model = create_model(model_name, "mindspore", **model_kwargs)
         flag = "--weights" if checkpoint is None else "--mindspore-checkpoint"
         try:
-            params = torch_to_mindspore(state) if checkpoint is None else read_mindspore_checkpoint(checkpoint)
+            params = (read_mindspore_checkpoint(checkpoint) if checkpoint is not None
+                      else torch_to_mindspore(state, image_networks=model_image_networks(model_name)))
             load_params(self.model, params, flag)
         except ValueError as err:
             raise ConfigError(f"{flag} must fit {model_name}: {err}") from None

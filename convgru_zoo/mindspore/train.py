@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .. import run_files as ckpt
 from .. import train as core
-from ..convert import mindspore_to_torch_arrays, save_mindspore_checkpoint, torch_to_mindspore
+from ..convert import mindspore_to_torch_arrays, model_image_networks, save_mindspore_checkpoint, torch_to_mindspore
 from ..data.datasets import normalize
 from ..models import create_model
 from ..train import CONTEXT_FRAMES, ConfigError, Dist
@@ -272,8 +272,9 @@ def _train(config, runtime, env, resume_from):
     model = create_model(config.model, "mindspore", **core.model_kwargs(config, runtime))
     if config.init_weights:
         try:
-            arrays = core.fit_init_weights(config, mindspore_to_torch_arrays(model))
-            load_params(model, torch_to_mindspore(arrays), repr(config.init_weights))
+            image_networks = model_image_networks(config.model)
+            arrays = core.fit_init_weights(config, mindspore_to_torch_arrays(model, image_networks=image_networks))
+            load_params(model, torch_to_mindspore(arrays, image_networks=image_networks), repr(config.init_weights))
         except ValueError as err:
             raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
     trainer = Trainer(config.task, model, config.optimizer, config.lr, config.weight_decay, config.momentum,
@@ -326,7 +327,8 @@ def _train(config, runtime, env, resume_from):
                "ranks_agree_on_weights": len(set(digests)) == 1}
     if env.main:
         save_mindspore_checkpoint(model, out / "model.ckpt")
-        core.write_final(out, mindspore_to_torch_arrays(model), config, summary)
+        torch_weights = mindspore_to_torch_arrays(model, image_networks=model_image_networks(config.model))
+        core.write_final(out, torch_weights, config, summary)
     if not summary["ranks_agree_on_weights"]:
         raise RuntimeError(f"data-parallel ranks ended with different weights: {digests}")
     return summary

@@ -70,6 +70,7 @@ def pretrained_params(name):
         from ..run_files import read_weights
 
         path = _pretrained.weights_file(name, "torch")
-        return convert.torch_to_mindspore(read_weights(path)[0]), path
+        return convert.torch_to_mindspore(read_weights(path)[0], image_networks=convert.model_image_networks(
+            weights.arch)), path
     raise _pretrained.PretrainedWeightsError(
         f"{name} has no published MindSpore or PyTorch weights yet (no sha256 in convgru_zoo.specs.PRETRAINED)")

@@ -74,7 +74,7 @@ def build_folder(name: str, out, cards_dir) -> dict:
     ms_file = weights_path(weights, "mindspore", cards_dir)
     if not weights.ships:  # not committed: convert again, byte-for-byte the published file
         ms_file = folder / specs.WEIGHT_FILES["mindspore"]
-        convert_to_mindspore(files[specs.WEIGHT_FILES["torch"]], ms_file)
+        convert_to_mindspore(files[specs.WEIGHT_FILES["torch"]], ms_file, weights.arch)
     files[specs.WEIGHT_FILES["mindspore"]] = _verified(name, "mindspore", ms_file, expected["mindspore"])
     atomic_write_json(folder / "config.json", hub_config(weights))
     files["config.json"] = folder / "config.json"

@@ -101,12 +101,12 @@ def training_cost(time_spent: dict, threads: list, world: int, gpu: bool) -> dic
     return cost
 
 
-def convert_to_mindspore(torch_file: Path, ckpt_file: Path) -> str:
-    """Write the MindSpore checkpoint of a PyTorch safetensors file; return its sha256."""
-    from ..convert import save_mindspore_checkpoint, torch_to_mindspore
+def convert_to_mindspore(torch_file: Path, ckpt_file: Path, arch: str) -> str:
+    """Write the MindSpore checkpoint of a PyTorch safetensors file of the model ``arch``; return its sha256."""
+    from ..convert import model_image_networks, save_mindspore_checkpoint, torch_to_mindspore
 
     state, _ = ckpt.read_weights(torch_file)
-    save_mindspore_checkpoint(torch_to_mindspore(state), ckpt_file)
+    save_mindspore_checkpoint(torch_to_mindspore(state, image_networks=model_image_networks(arch)), ckpt_file)
     return sha256_of(ckpt_file)
 
 
@@ -152,7 +152,7 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
     out, repo = result_dir(name, cards_dir), repository(cards_dir)
     torch_file, ms_file = (weights_path(weights, fw, cards_dir) for fw in ("torch", "mindspore"))
     digests = {"torch": atomic_write_bytes(torch_file, (run / "model.safetensors").read_bytes())}
-    digests["mindspore"] = convert_to_mindspore(torch_file, ms_file)
+    digests["mindspore"] = convert_to_mindspore(torch_file, ms_file, weights.arch)
     atomic_write_bytes(out / "metrics.jsonl", "".join(line + "\n" for line in metrics_lines).encode())
     evaluations = {}
     for framework, checkpoint in (("torch", None), ("mindspore", ms_file)):  # each framework reads its own file
