@@ -1,4 +1,6 @@
 """Fixtures shared by the test modules."""
+import hashlib
+
 import pytest
 
 
@@ -88,3 +90,24 @@ def published(released, monkeypatch):
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", root / SHIPPED)
     monkeypatch.setattr(specs, "PUBLISHED_FILE", root / SHIPPED / "published.json")
     return released
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """``serve(timm name, state dict)``: a Hugging Face cache holding that model's ImageNet weights file where
+    timm's default tag looks for it (``timm/<name>.<tag>``), read offline."""
+    timm = pytest.importorskip("timm")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+
+    def serve(name, state):
+        repo = tmp_path / f"models--{timm.models.get_pretrained_cfg(name).hf_hub_id.replace('/', '--')}"
+        commit = hashlib.sha1(name.encode()).hexdigest()
+        (repo / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        safetensors_torch.save_file(state, repo / "snapshots" / commit / "model.safetensors")
+    return serve

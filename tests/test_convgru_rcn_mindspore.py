@@ -148,7 +148,7 @@ def torch_rcn(stacked):
 
 
 def mindspore_rcn(**kwargs):
-    net = mindcv.create_model(ARCH, num_classes=NUM_CLASSES, width=WIDTH, **kwargs)
+    net = mindcv.create_model(ARCH, **{"num_classes": NUM_CLASSES, "width": WIDTH, **kwargs})
     net.set_train(False)
     return net
 
@@ -211,8 +211,7 @@ def test_converted_weights_load_back_into_torch_exactly(rcn_twins):
 @pytest.fixture(scope="module")
 def graph_mode_outputs():
     """Clip logits and two steps of the stacked model (the independent one's operations and more), compiled
-    (GRAPH mode, one compile each) and op by op. Its own model: ``StepCell`` prefixes the parameter names of
-    the net it wraps with ``net.``."""
+    (GRAPH mode, one compile each) and op by op."""
     from convgru_zoo.mindspore.graphs import StepCell
 
     net = mindspore_rcn(stacked=True)
@@ -243,6 +242,61 @@ def test_graph_mode_matches_pynative(graph_mode_outputs):
     for i, (got, want) in enumerate(zip(compiled, eager)):
         assert_close(got, want, "clip" if i == 0 else f"step {i - 1}")
     assert_close(eager[-1], eager[0], "the last step is the clip")
+
+
+def test_a_training_step_gives_the_torch_gradients_and_statistics():
+    """One training-mode step of the same weights on the same clip: the cross-entropy, every parameter's
+    gradient (backbone included) and the BatchNorm statistics it leaves agree with PyTorch."""
+    from convgru_zoo.torch.convgru_rcn import ConvGRURCN as TorchConvGRURCN
+
+    torch.manual_seed(2)
+    model = with_batchnorm_statistics(TorchConvGRURCN("resnet18", LEVELS, width=8, stacked=True, num_classes=5),
+                                      seed=2).train()
+    net = mindspore_rcn(width=8, stacked=True, num_classes=5)
+    image_networks = convert.model_image_networks(ARCH)
+    load_params(net, convert.torch_to_mindspore(model.state_dict(), image_networks=image_networks), "the torch model's")
+    net.set_train(True)
+    x, labels = randn(2, 2, 3, 32, 32, seed=8), np.array([1, 3], np.int32)
+    loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(labels).long())
+    loss.backward()
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    want = convert.torch_to_mindspore({name: grads.get(name, value) for name, value in model.state_dict().items()},
+                                      image_networks=image_networks)
+    weights = net.trainable_params()
+    value, got = ms.value_and_grad(lambda clip, y: ms.ops.cross_entropy(net(clip), y), None, weights)(
+        Tensor(x), Tensor(labels))
+    assert float(value.asnumpy()) == pytest.approx(loss.item(), rel=1e-5)
+    assert len(weights) == len(got) == len(dict(model.named_parameters()))
+    for param, grad in zip(weights, got):
+        assert_close(grad.asnumpy(), want[param.name], param.name)
+    statistics = [p for p in net.get_parameters() if "moving_" in p.name]
+    assert statistics
+    for param in statistics:  # the step's running averages (torch momentum 0.1, MindSpore 0.9)
+        assert_close(param.asnumpy(), want[param.name], param.name)
+
+
+def test_mindir_step_and_clip_graphs_match_the_eager_model(tmp_path):
+    """``export --format mindir`` of a GRU-RCN: the clip graph and the step graph (run frame by frame) loaded
+    with ``mindspore.load`` + ``nn.GraphCell`` compute what the model does; the step graph's parameters carry
+    the model's own names, so a checkpoint's weights replace them by name."""
+    from convgru_zoo.deploy import export
+
+    net = mindspore_rcn(width=8)
+    other = mindspore_rcn(width=8)  # other random weights, for the step graph by name
+    shape = (2, 2, 3, 32, 32)
+    paths = [export.export_model(net, "mindir", tmp_path / f"rcn_{step}.mindir", step=step, shape=shape)
+             for step in (False, True)]
+    clip_graph, step_graph = (ms.nn.GraphCell(ms.load(str(path))) for path in paths)
+    x = Tensor(randn(*shape, seed=9))
+    want = net(x).asnumpy()
+    assert_close(clip_graph(x).asnumpy(), want, "clip graph")
+    swapped = ms.nn.GraphCell(ms.load(str(paths[1])), params_init={p.name: p for p in other.get_parameters()})
+    for graph, model in ((step_graph, net), (swapped, other)):
+        states = model.init_states(2, 32, 32)
+        for t in range(shape[1]):
+            logits, *states = graph(x[:, t], *states)
+        assert_close(logits.asnumpy(), model(x).asnumpy(), "step graph")
+    assert max_diff(other(x).asnumpy(), want) > 1e-3  # the swapped weights were used
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,15 +8,12 @@ clear errors for bad backbones and levels; ONNX step and clip graphs agree with 
 timm's tiny ``test_resnet`` wherever the real backbone is not the point.
 """
 import dataclasses
-import hashlib
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
-
-import safetensors.torch  # noqa: E402
 
 import convgru_zoo  # noqa: E402,F401  (registers the timm models)
 from convgru_zoo import models, specs  # noqa: E402
@@ -115,25 +112,6 @@ def test_the_image_backbones_config_becomes_the_models():
     assert generic.pretrained_cfg["first_conv"] + ".weight" in generic.state_dict()
     convnext = timm.create_model("convgru_rcn_convnext_tiny", device="meta")
     assert convnext.pretrained_cfg["first_conv"] + ".weight" in convnext.state_dict()
-
-
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    """``serve(timm name, state dict)``: a Hugging Face cache holding that model's ImageNet weights file where
-    timm's default tag looks for it (``timm/<name>.<tag>``), read offline."""
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
-
-    def serve(name, state):
-        repo = tmp_path / f"models--{timm.models.get_pretrained_cfg(name).hf_hub_id.replace('/', '--')}"
-        commit = hashlib.sha1(name.encode()).hexdigest()
-        (repo / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
-        (repo / "refs").mkdir(exist_ok=True)
-        (repo / "refs" / "main").write_text(commit)
-        safetensors.torch.save_file(state, repo / "snapshots" / commit / "model.safetensors")
-    return serve
 
 
 def test_pretrained_loads_the_served_backbone_weights_strictly(hub_cache):

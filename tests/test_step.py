@@ -167,13 +167,17 @@ def test_mindspore_step_rejects_bad_frames_and_states(ms_models):
 
 
 def test_mindspore_step_cell_compiles_and_carries_states(ms_models):
-    """Three frames through the compiled StepCell equal the op-by-op steps (states fed back)."""
+    """Three frames through the compiled StepCell equal the op-by-op steps (states fed back); wrapping leaves
+    the model's parameter names as they were, so a checkpoint saved afterwards loads as before."""
     ms, backbone, _ = ms_models
     from convgru_zoo.mindspore.graphs import StepCell
 
     x = ms.Tensor(clip())
     want = run_backbone(backbone.step, backbone.init_states(B, H, W), x)
+    names = [p.name for p in backbone.get_parameters()]
     cell = StepCell(backbone)
+    assert [p.name for p in backbone.get_parameters()] == names and names[0].startswith("stem.")
+    assert [p.name for p in cell.get_parameters()] == names
     cell.set_train(False)
     previous = ms.get_context("mode")
     ms.set_context(mode=ms.GRAPH_MODE)

@@ -21,7 +21,8 @@ with one pixel on every side: the same weights give shifted maps. ``stem_pool="t
 makes the model the PyTorch one, so converted timm weights and our tags give the same outputs in both
 frameworks; ``"mindcv"`` is the network MindCV's own ImageNet weights were trained in, which
 ``pretrained=True`` loads (through MindCV's URL and cache) where :data:`convgru_zoo.specs.PRETRAINED`
-has no tag of ours; then ``stem_pool`` defaults to ``"mindcv"``.
+has no tag of ours; then ``stem_pool`` defaults to ``"mindcv"``. :func:`load_timm_imagenet_weights` puts timm's
+ImageNet weights into the timm-pooled network instead: what ``convgru-zoo train --framework mindspore`` starts from.
 
 Importing this module registers the variants with MindCV, so ``mindcv.create_model`` takes them with
 its own arguments (``num_classes``, ``pretrained``, ``checkpoint_path``, ``features_only``, ``out_indices``)
@@ -53,7 +54,7 @@ from .convgru_net import (CellList, ClassifierHead, ConvGRUFeatureExtractor, Min
 from .weights import assign_strict, load_params, pretrained_params, read_mindspore_checkpoint
 
 __all__ = ["ConvGRURCN", "ConvGRURCNFeatures", "ImageFeatures", "load_checkpoint", "load_pretrained",
-           "mindcv_image_network"]
+           "load_timm_imagenet_weights", "mindcv_image_network"]
 
 STEM_POOLS = ("timm", "mindcv")
 
@@ -105,6 +106,36 @@ def load_mindcv_imagenet_weights(net, arch: str, in_channels: int = 3) -> str:
     except ValueError as e:
         raise _pretrained.PretrainedWeightsError(str(e)) from e
     return path
+
+
+def load_timm_imagenet_weights(model: "ConvGRURCN", arch: str) -> None:
+    """Load timm's ImageNet weights of ``arch`` (a key of :data:`convgru_zoo.convert.IMAGE_NETWORK_LAYERS`:
+    the network's name in timm and in MindCV alike) into ``model``'s backbone, converted, strictly: every
+    backbone parameter gets a value; layers the backbone does not hold (its classifier, levels past the
+    deepest one used) are left out.
+
+    They come through timm's own path, as the PyTorch model's ``pretrained=True`` (its Hugging Face Hub file,
+    or the cache), so both frameworks start from the same weights; only ``stem_pool="timm"`` computes with
+    them what timm does. Needs torch and timm. The first convolution is fitted to the model's ``in_channels``.
+    """
+    if arch not in convert.IMAGE_NETWORK_LAYERS:
+        raise ValueError(f"arch must be one of MindCV's networks with a timm twin {sorted(convert.IMAGE_NETWORK_LAYERS)}, "
+                         f"got {arch!r}")
+    if model.stem_pool != "timm":
+        raise ValueError(f"timm's weights need the model's stem pooled as timm pools it (stem_pool='timm'), got "
+                         f"stem_pool={model.stem_pool!r}")
+    import timm
+
+    state = timm.create_model(arch, pretrained=True).state_dict()
+    held = set(model.backbone.name_cells())
+    params = {f"backbone.{name}": value for name, value in
+              convert.torch_to_mindspore(state, image_networks={"": arch}).items() if name.split(".")[0] in held}
+    params["backbone.conv1.weight"] = adapt_first_conv(params["backbone.conv1.weight"], model.in_channels)
+    try:
+        assign_strict({p.name: p for p in model.backbone.get_parameters()}, params,
+                      f"timm's {arch} ImageNet weights", "the GRU-RCN's backbone")
+    except ValueError as e:
+        raise _pretrained.PretrainedWeightsError(str(e)) from e
 
 
 class ImageFeatures(TeardownSafeCell):

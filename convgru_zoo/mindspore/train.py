@@ -14,6 +14,17 @@ fixed training batches before each validation and at the end (precise BN), as th
 
 A checkpoint's tensor file holds every Parameter of the train step under its MindSpore name: the
 model's and the optimizer's state (moments, step count), so a resumed run continues bit for bit.
+
+GRU-RCN models (``specs.RCN_MODELS``) train as in the PyTorch loop: clips normalised by the model's
+pretrained config (its image backbone's ImageNet mean and std), a frozen backbone (``--freeze-backbone``)
+outside the optimizer with its BatchNorm statistics untouched, the backbone's learning rate scaled by
+``--backbone-lr-scale`` (a parameter group of its own). ``--pretrained-backbone`` starts from timm's
+ImageNet weights of the image network, converted (:func:`convgru_zoo.mindspore.convgru_rcn.load_timm_imagenet_weights`),
+not from MindCV's: a run's weights are read in PyTorch too (``model.safetensors``, eval, export, release),
+and only the network with timm's stem pooling is the same network in both frameworks, where MindCV's
+ImageNet weights were trained with MindCV's own pooling (docs/design.md); both loops then start from the
+same weights. It needs torch and timm installed, and timm's weights downloaded or in the Hugging Face
+cache; ``--no-pretrained-backbone`` or ``--init-weights`` need neither.
 """
 import hashlib
 import json
@@ -23,7 +34,7 @@ from pathlib import Path
 
 import mindspore as ms
 import numpy as np
-from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
+from mindspore import ParameterTuple, Tensor, nn, ops
 from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 from tqdm.auto import tqdm
@@ -31,8 +42,9 @@ from tqdm.auto import tqdm
 from .. import run_files as ckpt
 from .. import train as core
 from ..convert import mindspore_to_torch_arrays, model_image_networks, save_mindspore_checkpoint, torch_to_mindspore
-from ..data.datasets import normalize
+from ..data.datasets import input_norm, normalize
 from ..models import create_model
+from ..specs import RCN_MODELS
 from ..train import CONTEXT_FRAMES, ConfigError, Dist
 from .device import device_target
 from .weights import assign_strict, load_params
@@ -48,7 +60,19 @@ def check(config: core.TrainConfig, runtime: core.Runtime, env: Dist) -> None:
     if env.world > 1 and os.environ.get("MS_ROLE") not in ("MS_WORKER", "MS_SCHED"):
         raise ConfigError(f"--framework mindspore runs data parallel under msrun (msrun --worker_num=N ... "
                           f"convgru-zoo train ...), got a job of {env.world} processes from another launcher")
+    if starts_from_timm_weights(config):
+        try:
+            import timm  # noqa: F401  (with torch: where the ImageNet weights of the backbone come from)
+        except ImportError as err:
+            raise ConfigError(f"--framework mindspore starts {config.model} from timm's ImageNet weights of "
+                              f"{RCN_MODELS[config.model].backbone}, which needs torch and timm installed ({err}); "
+                              f"pass --no-pretrained-backbone (or --init-weights) to train without them") from None
     device_target(runtime.device)
+
+
+def starts_from_timm_weights(config: core.TrainConfig) -> bool:
+    """Whether the run starts a GRU-RCN's backbone from timm's ImageNet weights (see the module docstring)."""
+    return config.model in RCN_MODELS and config.pretrained_backbone and not config.init_weights
 
 
 class ForecastLoss(nn.Cell):
@@ -119,36 +143,68 @@ class AverageOverRanks(nn.Cell):
         return self.world
 
 
+def param_groups(model, lr, backbone_lr_scale=None):
+    """The trained parameters, as the PyTorch loop's ``param_groups``: given ``backbone_lr_scale`` (GRU-RCN
+    models), their trained image backbone (``backbone.*``) in a group of its own at ``lr * backbone_lr_scale``;
+    else one plain list."""
+    trained = model.trainable_params()
+    backbone = [p for p in trained if p.name.startswith("backbone.")]
+    if backbone_lr_scale is None or not backbone:
+        return trained
+    rest = [p for p in trained if not p.name.startswith("backbone.")]
+    return [{"params": rest, "lr": lr}, {"params": backbone, "lr": lr * backbone_lr_scale}]
+
+
+def trained_batchnorms(model):
+    """The BatchNorm cells whose statistics training updates: not those a model keeps in eval mode (a
+    frozen GRU-RCN backbone's, ``use_batch_statistics=False``)."""
+    return [cell for _, cell in model.cells_and_names()
+            if isinstance(cell, nn.BatchNorm2d) and cell.use_batch_statistics is not False]
+
+
 class Trainer:
     """``step(batch, lr) -> (loss, grad_norm)`` through a compiled :class:`TrainStep`, plus its state for
     checkpoints (every Parameter of the step: model and optimizer). With ``world > 1`` (under msrun,
-    after ``mindspore.communication.init()``) each call is this rank's share of a data-parallel step."""
+    after ``mindspore.communication.init()``) each call is this rank's share of a data-parallel step.
+
+    Classification clips are normalised by the model's pretrained config (:func:`input_norm`); given
+    ``backbone_lr_scale`` (GRU-RCN models), the trained backbone learns at that times the step's learning rate.
+    """
 
     def __init__(self, task, model, optimizer="adamw", lr=1e-3, weight_decay=0.01, momentum=0.9, loss="bce",
-                 grad_clip=0.0, world=1):
+                 grad_clip=0.0, world=1, backbone_lr_scale=None):
         self.task, self.model = task, model
-        self.lr = Parameter(Tensor(lr, ms.float32), name="learning_rate", requires_grad=False)
-        params = model.trainable_params()
+        self.mean_std = input_norm(model)
+        params = param_groups(model, lr, backbone_lr_scale)
         if optimizer == "adamw":
-            opt = nn.AdamWeightDecay(params, learning_rate=self.lr, weight_decay=weight_decay)
+            opt = nn.AdamWeightDecay(params, learning_rate=lr, weight_decay=weight_decay)
         elif optimizer == "sgd":
-            opt = nn.SGD(params, learning_rate=self.lr, momentum=momentum, weight_decay=weight_decay)
+            opt = nn.SGD(params, learning_rate=lr, momentum=momentum, weight_decay=weight_decay)
         else:
             raise ValueError(f"optimizer must be one of {core.OPTIMIZERS}, got {optimizer!r}")
+        # The optimizer's own learning-rate Parameters (it copies a rate it is given into one of its own), each
+        # with its scale of the schedule's rate: set before a step, they change the rate without a recompile.
+        if opt.is_group_lr:  # one Parameter per group, repeated for each of the group's parameters
+            scales = {p.name: backbone_lr_scale if p.name.startswith("backbone.") else 1.0 for p in opt.parameters}
+            self.rates = list({rate.name: (rate, scales[param.name])
+                               for param, rate in zip(opt.parameters, opt.learning_rate)}.values())
+        else:
+            self.rates = [(opt.learning_rate, 1.0)]
         loss_net = ForecastLoss(model, loss) if task == "forecast" else ClassifyLoss(model)
         self.train_step = TrainStep(loss_net, opt, grad_clip, world)
         self.train_step.set_train()
-        buffers = [p for p in model.get_parameters() if not p.requires_grad]
+        buffers = [stat for norm in trained_batchnorms(model) for stat in (norm.moving_mean, norm.moving_variance)]
         self.average_buffers = AverageOverRanks(buffers, world) if world > 1 and buffers else None
 
     def inputs(self, batch):
         if self.task == "forecast":
             return (Tensor(batch),)
         clips, labels = batch
-        return Tensor(normalize(clips)), Tensor(labels.astype(np.int32))
+        return Tensor(normalize(clips, *self.mean_std)), Tensor(labels.astype(np.int32))
 
     def step(self, batch, lr):
-        self.lr.set_data(Tensor(lr, ms.float32))
+        for rate, scale in self.rates:
+            rate.set_data(Tensor(lr * scale, ms.float32))
         loss, norm = self.train_step(*self.inputs(batch))
         if self.average_buffers is not None:
             self.average_buffers()
@@ -160,8 +216,9 @@ class Trainer:
 
         MindSpore fixes BatchNorm's momentum in its primitive, so each batch starts from zero statistics: one
         training-mode forward pass then leaves ``momentum * batch statistic`` (unbiased variance, as torch's).
+        BatchNorms a model keeps in eval mode (a frozen GRU-RCN backbone's) keep theirs, as in the PyTorch loop.
         """
-        norms = [cell for _, cell in self.model.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
+        norms = trained_batchnorms(self.model)
         if not norms:
             return
         sums = [[np.zeros(norm.moving_mean.shape), np.zeros(norm.moving_variance.shape)] for norm in norms]
@@ -205,7 +262,7 @@ def validate(task, model, dataset, batch_size, loss="bce"):
             value = _bce(pred, future) if loss == "bce" else float(((pred - future) ** 2).mean())
         else:
             clips, labels = items
-            logits = model(Tensor(normalize(clips))).asnumpy().astype(np.float64)
+            logits = model(Tensor(normalize(clips, *input_norm(model)))).asnumpy().astype(np.float64)
             shifted = logits - logits.max(-1, keepdims=True)
             log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
             value = float(-log_probs[np.arange(len(labels)), labels].mean())
@@ -269,7 +326,14 @@ def _train(config, runtime, env, resume_from):
     out = Path(runtime.out)
     ms.set_seed(config.seed)
     np.random.seed(config.seed)
-    model = create_model(config.model, "mindspore", **core.model_kwargs(config, runtime))
+    kwargs = core.model_kwargs(config, runtime)
+    if config.model in RCN_MODELS:
+        kwargs["pretrained"] = False  # not MindCV's ImageNet weights: timm's, below (module docstring)
+    model = create_model(config.model, "mindspore", **kwargs)
+    if starts_from_timm_weights(config):
+        from .convgru_rcn import load_timm_imagenet_weights
+
+        load_timm_imagenet_weights(model, RCN_MODELS[config.model].backbone)
     if config.init_weights:
         try:
             image_networks = model_image_networks(config.model)
@@ -278,7 +342,8 @@ def _train(config, runtime, env, resume_from):
         except ValueError as err:
             raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
     trainer = Trainer(config.task, model, config.optimizer, config.lr, config.weight_decay, config.momentum,
-                      config.loss, config.grad_clip, env.world)
+                      config.loss, config.grad_clip, env.world,
+                      config.backbone_lr_scale if config.model in RCN_MODELS else None)
     start = 0
     if resume_from is not None:
         meta, data = ckpt.read_checkpoint(resume_from)
