@@ -7,6 +7,10 @@ at once; one imported later gets them right after its own import finishes, via a
 
 The entry points themselves are generated from :data:`convgru_zoo.specs.BACKBONES`
 (:func:`register_backbones`), so a new size is one spec entry.
+
+A model file may be what imports its library first (``import convgru_zoo.mindspore.convgru_net``, as
+``create_model("convgru_tiny", "mindspore")`` does in a fresh process): the library's other model files
+import names from it, so they wait until it has finished, then are imported.
 """
 import importlib
 import importlib.abc
@@ -14,17 +18,30 @@ import sys
 
 from . import specs
 
-MODEL_FILES = {  # library -> the modules that register models with it
+MODEL_FILES = {  # library -> the modules that register models with it, each needing those before it
     "timm": ("convgru_zoo.torch.convgru_net", "convgru_zoo.torch.convgru_rcn"),
     "mindcv": ("convgru_zoo.mindspore.convgru_net", "convgru_zoo.mindspore.convgru_rcn"),
 }
+_executing = set()  # model files whose module code is running
+_waiting = set()    # libraries whose model files wait for one of _executing to finish
+
+
+def _import_model_files(library, finished=None):
+    """Import ``library``'s model files in order, up to one still executing (``finished`` just has)."""
+    for model_file in MODEL_FILES[library]:
+        if model_file in _executing and model_file != finished:
+            _waiting.add(library)
+            return
+        importlib.import_module(model_file)
+    _waiting.discard(library)
 
 
 class _RegisterOnImport(importlib.abc.MetaPathFinder):
-    """Lets the other finders locate timm / mindcv, then registers our models after it executes."""
+    """Lets the other finders locate timm / mindcv, then registers our models after it executes; tracks our
+    model files' execution, so those that wait for one are imported when it finishes."""
 
     def find_spec(self, fullname, path, target=None):
-        if fullname not in MODEL_FILES:
+        if fullname not in MODEL_FILES and not any(fullname in files for files in MODEL_FILES.values()):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -34,23 +51,31 @@ class _RegisterOnImport(importlib.abc.MetaPathFinder):
                 break
         else:
             return None
-        exec_library = spec.loader.exec_module
+        exec_module = spec.loader.exec_module
 
         def exec_then_register(module):
-            exec_library(module)
-            for model_file in MODEL_FILES[fullname]:
-                importlib.import_module(model_file)
+            exec_module(module)
+            _import_model_files(fullname)
 
-        spec.loader.exec_module = exec_then_register
+        def exec_model_file(module):
+            _executing.add(fullname)
+            try:
+                exec_module(module)
+            finally:
+                _executing.discard(fullname)
+            for library in sorted(_waiting):
+                if fullname in MODEL_FILES[library]:
+                    _import_model_files(library, finished=fullname)
+
+        spec.loader.exec_module = exec_then_register if fullname in MODEL_FILES else exec_model_file
         return spec
 
 
 def install():
     """Register with the libraries imported so far; hook the import of the others."""
-    for library, model_files in MODEL_FILES.items():
+    for library in MODEL_FILES:
         if library in sys.modules:
-            for model_file in model_files:
-                importlib.import_module(model_file)
+            _import_model_files(library)
     if not any(isinstance(finder, _RegisterOnImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _RegisterOnImport())
 

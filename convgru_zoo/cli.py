@@ -115,7 +115,8 @@ def _add_train_arguments(p, defaults):
     p.add_argument("--out", required=True, help="run folder: metrics.jsonl, checkpoints/, model.safetensors")
     p.add_argument("--no-pretrained-backbone", dest="pretrained_backbone", action="store_false",
                    default=d.pretrained_backbone,
-                   help="GRU-RCN models: start the image backbone from random weights instead of its ImageNet ones")
+                   help="GRU-RCN models: start the image backbone from random weights instead of its ImageNet "
+                        "ones (timm's, converted in --framework mindspore)")
     p.add_argument("--freeze-backbone", action="store_true", default=d.freeze_backbone,
                    help="GRU-RCN models: train only the ConvGRUs, projections and head (backbone BatchNorm in eval mode)")
     p.add_argument("--backbone-lr-scale", type=_non_negative_float, default=d.backbone_lr_scale,

@@ -111,3 +111,12 @@ def hub_cache(tmp_path, monkeypatch):
         (repo / "refs" / "main").write_text(commit)
         safetensors_torch.save_file(state, repo / "snapshots" / commit / "model.safetensors")
     return serve
+
+
+@pytest.fixture(scope="session")
+def short_motion_clips(tmp_path_factory):
+    """A folder of clips (tests/video_clips.py): classes left and right, 10 clips of 4 frames each, 32x32."""
+    pytest.importorskip("av")
+    from video_clips import make_motion_folder
+
+    return make_motion_folder(tmp_path_factory.mktemp("clips") / "motion", clips_per_class=10, frames=4)

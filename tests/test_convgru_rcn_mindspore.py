@@ -275,6 +275,7 @@ def test_a_training_step_gives_the_torch_gradients_and_statistics():
         assert_close(param.asnumpy(), want[param.name], param.name)
 
 
+@pytest.mark.slow  # two graph exports
 def test_mindir_step_and_clip_graphs_match_the_eager_model(tmp_path):
     """``export --format mindir`` of a GRU-RCN: the clip graph and the step graph (run frame by frame) loaded
     with ``mindspore.load`` + ``nn.GraphCell`` compute what the model does; the step graph's parameters carry

@@ -225,15 +225,7 @@ def test_backbone_learning_rate_is_a_group_of_its_own():
         id(p) for p in frozen.param_groups[0]["params"]}
 
 
-@pytest.fixture(scope="module")
-def motion_data(tmp_path_factory):
-    pytest.importorskip("av")
-    from video_clips import make_motion_folder
-
-    return make_motion_folder(tmp_path_factory.mktemp("clips") / "motion", clips_per_class=10, frames=4)
-
-
-def test_train_eval_and_stream_from_the_command_line(motion_data, hub_cache, tmp_path, capsys, one_thread):
+def test_train_eval_and_stream_from_the_command_line(short_motion_clips, hub_cache, tmp_path, capsys, one_thread):
     """``train --model convgru_rcn_resnet18 --freeze-backbone`` starts from resnet18's ImageNet weights (served
     offline), trains the rest and leaves the backbone, BatchNorm statistics included, as served."""
     from convgru_zoo import cli, run_files
@@ -242,7 +234,7 @@ def test_train_eval_and_stream_from_the_command_line(motion_data, hub_cache, tmp
     served = timm.create_model("resnet18").state_dict()
     hub_cache("resnet18", served)
     run = tmp_path / "run"
-    data = ["--data", str(motion_data), "--num-frames", "3", "--image-size", "32"]
+    data = ["--data", str(short_motion_clips), "--num-frames", "3", "--image-size", "32"]
     assert cli.main(["train", "--task", "classify", "--model", "convgru_rcn_resnet18", "--freeze-backbone", *data,
                      "--steps", "2", "--batch-size", "2", "--num-sequences", "4", "--val-every", "2",
                      "--val-sequences", "2", "--out", str(run), "--no-progress"]) == 0
@@ -252,9 +244,9 @@ def test_train_eval_and_stream_from_the_command_line(motion_data, hub_cache, tmp
     assert backbone.keys() == served.keys() - {"fc.weight", "fc.bias"}  # (run files keep scalars as (1,) arrays)
     assert all(np.array_equal(v.ravel(), served[k].numpy().ravel()) for k, v in backbone.items())
     assert trained["head.fc.weight"].shape == (2, 192)
-    assert cli.main(["eval", "--weights", str(run), "--data", str(motion_data), "--no-progress"]) == 0
+    assert cli.main(["eval", "--weights", str(run), "--data", str(short_motion_clips), "--no-progress"]) == 0
     assert (run / "eval" / "eval_classify_torch.json").is_file()
-    frames = next(p for p in (motion_data / "left").iterdir() if p.is_dir())
+    frames = next(p for p in (short_motion_clips / "left").iterdir() if p.is_dir())
     capsys.readouterr()
     assert cli.main(["stream", "convgru_rcn_resnet18", str(frames), "--random-weights", "--size", "32"]) == 0
     assert "frame 3:" in capsys.readouterr().out

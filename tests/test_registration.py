@@ -1,4 +1,5 @@
-"""`import convgru_zoo` registers the backbones with timm and MindCV, whichever is imported first."""
+"""`import convgru_zoo` registers the backbones with timm and MindCV, whichever is imported first, also when
+a model file is what imports its library (as ``create_model`` does in a fresh process)."""
 import subprocess
 import sys
 
@@ -19,15 +20,17 @@ def test_importing_the_package_imports_no_framework():
 
 
 @pytest.mark.parametrize("order", ["import convgru_zoo, timm", "import timm, convgru_zoo",
-                                   "import convgru_zoo; from timm.models import list_models as _"])
+                                   "import convgru_zoo; from timm.models import list_models as _",
+                                   "import convgru_zoo.torch.convgru_net"])
 def test_timm_lists_the_models_in_either_import_order(order):
     names = _run(f"{order}; import timm; print(*timm.list_models('convgru*'))")
     assert names == sorted([*specs.BACKBONES, *specs.RCN_MODELS])  # the GRU-RCN models too
 
 
-@pytest.mark.parametrize("order", ["import convgru_zoo, mindcv", "import mindcv, convgru_zoo"])
+@pytest.mark.parametrize("order", ["import convgru_zoo, mindcv", "import mindcv, convgru_zoo",
+                                   "import convgru_zoo.mindspore.convgru_net"])
 def test_mindcv_lists_the_models_in_either_import_order(order):
     pytest.importorskip("mindcv")
-    names = _run(f"{order}; print(*mindcv.list_models('convgru*'))")
+    names = _run(f"{order}; import mindcv; print(*mindcv.list_models('convgru*'))")
     # the GRU-RCN variants whose image network MindCV has, too
     assert names == sorted([*specs.BACKBONES, *(n for n, spec in specs.RCN_MODELS.items() if spec.mindcv_backbone)])

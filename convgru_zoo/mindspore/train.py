@@ -183,7 +183,8 @@ class Trainer:
         else:
             raise ValueError(f"optimizer must be one of {core.OPTIMIZERS}, got {optimizer!r}")
         # The optimizer's own learning-rate Parameters (it copies a rate it is given into one of its own), each
-        # with its scale of the schedule's rate: set before a step, they change the rate without a recompile.
+        # with its scale of the schedule's rate: assigned before a step (ops.assign: a PyNative step missed
+        # set_data's value), they change the rate without a recompile.
         if opt.is_group_lr:  # one Parameter per group, repeated for each of the group's parameters
             scales = {p.name: backbone_lr_scale if p.name.startswith("backbone.") else 1.0 for p in opt.parameters}
             self.rates = list({rate.name: (rate, scales[param.name])
@@ -204,7 +205,7 @@ class Trainer:
 
     def step(self, batch, lr):
         for rate, scale in self.rates:
-            rate.set_data(Tensor(lr * scale, ms.float32))
+            ops.assign(rate, Tensor(lr * scale, ms.float32))
         loss, norm = self.train_step(*self.inputs(batch))
         if self.average_buffers is not None:
             self.average_buffers()
