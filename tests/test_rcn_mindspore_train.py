@@ -107,6 +107,29 @@ def test_clips_are_normalised_by_the_model_and_learning_rates_reach_the_optimize
     assert moved == sorted(name for name in after if not name.startswith("backbone."))
 
 
+@pytest.mark.parametrize("freeze", [True, False], ids=["frozen", "trained"])
+def test_a_training_step_has_the_pytorch_loops_loss_and_gradient_norm(freeze):
+    """The same weights and batch through both loops' training step (normalisation, loss, gradients, BatchNorm
+    in training mode unless frozen): the loss and the global gradient norm they log agree."""
+    from convgru_zoo.mindspore.train import Trainer
+    from convgru_zoo.mindspore.weights import load_params
+    from convgru_zoo.torch import train as torch_training
+
+    torch.manual_seed(3)
+    model = create_model(ARCH, width=8, num_classes=2, freeze_backbone=freeze).train()
+    net = create_model(ARCH, "mindspore", width=8, num_classes=2, freeze_backbone=freeze)
+    load_params(net, convert.torch_to_mindspore(model.state_dict(), image_networks=convert.model_image_networks(ARCH)))
+    clips = np.random.default_rng(1).random((2, 2, 3, 32, 32), dtype=np.float32)
+    labels = np.array([0, 1])
+    loss, _ = torch_training.forward_loss("classify", model, (torch.from_numpy(clips), torch.from_numpy(labels)),
+                                          torch.device("cpu"), torch_training.autocast_for("none", torch.device("cpu")))
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf")).item()
+    got_loss, got_norm = Trainer("classify", net, backbone_lr_scale=1.0).step((clips, labels), lr=1e-3)
+    assert got_loss == pytest.approx(loss.item(), rel=1e-5)
+    assert got_norm == pytest.approx(norm, rel=1e-4)
+
+
 def test_a_pretrained_backbone_without_timm_is_named_before_any_work(short_motion_clips, tmp_path, monkeypatch,
                                                                      capsys):
     import sys
