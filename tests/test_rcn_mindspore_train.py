@@ -64,8 +64,8 @@ def test_frozen_backbone_run_keeps_imagenet_weights_trains_the_rest_and_evaluate
     first = weights_at(run_files.list_checkpoints(run / "checkpoints")[0])
     last = convert.torch_to_mindspore(trained, image_networks=convert.model_image_networks(ARCH))
     rest = [name for name in last if not name.startswith("backbone.")]
-    assert len(rest) == 26 and trained["head.fc.weight"].shape == (2, 192)  # 3 projections, 3 ConvGRUs of 3
-    # gates, the head: weights and biases
+    # 3 projections, 3 ConvGRUs of 3 gates and the head, weights and biases
+    assert len(rest) == 26 and trained["head.fc.weight"].shape == (2, 192)
     changed = [name for name in rest if not np.array_equal(first[name], last[name])]
     assert changed == rest  # every parameter outside the backbone trained from step 1 to step 2
 
