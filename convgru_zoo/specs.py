@@ -85,12 +85,16 @@ GITHUB_REPO = "convgru-zoo/convgru-zoo"  # the source repository: torch.hub.load
 INPUT_SIZE = (3, 64, 64)
 DIRECTIONS = ("down-right", "down-left", "up-right", "up-left")  # Motion MNIST's, index = (vx < 0) + 2 * (vy < 0)
 MOTION_MNIST_GRID = (tuple(f"digit {d}" for d in range(10)), DIRECTIONS)  # class = digit * 4 + direction
+DIGIT_GRID = (MOTION_MNIST_GRID[0], ())  # single frames classified by digit (a GRU-RCN backbone's frame training)
 NUM_CLASSES = 40  # 10 digits x 4 directions of motion
 
 
 def grid_label_names(grid) -> tuple:
-    """Class names of a (row names, column names) grid of classes, class ``r * len(columns) + c``: "digit 7, up-right"."""
+    """Class names of a (row names, column names) grid of classes, class ``r * len(columns) + c``: "digit 7, up-right";
+    a grid without columns names its rows: "digit 7"."""
     rows, columns = grid or ((), ())
+    if rows and not columns:
+        return tuple(rows)
     return tuple(f"{r}, {c}" for r in rows for c in columns)
 
 

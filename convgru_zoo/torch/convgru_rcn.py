@@ -58,7 +58,7 @@ from .._zoo_registration import register_rcn_models
 from .convgru import ConvGRUCell, check_dtype, checked_lengths, gru_update
 from .convgru_net import _verified_pretrained_cfg, as_clip, check_lengths
 
-__all__ = ["ConvGRURCN", "LevelConvGRU", "pool_to_grid"]
+__all__ = ["ConvGRURCN", "LevelConvGRU", "load_image_backbone", "pool_to_grid"]
 
 # Keys of the image backbone's pretrained config that become the model's: its input as it was trained.
 BACKBONE_CFG_KEYS = ('input_size', 'interpolation', 'crop_pct', 'crop_mode', 'mean', 'std')
@@ -197,6 +197,7 @@ class ConvGRURCN(nn.Module):
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
 
+        self.backbone_name = backbone
         self.backbone = create_backbone(backbone, out_indices, in_chans, _checks.flag(
             "pretrained_backbone", pretrained_backbone), **dd)
         reductions = self.backbone.feature_info.reduction()
@@ -385,6 +386,25 @@ class ConvGRURCN(nn.Module):
                 level = torch.cat([level, pool_to_grid(new_states[i - 1], level, ratio, 'max')], 1)
             new_states.append(gru.step(level, states[i]))
         return self.forward_head(self._features(new_states)), new_states
+
+
+def load_image_backbone(model: ConvGRURCN, image_state: Dict[str, Tensor]) -> None:
+    """Load the weights of ``model``'s image backbone trained as a whole image model (timm's names, its classifier
+    included: a ``convgru-zoo train --task classify_frames`` run) into ``model.backbone``, strictly.
+
+    The image model is built for ``image_state``'s classifier and loaded strictly (a missing or unexpected
+    tensor names itself), then timm's own ``features_only`` path maps it onto the model's levels, as
+    ``pretrained=True`` does with ImageNet weights; the backbone then loads that state strictly.
+    """
+    classifier = get_pretrained_cfg(model.backbone_name.split('.')[0]).classifier
+    weight = image_state.get(f"{classifier}.weight") if isinstance(classifier, str) else None
+    image_model = timm.create_model(model.backbone_name, num_classes=0 if weight is None else weight.shape[0],
+                                    in_chans=model.in_chans)
+    image_model.load_state_dict(image_state)
+    features = timm.create_model(
+        model.backbone_name, features_only=True, out_indices=model.out_indices, in_chans=model.in_chans,
+        pretrained=True, pretrained_cfg_overlay=dict(state_dict=image_model.state_dict()))
+    model.backbone.load_state_dict(features.state_dict())
 
 
 def checkpoint_filter_fn(state_dict, model: ConvGRURCN):
