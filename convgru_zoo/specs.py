@@ -187,12 +187,27 @@ class PretrainedWeights:
         return (FORECASTERS[self.arch].in_chans, *INPUT_SIZE[1:])
 
     @property
-    def mean(self) -> tuple:
+    def mean(self):
+        """Per-channel mean the inputs are normalised by; None for a GRU-RCN, whose frames are normalised as its image
+        backbone's were (its library's registry: ``convgru_zoo.models.input_config``)."""
+        if self.arch in RCN_MODELS:
+            return None
         return MEAN[:self.input_size[0]] if self.task == "classify" else FORECAST_MEAN * self.input_size[0]
 
     @property
-    def std(self) -> tuple:
+    def std(self):
+        """Per-channel std, as :attr:`mean` (None for a GRU-RCN)."""
+        if self.arch in RCN_MODELS:
+            return None
         return STD[:self.input_size[0]] if self.task == "classify" else FORECAST_STD * self.input_size[0]
+
+    @property
+    def frameworks(self) -> tuple:
+        """The frameworks with a file of these weights: both, but PyTorch alone for a GRU-RCN whose image
+        backbone MindCV has not."""
+        if self.arch in RCN_MODELS and not RCN_MODELS[self.arch].mindcv_backbone:
+            return ("torch",)
+        return FRAMEWORKS
 
     def file_sha256(self, framework: str):
         """Hex sha256 of ``framework``'s file, or None when that file is not published yet."""

@@ -440,13 +440,12 @@ def backbone_cfg(backbone: str) -> dict:
 
 
 def _cfg(spec: specs.RcnSpec, **kwargs):
-    cfg = backbone_cfg(spec.backbone)
+    cfg = {**backbone_cfg(spec.backbone), **kwargs}
     return {
         'num_classes': specs.NUM_CLASSES, **cfg,
         'pool_size': tuple(s // 32 for s in cfg['input_size'][1:]),
         'classifier': 'head.fc', 'paper_ids': 'arXiv:1511.06432',
         'paper_name': 'Delving Deeper into Convolutional Networks for Learning Video Representations',
-        **kwargs,
     }
 
 
@@ -482,14 +481,16 @@ def _create_convgru_rcn(variant: str, pretrained: bool = False, **kwargs) -> Con
     return model
 
 
-def _tagged_cfg(weights: specs.PretrainedWeights) -> dict:
+def tagged_cfg(weights: specs.PretrainedWeights) -> dict:
+    """A tag's config: its backbone's normalisation (what training normalised by), the frame size it was trained on."""
     return _cfg(specs.RCN_MODELS[weights.arch], hf_hub_id=weights.hf_hub_id, num_classes=weights.num_classes,
-                license=weights.license, description=weights.description, label_names=weights.label_names)
+                input_size=weights.input_size, license=weights.license, description=weights.description,
+                label_names=weights.label_names)
 
 
 # One config per pretrained tag; a variant without a tag gets a plain one (timm's default tag '').
 default_cfgs = generate_default_cfgs({
-    **{w.name: _tagged_cfg(w) for w in specs.PRETRAINED.values() if w.arch in specs.RCN_MODELS},
+    **{w.name: tagged_cfg(w) for w in specs.PRETRAINED.values() if w.arch in specs.RCN_MODELS},
     **{name: _cfg(spec) for name, spec in specs.RCN_MODELS.items() if specs.default_weights(name) is None},
 })
 
