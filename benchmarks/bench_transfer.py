@@ -62,7 +62,7 @@ def candidates(args):
     for name in args.frame_models:
         torch.manual_seed(0)
         model = timm.create_model(name, num_classes=DIGITS)
-        config = training.TrainConfig(task="classify", model=name)
+        config = training.TrainConfig(task=training.FRAMES_TASK, model=name)
         found[f"frames {name}"] = (training_step(config, model, frames), model)
     for backbone, levels in args.rcn:
         torch.manual_seed(0)

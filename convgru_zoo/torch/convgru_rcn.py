@@ -463,11 +463,13 @@ def _create_convgru_rcn(variant: str, pretrained: bool = False, **kwargs) -> Con
     else:
         model_cls, num_levels = ConvGRURCN, 0
     model_args.update(kwargs)
-    # The model's input config is its image backbone's (the generic model's backbone is an argument).
-    model_args['pretrained_cfg_overlay'] = dict(backbone_cfg(model_args['backbone']),
-                                                **(model_args.get('pretrained_cfg_overlay') or {}))
+    # The model's input config is its image backbone's: a variant's config holds it (a tag's, the frame size it
+    # was trained on too); another backbone (the generic model's is an argument) brings its own.
+    if model_args['backbone'] != spec.backbone:
+        model_args['pretrained_cfg_overlay'] = dict(backbone_cfg(model_args['backbone']),
+                                                    **(model_args.get('pretrained_cfg_overlay') or {}))
     cfg = resolve_pretrained_cfg(variant, pretrained_cfg=model_args.get('pretrained_cfg'),
-                                 pretrained_cfg_overlay=model_args['pretrained_cfg_overlay'])
+                                 pretrained_cfg_overlay=model_args.get('pretrained_cfg_overlay'))
     whole = bool(pretrained and (cfg.hf_hub_id or cfg.file or cfg.url or cfg.state_dict))
     if whole:
         model_args['pretrained_cfg'] = _verified_pretrained_cfg(variant, model_args)
