@@ -1,6 +1,7 @@
-"""A GRU-RCN tag through `release`, `cards` and `publish`, on a stand-in tag this test trains (two steps of a recipe of
-convgru_rcn_mobilenetv3_large_100, whose backbone MindCV has not: PyTorch only), released into a stand-in checkout:
-the card says what the model is from its spec and lists PyTorch only, the Hub folder's config.json is the model's
+"""A GRU-RCN tag through `release`, `cards` and `publish`, on stand-in tags this test trains (two steps of a recipe)
+and releases into a stand-in checkout: convgru_rcn_mobilenetv3_large_100, whose backbone MindCV has not (PyTorch
+only: the card says so, no MindSpore file anywhere), and convgru_rcn_resnet18 (slow: converted to MindSpore and
+scored there too). The card says what the model is from its spec, the Hub folder's config.json is the model's
 timm config (the backbone's normalisation, the tag's frame size) and timm loads that folder to the released
 model's outputs. Also the README's generated GRU-RCN tables and the clip transform of RCN names."""
 import dataclasses
@@ -26,30 +27,36 @@ ARCH = "convgru_rcn_mobilenetv3_large_100"
 NAME = f"{ARCH}.standin"
 
 
-@pytest.fixture(scope="module")
-def rcn_release(tmp_path_factory):
-    """The stand-in tag trained by `train --recipe` and released into a stand-in checkout: ``(root, weights)``."""
+def _train_and_release(tmp_path_factory, arch):
+    """A stand-in tag of ``arch`` trained by `train --recipe` and released into a stand-in checkout:
+    ``(root, run, record, weights as published)``."""
     if not MNIST.is_dir():
         pytest.skip(f"MNIST digits not found in {MNIST}")
+    name = f"{arch}.standin"
     root = tmp_path_factory.mktemp("rcn-release")
     shutil.copytree(REPO / "model_cards" / cards.REFERENCE.parent, root / "cards" / cards.REFERENCE.parent)
-    recipe = specs._recipe(task="classify", model=ARCH, steps=2, batch_size=2, lr=1e-3, weight_decay=0.05,
+    recipe = specs._recipe(task="classify", model=arch, steps=2, batch_size=2, lr=1e-3, weight_decay=0.05,
                            warmup_steps=0, min_lr=0.0, val_every=1, dataset="motion_mnist", ckpt_every=1,
                            num_sequences=4, val_sequences=2, pretrained_backbone=False, freeze_backbone=False)
-    weights = specs.PretrainedWeights(ARCH, "standin", specs._MMNIST_MOTION, recipe=recipe)
+    weights = specs.PretrainedWeights(arch, "standin", specs._MMNIST_MOTION, recipe=recipe)
     patch, threads = pytest.MonkeyPatch(), torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        patch.setitem(specs.PRETRAINED, NAME, weights)
+        patch.setitem(specs.PRETRAINED, name, weights)
         patch.setattr(release, "TEST_SEQUENCES", 4)
         run = root / "run"
-        assert cli.main(["train", "--recipe", NAME, "--mnist", str(MNIST), "--out", str(run), "--no-progress"]) == 0
-        record = release.release(NAME, run, MNIST, cards_dir=root / "cards", train_threads=1, progress=False)
+        assert cli.main(["train", "--recipe", name, "--mnist", str(MNIST), "--out", str(run), "--no-progress"]) == 0
+        record = release.release(name, run, MNIST, cards_dir=root / "cards", train_threads=1, progress=False)
     finally:
         patch.undo()
         torch.set_num_threads(threads)
     return root, run, record, dataclasses.replace(
         weights, sha256=tuple(sorted((fw, f["sha256"]) for fw, f in record["files"].items())))
+
+
+@pytest.fixture(scope="module")
+def rcn_release(tmp_path_factory):
+    return _train_and_release(tmp_path_factory, ARCH)
 
 
 @pytest.fixture
@@ -159,3 +166,25 @@ def test_clip_transform_of_a_gru_rcn_name_is_its_backbones_config(monkeypatch):
                                           r"'resnet18' in timm's registry: that needs timm"):
         create_clip_transform("convgru_rcn_resnet18")
     assert create_clip_transform("convgru_tiny").mean == specs.MEAN  # the zoo's own backbones need no timm
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_a_gru_rcn_tag_over_a_mindcv_backbone_releases_and_publishes_both_frameworks(tmp_path_factory, tmp_path,
+                                                                                      monkeypatch):
+    pytest.importorskip("mindspore")
+    root, _, record, weights = _train_and_release(tmp_path_factory, "convgru_rcn_resnet18")
+    name = weights.name
+    assert weights.frameworks == specs.FRAMEWORKS and set(record["files"]) == set(specs.FRAMEWORKS)
+    reports = {fw: json.loads((root / "cards" / name / f"eval_classify_{fw}.json").read_text()) for fw in specs.FRAMEWORKS}
+    assert reports["torch"]["data"]["sha256"] == reports["mindspore"]["data"]["sha256"] == record["test_set"]["sha256"]
+    np.testing.assert_allclose(reports["mindspore"]["metrics"]["clip"]["top5"], reports["torch"]["metrics"]["clip"]["top5"])
+    monkeypatch.setitem(specs.PRETRAINED, name, weights)
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", root / "none")
+    cards.write_cards(root / "cards", [name])
+    text = (root / "cards" / name / "README.md").read_text()
+    assert f"| {name} (MindSpore, same file converted) |" in text
+    assert f'create_model("convgru_rcn_resnet18", framework="mindspore", pretrained="standin")' in text
+    publish.publish(root / "cards", [name], dry_run=True, out=tmp_path, log=lambda line: None)
+    from convgru_zoo._files import sha256_of
+    assert sha256_of(tmp_path / name / "model.ckpt") == record["files"]["mindspore"]["sha256"]  # converted again
