@@ -419,7 +419,7 @@ def _rcn_speed_table(cards_dir):
 def _rcn_transfer_table(cards_dir):
     path = Path(cards_dir).parent / RCN_TRANSFER
     if not path.is_file():
-        return ("Not measured yet: the commands (about 3 CPU-hours) are in docs/gru-rcn.md, \"Transfer\"; "
+        return ("Not measured yet: the commands (about 2.2 CPU-hours) are in docs/gru-rcn.md, \"Transfer\"; "
                 f"`python benchmarks/rcn_transfer.py score ... --json {RCN_TRANSFER}` writes the results this table "
                 "and the plot are made of.")
     run = json.loads(path.read_text())
