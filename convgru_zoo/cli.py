@@ -19,6 +19,7 @@ from pathlib import Path
 from . import train as training
 from .data.datasets import DATASETS, DEFAULT
 from .data.video_folder import EVAL_SPLITS
+from .models import list_image_backbones
 from .deploy.export import FORMATS as EXPORT_FORMATS
 from .publishing.release import CARDS
 from .specs import FRAMEWORKS, INPUT_SIZE
@@ -88,8 +89,12 @@ def _add_train_arguments(p, defaults):
                    help="train with every setting of a published recipe, e.g. convgru_tiny.mmnist_motion "
                         "(convgru_zoo.specs.PRETRAINED); then --task, --model and the other training flags are not given")
     p.add_argument("--task", choices=training.TASKS, default=None,
-                   help="forecast: 10 frames in, the next 10 predicted; classify: one class per clip (see --dataset)")
-    p.add_argument("--model", default=None, help="forecaster name, convgru_* backbone or convgru_rcn_* model (timm)")
+                   help="forecast: 10 frames in, the next 10 predicted; classify: one class per clip (see --dataset); "
+                        f"{training.FRAMES_TASK}: a GRU-RCN's image backbone on single frames, by digit (then "
+                        "--init-weights of the GRU-RCN)")
+    p.add_argument("--model", default=None, help="forecaster name, convgru_* backbone or convgru_rcn_* model (timm); "
+                                                  f"for --task {training.FRAMES_TASK} a GRU-RCN's image backbone "
+                                                  f"({', '.join(list_image_backbones())})")
     p.add_argument("--dataset", choices=sorted(DATASETS), default=d.dataset,
                    help=f"the clips made from --mnist (default: the task's own, {_task_datasets()})")
     source = p.add_mutually_exclusive_group(required=True)
@@ -145,6 +150,9 @@ def _add_train_arguments(p, defaults):
                         "the device computes it natively (AVX-512 BF16/AMX CPUs, bf16 GPUs), else float32")
     p.add_argument("--grad-clip", type=_non_negative_float, default=d.grad_clip, help="max grad norm; 0: off")
     p.add_argument("--ckpt-every", type=_positive_int, default=d.ckpt_every, help="checkpoint every N steps")
+    p.add_argument("--keep-checkpoints", type=_non_negative_int, default=training.Runtime.keep_checkpoints,
+                   help="the newest checkpoints kept; 0 keeps every one (to score the run along its way, "
+                        "benchmarks/rcn_transfer.py); --framework torch")
     p.add_argument("--val-every", type=_non_negative_int, default=d.val_every, help="validate every N steps; 0: off")
     p.add_argument("--val-sequences", type=_positive_int, default=d.val_sequences)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -305,7 +313,8 @@ def train_config_from(args):
     if args.pretrained is not None:
         config = dataclasses.replace(config, init_weights=_pretrained_file(args, config.model))
     runtime = training.Runtime(mnist=args.mnist, out=args.out, device=args.device, workers=args.workers,
-                               progress=not args.no_progress, resume=args.resume, data=video_data_from(args, config.task))
+                               progress=not args.no_progress, resume=args.resume, data=video_data_from(args, config.task),
+                               keep_checkpoints=args.keep_checkpoints)
     return config, runtime
 
 

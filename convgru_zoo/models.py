@@ -15,7 +15,8 @@ from . import specs
 from ._zoo_registration import entry_point
 from .pretrained import weights_name
 
-TASKS = ("forecast", "classify")
+FRAMES_TASK = "classify_frames"  # one class per single frame: an image backbone of a GRU-RCN, trained on frames
+TASKS = ("forecast", "classify", FRAMES_TASK)
 BACKBONE_MODULES = {"torch": "convgru_zoo.torch.convgru_net", "mindspore": "convgru_zoo.mindspore.convgru_net"}
 RCN_MODULES = {"torch": "convgru_zoo.torch.convgru_rcn", "mindspore": "convgru_zoo.mindspore.convgru_rcn"}
 FORECASTER_MODULES = {"torch": "convgru_zoo.torch.forecaster", "mindspore": "convgru_zoo.mindspore.forecaster"}
@@ -23,11 +24,20 @@ FORECASTER_MODULES = {"torch": "convgru_zoo.torch.forecaster", "mindspore": "con
 
 def list_models(task=None):
     """Names :func:`create_model` accepts: the video classifiers (``task="classify"``: the backbones, then
-    the GRU-RCN models), the forecasters (``task="forecast"``) or all; each group sorted."""
+    the GRU-RCN models), the forecasters (``task="forecast"``) or every video model (None); each group sorted.
+    ``task="classify_frames"``: the image backbones of the GRU-RCN models (timm names)."""
     if task not in (None, *TASKS):
         raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
+    if task == FRAMES_TASK:
+        return list_image_backbones()
     return ((sorted(specs.BACKBONES) + sorted(specs.RCN_MODELS) if task != "forecast" else [])
             + (list_forecasters() if task != "classify" else []))
+
+
+def list_image_backbones():
+    """The image backbones of :data:`convgru_zoo.specs.RCN_MODELS` (timm names), sorted: what ``--task
+    classify_frames`` trains on single frames to start a GRU-RCN from."""
+    return sorted({spec.backbone for spec in specs.RCN_MODELS.values()})
 
 
 def list_forecasters():
@@ -46,7 +56,8 @@ def _framework_module(modules, framework):
 
 
 def create_model(name, framework="torch", pretrained=False, **kwargs):
-    """The backbone or forecaster ``name`` for ``framework`` ("torch" or "mindspore"), in training mode.
+    """The video model ``name`` (:func:`list_models`) for ``framework`` ("torch" or "mindspore"), or an image
+    backbone of :func:`list_image_backbones` (PyTorch), in training mode.
 
     ``kwargs`` are the model's arguments: a backbone's as timm's ``create_model`` (PyTorch) or MindCV's
     entry points (MindSpore: ``in_channels`` for ``in_chans``) take them, a forecaster's as
@@ -56,8 +67,11 @@ def create_model(name, framework="torch", pretrained=False, **kwargs):
         return create_forecaster(name, framework, pretrained, **kwargs)
     if name in specs.RCN_MODELS:
         return _create_rcn(name, framework, pretrained, **kwargs)
+    if name in list_image_backbones():
+        return _create_image_backbone(name, framework, pretrained, **kwargs)
     if name not in specs.BACKBONES:
-        raise ValueError(f"model must be one of {list_models()}, got {name!r}")
+        raise ValueError(f"model must be one of {list_models()} or an image backbone {list_image_backbones()}, "
+                         f"got {name!r}")
     module = _framework_module(BACKBONE_MODULES, framework)
     tagged = weights_name(name, pretrained) if pretrained else None
     if framework == "torch":
@@ -68,6 +82,39 @@ def create_model(name, framework="torch", pretrained=False, **kwargs):
     if tagged:
         module.load_pretrained(model, tagged)
     return model
+
+
+def input_config(name) -> dict:
+    """``{"input_size": (C, H, W), "mean": ..., "std": ...}`` of the video model or pretrained tag ``name``: what
+    its frames are given in (a name: its first tag's, as ``pretrained=True`` loads it).
+
+    A GRU-RCN's frames are normalised as its image backbone's were, read from timm's registry (so timm must be
+    installed); its input size is its tag's (the frames it was trained on), or without a tag the backbone's.
+    """
+    weights = specs.PRETRAINED.get(name) or specs.default_weights(name)
+    arch = weights.arch if weights is not None else name
+    if arch in specs.RCN_MODELS:
+        backbone = rcn_backbone_config(arch)
+        return {"input_size": weights.input_size if weights is not None else backbone["input_size"],
+                "mean": backbone["mean"], "std": backbone["std"]}
+    if weights is None:
+        raise ValueError(f"model must be a model, a model name {list_models()} or a pretrained tag "
+                         f"{sorted(specs.PRETRAINED)}, got {name!r}")
+    return {"input_size": weights.input_size, "mean": weights.mean, "std": weights.std}
+
+
+def rcn_backbone_config(arch) -> dict:
+    """The input config (``input_size``, ``mean``, ``std``, ``interpolation``, ``crop_pct``) of the GRU-RCN
+    ``arch``'s image backbone in timm's registry; an ImportError naming the need without timm."""
+    backbone = specs.RCN_MODELS[arch].backbone
+    try:
+        from timm.models import get_pretrained_cfg
+    except ImportError as error:
+        raise ImportError(f"{arch} normalises its frames as its image backbone {backbone!r} in timm's registry: "
+                          f"that needs timm (pip install 'convgru-zoo[torch]'): {error}") from error
+    cfg = get_pretrained_cfg(backbone) or get_pretrained_cfg(backbone.split(".")[0])
+    return {"input_size": tuple(cfg.input_size), "mean": tuple(cfg.mean), "std": tuple(cfg.std),
+            "interpolation": cfg.interpolation, "crop_pct": cfg.crop_pct}
 
 
 def _create_rcn(name, framework, pretrained, **kwargs):
@@ -89,6 +136,19 @@ def _create_rcn(name, framework, pretrained, **kwargs):
     if isinstance(pretrained, str):
         module.load_pretrained(model, pretrained)
     return model
+
+
+def _create_image_backbone(name, framework, pretrained, **kwargs):
+    """timm's own image model ``name`` (a GRU-RCN's backbone), for training on single frames: PyTorch only."""
+    if framework != "torch":
+        raise ValueError(f"the image backbone {name!r} is timm's model: framework must be 'torch', got {framework!r}")
+    if pretrained:
+        raise ValueError(f"the image backbone {name!r} is built here untrained (its frame training is ours); for its "
+                         f"ImageNet weights use timm.create_model({name!r}, pretrained=True), got pretrained={pretrained!r}")
+    _framework_module(RCN_MODULES, framework)
+    import timm
+
+    return timm.create_model(name, **kwargs)
 
 
 def create_forecaster(name="convgru_forecaster", framework="torch", pretrained=False, **kwargs):

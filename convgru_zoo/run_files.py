@@ -51,6 +51,23 @@ def read_weights(path):
     return {name: arrays[name] for name in sorted(arrays)}, header.get("__metadata__") or {}
 
 
+def read_weights_metadata(path) -> dict:
+    """The string metadata of a safetensors weights file (its header only; no tensor is read); a clear error if
+    it cannot be read."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size)) if 0 < size < 100_000_000 else None
+    except OSError as err:
+        raise ValueError(f"weights file {path} cannot be read: {err}") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"weights file {path} is not a readable safetensors file: {err}") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"weights file {path} is not a readable safetensors file: no JSON header")
+    return header.get("__metadata__") or {}
+
+
 def rng_state() -> dict:
     """This process's Python and NumPy RNG states, JSON-able."""
     py_version, py_state, py_gauss = random.getstate()
@@ -69,7 +86,7 @@ def set_rng_state(state: dict) -> None:
 
 def write_checkpoint(directory, step, tensor_bytes: bytes, sidecar: dict, keep=2) -> Path:
     """Write checkpoint ``step`` (serialized tensors + JSON sidecar) into ``directory``; keep the newest
-    ``keep``; return the sidecar path."""
+    ``keep`` (0: every one); return the sidecar path."""
     directory = Path(directory)
     stem = f"step_{step:07d}"
     tensor_path = directory / f"{stem}.safetensors"

@@ -85,12 +85,16 @@ GITHUB_REPO = "convgru-zoo/convgru-zoo"  # the source repository: torch.hub.load
 INPUT_SIZE = (3, 64, 64)
 DIRECTIONS = ("down-right", "down-left", "up-right", "up-left")  # Motion MNIST's, index = (vx < 0) + 2 * (vy < 0)
 MOTION_MNIST_GRID = (tuple(f"digit {d}" for d in range(10)), DIRECTIONS)  # class = digit * 4 + direction
+DIGIT_GRID = (MOTION_MNIST_GRID[0], ())  # single frames classified by digit (a GRU-RCN backbone's frame training)
 NUM_CLASSES = 40  # 10 digits x 4 directions of motion
 
 
 def grid_label_names(grid) -> tuple:
-    """Class names of a (row names, column names) grid of classes, class ``r * len(columns) + c``: "digit 7, up-right"."""
+    """Class names of a (row names, column names) grid of classes, class ``r * len(columns) + c``: "digit 7, up-right";
+    a grid without columns names its rows: "digit 7"."""
     rows, columns = grid or ((), ())
+    if rows and not columns:
+        return tuple(rows)
     return tuple(f"{r}, {c}" for r in rows for c in columns)
 
 
@@ -183,12 +187,27 @@ class PretrainedWeights:
         return (FORECASTERS[self.arch].in_chans, *INPUT_SIZE[1:])
 
     @property
-    def mean(self) -> tuple:
+    def mean(self):
+        """Per-channel mean the inputs are normalised by; None for a GRU-RCN, whose frames are normalised as its image
+        backbone's were (its library's registry: ``convgru_zoo.models.input_config``)."""
+        if self.arch in RCN_MODELS:
+            return None
         return MEAN[:self.input_size[0]] if self.task == "classify" else FORECAST_MEAN * self.input_size[0]
 
     @property
-    def std(self) -> tuple:
+    def std(self):
+        """Per-channel std, as :attr:`mean` (None for a GRU-RCN)."""
+        if self.arch in RCN_MODELS:
+            return None
         return STD[:self.input_size[0]] if self.task == "classify" else FORECAST_STD * self.input_size[0]
+
+    @property
+    def frameworks(self) -> tuple:
+        """The frameworks with a file of these weights: both, but PyTorch alone for a GRU-RCN whose image
+        backbone MindCV has not."""
+        if self.arch in RCN_MODELS and not RCN_MODELS[self.arch].mindcv_backbone:
+            return ("torch",)
+        return FRAMEWORKS
 
     def file_sha256(self, framework: str):
         """Hex sha256 of ``framework``'s file, or None when that file is not published yet."""

@@ -1,5 +1,7 @@
 """Train a ConvGRU forecaster (Moving MNIST, 10 -> 10 frames) or backbone (Motion MNIST, 40 classes), or either
-on another dataset of :mod:`convgru_zoo.data.datasets` (``--dataset``) or a folder of clips (``--data``).
+on another dataset of :mod:`convgru_zoo.data.datasets` (``--dataset``) or a folder of clips (``--data``); or a
+GRU-RCN's image backbone on single frames (``--task classify_frames``: Motion MNIST frames by digit), which
+then starts the GRU-RCN (``--init-weights``, its weights landing in the model's ``backbone``).
 
 What every run shares, whatever the framework (nothing here imports one):
 
@@ -34,7 +36,7 @@ from .data.datasets import CONTEXT_FRAMES, DATASETS, build_dataset, dataset_name
 from .data.mnist import load_digits
 from .data.moving_mnist import split_indices
 from .data.video_folder import BadClipError, VideoFolderConfig
-from .models import TASKS, list_models
+from .models import FRAMES_TASK, TASKS, list_models
 from .specs import FRAMEWORKS, RCN_MODELS
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -95,6 +97,7 @@ class Runtime:
     progress: bool = True
     resume: bool = False
     data: Optional[VideoFolderConfig] = None  # the user's folder of clips instead of Moving MNIST
+    keep_checkpoints: int = 2  # the newest checkpoints kept; 0 keeps every one (to score a run along its way)
 
 
 @dataclass
@@ -202,7 +205,7 @@ def model_kwargs(config: TrainConfig, runtime: Runtime) -> dict:
             "freeze_backbone": config.freeze_backbone} if config.model in RCN_MODELS else {})
     if runtime.data is None:
         dataset = DATASETS[resolve_dataset(config.task, config.dataset)]
-        return {**rcn, "num_classes": dataset.num_classes} if config.task == "classify" else rcn
+        return {**rcn, "num_classes": dataset.num_classes} if config.task != "forecast" else rcn
     train_set, _ = build_datasets(config, runtime)
     if config.task == "forecast":
         return {"in_chans": train_set.channels}
@@ -221,7 +224,9 @@ def data_record(config: TrainConfig, runtime: Runtime) -> Optional[dict]:
 
 
 def read_init_weights(config: TrainConfig) -> dict:
-    """The ``{name: array}`` (PyTorch names) ``--init-weights`` names (a run folder or a safetensors file)."""
+    """The ``{name: array}`` (PyTorch names) ``--init-weights`` names (a run folder or a safetensors file): the
+    model's own weights, or for a GRU-RCN those of its image backbone trained with ``--task classify_frames``
+    (:func:`init_weights_are_image_backbone`)."""
     path = Path(config.init_weights)
     if path.is_dir():
         path = path / "model.safetensors"
@@ -232,9 +237,28 @@ def read_init_weights(config: TrainConfig) -> dict:
         arrays, meta = ckpt.read_weights(path)
     except ValueError as err:
         raise ConfigError(f"--init-weights must be a readable safetensors file: {err}") from None
-    if meta.get("model", config.model) != config.model:
-        raise ConfigError(f"--init-weights must hold {config.model} weights, got {meta['model']} weights in {str(path)!r}")
+    recorded = meta.get("model", config.model)
+    if recorded != config.model and not _image_backbone_of(config, meta):
+        also = (f" or, trained with --task {FRAMES_TASK}, its image backbone {RCN_MODELS[config.model].backbone}'s"
+                if config.model in RCN_MODELS else "")
+        raise ConfigError(f"--init-weights must hold {config.model} weights{also}, got {recorded} weights"
+                          f"{' (task ' + meta['task'] + ')' if 'task' in meta else ''} in {str(path)!r}")
     return arrays
+
+
+def _image_backbone_of(config: TrainConfig, meta: dict) -> bool:
+    return (config.model in RCN_MODELS and meta.get("task") == FRAMES_TASK
+            and meta.get("model") == RCN_MODELS[config.model].backbone)
+
+
+def init_weights_are_image_backbone(config: TrainConfig) -> bool:
+    """Whether ``--init-weights`` holds the image backbone of the GRU-RCN ``config.model`` (a ``--task
+    classify_frames`` run of it, timm's names, classifier included), to load into the model's ``backbone``,
+    rather than the model's own weights. Reads the file's metadata only."""
+    if not config.init_weights:
+        return False
+    path = Path(config.init_weights)
+    return _image_backbone_of(config, ckpt.read_weights_metadata(path / "model.safetensors" if path.is_dir() else path))
 
 
 CLASSIFIER = "head.fc."  # the backbones' classifier (PyTorch names)
@@ -287,6 +311,12 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> None:
         raise ConfigError(f"--dataset must be one of {dataset_names(config.task)} for --task {config.task}, "
                           f"got {config.dataset!r}")
     check_backbone_settings(config)
+    if config.task == FRAMES_TASK and runtime.data is not None:
+        raise ConfigError(f"--task {FRAMES_TASK} trains on single frames of the Motion MNIST clips made from --mnist, "
+                          f"got --data")
+    if config.task == FRAMES_TASK and config.framework != "torch":
+        raise ConfigError(f"--task {FRAMES_TASK} trains timm's image models: --framework must be torch, got "
+                          f"{config.framework}")
     if runtime.data is not None:
         check_video_data(config, runtime)
     elif not Path(runtime.mnist).is_dir():
@@ -325,8 +355,16 @@ def check_config(config: TrainConfig, runtime: Runtime, env: Dist) -> None:
                           f"got {config.batch_size}")
     if runtime.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {runtime.workers!r}")
+    if not isinstance(runtime.keep_checkpoints, int) or runtime.keep_checkpoints < 0:
+        raise ConfigError(f"--keep-checkpoints must be an int >= 0 (0: every one), got {runtime.keep_checkpoints!r}")
+    if runtime.keep_checkpoints != Runtime.keep_checkpoints and config.framework != "torch":
+        raise ConfigError(f"--keep-checkpoints applies to --framework torch (MindSpore runs keep their newest "
+                          f"{Runtime.keep_checkpoints}), got --framework {config.framework}")
     if config.init_weights:
         read_init_weights(config)
+        if init_weights_are_image_backbone(config) and config.framework != "torch":
+            raise ConfigError(f"--init-weights with the image backbone of {config.model} (a --task {FRAMES_TASK} "
+                              f"run) loads in --framework torch, got --framework {config.framework}")
     try:
         loop = _loop(config.framework)
     except ImportError as err:

@@ -21,17 +21,17 @@ LUMA = (0.299, 0.587, 0.114)  # RGB -> grey, as Pillow's convert("L") and PyAV's
 
 
 def _config_of_name(name):
-    weights = specs.PRETRAINED.get(name) or specs.default_weights(name)
-    if weights is None:
-        raise ValueError(f"model must be a model, a model name {sorted(specs.BACKBONES) + sorted(specs.FORECASTERS)} "
-                         f"or a pretrained tag {sorted(specs.PRETRAINED)}, got {name!r}")
-    return {"input_size": weights.input_size, "mean": weights.mean, "std": weights.std}, weights.input_size[0]
+    from ..models import input_config  # imports no framework (a GRU-RCN's config: timm's registry)
+
+    config = input_config(name)
+    return config, config["input_size"][0]
 
 
 def resolve_clip_config(model) -> dict:
     """``{"input_size": (C, H, W), "mean": (C floats), "std": (C floats)}``: what ``model`` was trained on.
 
-    ``model``: a model name or tag (``"convgru_tiny"``, ``"convgru_tiny.mmnist_motion"``), a timm backbone or a
+    ``model``: a model name or tag (``"convgru_tiny"``, ``"convgru_tiny.mmnist_motion"``, ``"convgru_rcn_resnet18"``:
+    a GRU-RCN's name resolves its image backbone's config from timm's registry, so it needs timm), a timm backbone or a
     MindCV one built by this package (their ``pretrained_cfg``), or a forecaster of either framework (frames
     in [0, 1] as they are). C is the model's own channel count (``in_chans=1`` gives one), the config's
     mean/std repeated to it, as a pretrained stem is fitted to it.

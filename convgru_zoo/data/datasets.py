@@ -9,8 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..specs import INPUT_SIZE, LABEL_NAMES, MEAN, MOTION_MNIST_GRID, STD, grid_label_names
-from .moving_mnist import MotionMNIST, MovingMNIST
+from ..specs import DIGIT_GRID, INPUT_SIZE, LABEL_NAMES, MEAN, MOTION_MNIST_GRID, STD, grid_label_names
+from .moving_mnist import MotionMNIST, MotionMNISTFrames, MovingMNIST
 
 CONTEXT_FRAMES = 10  # forecast: frames in, and frames out; classify: clip length
 
@@ -45,11 +45,17 @@ def _motion_mnist(root, split, num_sequences, augment=False):
     return MotionMNIST(root, split, num_sequences, seq_len=CONTEXT_FRAMES, channels=INPUT_SIZE[0], augment=augment)
 
 
+def _motion_mnist_frames(root, split, num_sequences, augment=False):
+    return MotionMNISTFrames(root, split, num_sequences, seq_len=CONTEXT_FRAMES, channels=INPUT_SIZE[0], augment=augment)
+
+
 DATASETS = {
     "moving_mnist": Dataset("forecast", _moving_mnist),
     "motion_mnist": Dataset("classify", _motion_mnist, grid=MOTION_MNIST_GRID, grid_axes=("digit", "direction")),
+    "motion_mnist_frames": Dataset("classify_frames", _motion_mnist_frames, grid=DIGIT_GRID, grid_axes=("digit",)),
 }
-DEFAULT = {"forecast": "moving_mnist", "classify": "motion_mnist"}  # what a task trains on when --dataset is not given
+# What a task trains on when --dataset is not given.
+DEFAULT = {"forecast": "moving_mnist", "classify": "motion_mnist", "classify_frames": "motion_mnist_frames"}
 assert DATASETS["motion_mnist"].label_names == LABEL_NAMES  # what the published tags' configs name
 
 

@@ -298,6 +298,24 @@ class MotionMNIST(_GeneratedClips):
         return clips, self.labels[digit_ids] * len(DIRECTIONS) + direction
 
 
+class MotionMNISTFrames(MotionMNIST):
+    """Single frames of :class:`MotionMNIST` clips labelled by their digit (10 classes): item ``k`` is frame
+    ``k % seq_len`` of clip ``k``, so the frames sit wherever the clips' digits go, on the same digit images
+    (``split``) as the clips. What a GRU-RCN's image backbone trains on before the ConvGRUs learn motion.
+
+    Items are ``(frame float32 (channels, S, S) in [0, 1], digit np.int64)``.
+    """
+
+    num_classes = 10
+
+    def batch(self, indices):
+        """Frames (B, channels, S, S) and digits (B,) int64 of the items ``indices``."""
+        indices = [_check_index(i, self.num_sequences) for i in indices]
+        clips, labels = super().batch(indices)
+        frame = np.asarray(indices, np.int64) % self.seq_len
+        return np.ascontiguousarray(clips[np.arange(len(clips)), frame]), labels // len(DIRECTIONS)
+
+
 def single_frame_direction_ceiling(seq_len=10, frame=0, image_size=64, digit_size=28, samples=200000, seed=0):
     """Best direction accuracy any classifier can reach from frame ``frame`` of a MotionMNIST clip.
 

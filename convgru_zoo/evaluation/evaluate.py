@@ -29,7 +29,7 @@ from .. import run_files as ckpt
 from . import metrics as zoo_metrics
 from . import plots
 from ..specs import FRAMEWORKS
-from ..models import TASKS, create_model, list_models
+from ..models import FRAMES_TASK, TASKS, create_model, list_models
 from ..data.datasets import CONTEXT_FRAMES, DATASETS, build_dataset, dataset_names, input_norm, normalize
 from ..train import ConfigError, as_trained, check_out_folder, metrics_lines_upto
 
@@ -66,6 +66,10 @@ def resolve_weights(weights, task=None, model=None):
     if task is None or model is None:
         raise ConfigError(f"--task and --model must be given for weights without metadata, got task={task!r}, "
                           f"model={model!r} for {str(path)!r}")
+    if task == FRAMES_TASK:
+        raise ConfigError(f"--weights must be a video model's, got {model}'s trained with --task {FRAMES_TASK} (an "
+                          f"image backbone: its frame top-1 is the run's val_top1); evaluate the GRU-RCN trained from "
+                          f"it (--init-weights)")
     if task not in TASKS:
         raise ConfigError(f"--task must be one of {TASKS}, got {task!r}")
     if model not in list_models(task):

@@ -41,7 +41,7 @@ def _load(name, cards_dir):
     folder = result_dir(name, cards_dir)
     release = json.loads((folder / "release.json").read_text())
     task = release["task"]
-    evals = {fw: json.loads((folder / f"eval_{task}_{fw}.json").read_text()) for fw in specs.FRAMEWORKS}
+    evals = {fw: json.loads((folder / f"eval_{task}_{fw}.json").read_text()) for fw in specs.PRETRAINED[name].frameworks}
     return release, evals
 
 
@@ -72,10 +72,12 @@ def card_data(name, cards_dir):
     results = [EvalResult(task_type=task, dataset_type=dataset[0], dataset_name=dataset[1], dataset_split="test",
                           metric_type=kind, metric_name=label, metric_value=round(float(value), 6))
                for kind, label, value in values]
+    tags = ["convgru", "video", "timm" if weights.task == "classify" else "video-prediction",
+            *(["gru-rcn"] if weights.arch in specs.RCN_MODELS else []),
+            *(["mindspore"] if "mindspore" in weights.frameworks else []), "pytorch", task]
     return ModelCardData(
         model_name=name, license=weights.license, library_name="timm" if weights.task == "classify" else "pytorch",
-        tags=["convgru", "video", "timm" if weights.task == "classify" else "video-prediction", "mindspore",
-              "pytorch", task], pipeline_tag=task, datasets=["mnist"], eval_results=results)
+        tags=tags, pipeline_tag=task, datasets=["mnist"], eval_results=results)
 
 
 def _fmt(value, digits=4):
@@ -85,6 +87,8 @@ def _fmt(value, digits=4):
 def _loading(weights):
     """The card's code: self-contained blocks, frames made the model's input by its clip transform."""
     name, repo, hub = weights.name, specs.GITHUB_REPO, weights.hf_hub_id
+    if weights.arch in specs.RCN_MODELS:
+        return _rcn_loading(weights)
     if weights.task == "classify":
         return f"""```python
 import numpy as np, timm, torch
@@ -142,13 +146,54 @@ params = mindspore.load_checkpoint(hf_hub_download("{hub}", "{specs.WEIGHT_FILES
 ```"""
 
 
+def _rcn_loading(weights):
+    """A GRU-RCN tag's code: timm and torch.hub; MindSpore through ``convgru_zoo.create_model`` where MindCV has the
+    image backbone (MindCV's own ``pretrained=True`` loads the backbone's ImageNet weights, not the tag)."""
+    name, hub, side = weights.name, weights.hf_hub_id, weights.input_size[1]
+    torch_block = f"""```python
+import numpy as np, timm, torch
+import convgru_zoo                                  # registers the convgru_rcn_* models with timm
+from convgru_zoo.data import create_clip_transform
+
+model = timm.create_model("{name}", pretrained=True).eval()
+transform = create_clip_transform(model)           # frames -> the input the weights were trained on: {weights.input_size[0]} channels,
+                                                   # {side}x{side}, normalised as the image backbone was (model.pretrained_cfg)
+frames = np.random.randint(0, 256, (10, 96, 128, 3), np.uint8)   # your clip: uint8 (T, H, W, C), PIL
+                                                   # images or [0, 1] tensors
+with torch.no_grad():
+    logits = model(transform(frames, return_tensors="pt"))       # (1, {weights.num_classes})
+    states = model.init_states(1, {side}, {side})                       # or frame by frame, constant memory
+    for frame in transform(frames, return_tensors="pt").unbind(1):
+        step_logits, states = model.step(frame, states)
+model = timm.create_model("hf-hub:{hub}", pretrained=True)   # straight from this repo
+model = torch.hub.load("{specs.GITHUB_REPO}", "{weights.arch}", pretrained=True)
+```"""
+    if "mindspore" not in weights.frameworks:
+        return torch_block
+    return torch_block + f"""
+
+```python
+import numpy as np, mindspore                      # MindSpore: the same architecture and weights
+from convgru_zoo import create_model
+from convgru_zoo.data import create_clip_transform
+from huggingface_hub import hf_hub_download
+
+net = create_model("{weights.arch}", framework="mindspore", pretrained="{weights.tag}")
+net.set_train(False)
+frames = np.random.randint(0, 256, (10, 64, 64, 3), np.uint8)
+logits = net(create_clip_transform(net, image_size={side})(frames, return_tensors="ms"))   # (1, {weights.num_classes})
+params = mindspore.load_checkpoint(hf_hub_download("{hub}", "{specs.WEIGHT_FILES['mindspore']}"))  # plain MindSpore
+```"""
+
+
 def _metrics_section(weights, evals, cards_dir):
-    m, ms = evals["torch"]["metrics"], evals["mindspore"]["metrics"]
+    m = evals["torch"]["metrics"]
     if weights.task == "classify":
         ceiling = m["single_frame_ceiling"]
+        ms = [evals[fw]["metrics"]["clip"] for fw in evals if fw == "mindspore"]
         rows = [f"| {weights.name} (PyTorch) | {_fmt(m['clip']['top1'])} | {_fmt(m['clip']['top5'])} |",
-                f"| {weights.name} (MindSpore, same file converted) | {_fmt(ms['clip']['top1'])} | "
-                f"{_fmt(ms['clip']['top5'])} |",
+                *(f"| {weights.name} (MindSpore, same file converted) | {_fmt(clip['top1'])} | {_fmt(clip['top5'])} |"
+                  for clip in ms),
                 f"| best any one frame allows (analytic: this model's digit accuracy {_fmt(ceiling['digit_top1'])} "
                 f"/ 4 directions) | {_fmt(ceiling['top1'])} | {_fmt(ceiling['top5'])} |",
                 f"| chance | {_fmt(1 / weights.num_classes)} | {_fmt(5 / weights.num_classes)} |"]
@@ -156,7 +201,7 @@ def _metrics_section(weights, evals, cards_dir):
         return "\n".join(["| | top-1 | top-5 |", "|---|---|---|", *rows, "",
                           f"Top-1 per direction of motion: {per_direction}.", "",
                           "![top-1 per digit and direction](eval_classify_torch_per_class.png)"])
-    base = m["baseline_last_frame"]
+    ms, base = evals["mindspore"]["metrics"], m["baseline_last_frame"]
     rows = [f"| {weights.name} (PyTorch) | {parameter_count(weights.name, cards_dir) / 1e6:.3f} | "
             f"{_fmt(m['mse'], 2)} | {_fmt(m['mae'], 2)} | {_fmt(m['ssim'])} | {_fmt(m['psnr'], 2)} |",
             f"| {weights.name} (MindSpore, same file converted) | | {_fmt(ms['mse'], 2)} | {_fmt(ms['mae'], 2)} | "
@@ -184,6 +229,22 @@ def _metrics_section(weights, evals, cards_dir):
         "![metrics per predicted frame](eval_forecast_torch_per_step.png)"])
 
 
+def _architecture(weights) -> str:
+    """What the model is, from its spec."""
+    if weights.arch in specs.RCN_MODELS:
+        spec = specs.RCN_MODELS[weights.arch]
+        return (f"a GRU-RCN video classifier (Ballas et al. 2015): {spec.summary()}; the image backbone runs once per "
+                "frame and the ConvGRUs carry its maps through time")
+    if weights.task == "classify":
+        spec = specs.BACKBONES[weights.arch]
+        strides = [str(spec.stem_stride * 2 ** i) for i in range(len(spec.dims))]
+        return (f"a video classification backbone: ConvGRUs carry a state through time at strides "
+                f"{', '.join(strides[:-1])} and {strides[-1]} and the classifier reads the final state (the stacked "
+                "GRU-RCN of Ballas et al. 2015)")
+    return ("a video forecaster: a stacked ConvGRU reads 10 frames (folded space-to-depth) and forecasts the "
+            "next 10 closed loop, each prediction fed back as the next input")
+
+
 def render(name, cards_dir) -> str:
     """The card of ``name`` as text (front matter + body), from its committed results only."""
     from huggingface_hub import ModelCard
@@ -196,11 +257,7 @@ def render(name, cards_dir) -> str:
     runs = "in one run" if trained["segments"] == 1 else f"in {trained['segments']} runs joined by `--resume`"
     precision = {"none": " in float32", "bf16": " with bf16 autocast", "fp16": " with fp16 autocast"}.get(
         trained.get("amp"), "")
-    what = ("a video classification backbone: ConvGRUs carry a state through time at strides 4, 8 and 16 "
-            "and the classifier reads the final state (the stacked GRU-RCN of Ballas et al. 2015)"
-            if weights.task == "classify" else
-            "a video forecaster: a stacked ConvGRU reads 10 frames (folded space-to-depth) and forecasts the "
-            "next 10 closed loop, each prediction fed back as the next input")
+    what = _architecture(weights)
     limits = ("It was trained on synthetic clips of one grey MNIST digit moving in one of four diagonal "
               "directions; it is a starting point for fine-tuning on real videos (`convgru-zoo train --data`), "
               "not a general video classifier."
@@ -211,12 +268,14 @@ def render(name, cards_dir) -> str:
     files = "\n".join(f"| {fw} | `{specs.WEIGHT_FILES[fw]}` | `{f['sha256']}` |" for fw, f in release["files"].items())
     frameworks = ("PyTorch (timm) and MindSpore (MindCV)" if weights.task == "classify" else
                   "PyTorch and MindSpore (`convgru_zoo.create_forecaster`, `framework=\"torch\"` or `\"mindspore\"`)")
+    same = (f"Architecture and weights are the same in {frameworks}:\nthe MindSpore checkpoint is converted from the "
+            "PyTorch file by `convgru_zoo.convert` and scores the same\non the test set (table below)."
+            if "mindspore" in weights.frameworks else
+            f"PyTorch (timm) only: MindCV has no {specs.RCN_MODELS[weights.arch].backbone}.")
     body = f"""
 # {name}
 
-{weights.description}. This is {what}. Architecture and weights are the same in {frameworks}:
-the MindSpore checkpoint is converted from the PyTorch file by `convgru_zoo.convert` and scores the same
-on the test set (table below).
+{weights.description}. This is {what}. {same}
 
 {limits}
 
@@ -288,6 +347,8 @@ def write_cards(cards_dir, names=None, check=False):
 # ---------------------------------------------------------------- README tables
 BACKBONE_FIGURES = Path("benchmarks") / "results" / "backbone_figures.json"  # in the repository
 SERVING = Path("benchmarks") / "results" / "online_convgru_small.json"  # in the repository
+RCN_SPEED = Path("benchmarks") / "results" / "rcn_resnet18.json"  # in the repository: benchmarks/bench_rcn.py
+RCN_TRANSFER = Path("benchmarks") / "results" / "rcn_transfer.json"  # in the repository: benchmarks/rcn_transfer.py
 
 
 def _backbone_figures_table(cards_dir):
@@ -336,8 +397,52 @@ def _serving_table(cards_dir):
                        f"`python benchmarks/bench_online.py --threads 1 --json benchmarks/results/{SERVING.name}`)"])
 
 
+def _rcn_speed_table(cards_dir):
+    run = json.loads((Path(cards_dir).parent / RCN_SPEED).read_text())
+    names = {"eager": "PyTorch eager (`model.step`, checks included)",
+             "onnxruntime": "onnxruntime (exported step graph vs exported image model)"}
+    size, clip = run["size"], run["per_clip"]
+    lines = [f"| per frame, batch 1, {size}x{size} | GRU-RCN step | {run['image_model']} forward | ratio (goal <= "
+             f"{run['goal']}x) |", "|---|---|---|---|",
+             *(f"| {names.get(runtime, runtime)} | {row['rcn_ms']:.1f} ms | {row['image_ms']:.1f} ms | {row['ratio']:.2f}x |"
+               for runtime, row in run["per_frame"].items())]
+    batch, steps = clip["shape"][:2]
+    return "\n".join([*lines, "", f"Clips (batch {batch}, T={steps}, eager): `model(clip)` {clip['rcn_fps']:.1f} frames/s, "
+                       f"{run['image_model']} alone over the same frames {clip['image_fps']:.1f} frames/s "
+                       f"({clip['ratio']:.2f}x the time). {run['model']} (levels {', '.join(map(str, run['out_indices']))}, "
+                       f"width {run['width']}) on {machine.summary_line(run['machine'])}, load average "
+                       f"{run['load_average']:.1f} at the start, timed in process {run['clock'].upper()} time (medians of "
+                       f"interleaved rounds; `OMP_NUM_THREADS=1 python benchmarks/bench_rcn.py --threads 1 --json "
+                       f"benchmarks/results/{RCN_SPEED.name}`)"])
+
+
+def _rcn_transfer_table(cards_dir):
+    path = Path(cards_dir).parent / RCN_TRANSFER
+    if not path.is_file():
+        return ("Not measured yet: the commands (about 2.2 CPU-hours) are in docs/gru-rcn.md, \"Transfer\"; "
+                f"`python benchmarks/rcn_transfer.py score ... --json {RCN_TRANSFER}` writes the results this table "
+                "and the plot are made of.")
+    run = json.loads(path.read_text())
+    frames, equal = run["frames"], run["at_equal_cpu"]
+    rows = []
+    for key, what in (("rcn", f"frozen {frames['model']} trained on single frames ({frames['steps']} steps, "
+                                f"{frames['cpu_hours']:.2f} CPU-h, digit top-1 {_fmt(frames['val_digit_top1'])} on "
+                                "validation frames), ConvGRUs trained on clips"),
+                      ("scratch", "from scratch")):
+        last = run[key]["points"][-1]
+        rows.append(f"| {run[key]['model']} | {what} | {_fmt(equal[key + '_top1'])} | {_fmt(last['top1'])} at "
+                    f"{last['cpu_hours']:.2f} CPU-h |")
+    test = run["test_set"]
+    return "\n".join([f"| model | training | top-1 at {equal['cpu_hours']:.2f} CPU-h | top-1 at the end |",
+                      "|---|---|---|---|", *rows, "",
+                      f"Top-1 on the fixed test set ({test['num_sequences']} clips of the `{test['split']}` split, seed "
+                      f"{test['seed']}) against the training process's CPU-hours, the GRU-RCN's counting its frame "
+                      f"training; {machine.summary_line(run['machine'])}.", "",
+                      f"![top-1 against CPU-hours]({RCN_TRANSFER.with_suffix('.png').as_posix()})"])
+
+
 README_TABLES = {"backbone-figures": _backbone_figures_table, "pretrained": _pretrained_table,
-                 "serving": _serving_table}
+                 "serving": _serving_table, "rcn-speed": _rcn_speed_table, "rcn-transfer": _rcn_transfer_table}
 
 
 def render_readme(text, cards_dir):

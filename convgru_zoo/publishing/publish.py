@@ -3,8 +3,8 @@
     convgru-zoo publish [TAG ...] [--org ORG] [--dry-run] [--out DIR]
 
 For each tag it builds the Hub repo folder: the model card (``README.md``), the PyTorch safetensors,
-the MindSpore checkpoint (``model.ckpt``, readable with plain ``mindspore.load_checkpoint``), a
-``config.json`` (timm's, so ``timm.create_model("hf-hub:<org>/<tag>")`` works once convgru_zoo is
+the MindSpore checkpoint (``model.ckpt``, readable with plain ``mindspore.load_checkpoint``; none for a GRU-RCN
+whose image backbone MindCV has not), a ``config.json`` (timm's, so ``timm.create_model("hf-hub:<org>/<tag>")`` works once convgru_zoo is
 imported; the forecaster's architecture and arguments otherwise), the release record, the evaluation
 JSONs and the pictures. Every file is checked before anything is uploaded: the sha256 of both weight
 files against ``weights/published.json`` (a MindSpore file that is not committed is converted again
@@ -39,7 +39,10 @@ def _verified(name, framework, path, expected):
 
 
 def hub_config(weights: specs.PretrainedWeights) -> dict:
-    """``config.json`` of the Hub repo: timm's layout for backbones, the architecture and arguments for forecasters."""
+    """``config.json`` of the Hub repo: timm's layout for backbones and GRU-RCNs, the architecture and arguments for
+    forecasters."""
+    if weights.arch in specs.RCN_MODELS:
+        return _rcn_hub_config(weights)
     pretrained_cfg = {"hf_hub_id": weights.hf_hub_id, "tag": weights.tag, "input_size": list(weights.input_size),
                       "mean": list(weights.mean), "std": list(weights.std), "num_classes": weights.num_classes,
                       "license": weights.license, "description": weights.description}
@@ -53,6 +56,19 @@ def hub_config(weights: specs.PretrainedWeights) -> dict:
             "pretrained_cfg": pretrained_cfg}
 
 
+def _rcn_hub_config(weights: specs.PretrainedWeights) -> dict:
+    """A GRU-RCN tag's ``config.json``: its timm config as the model registers it (the image backbone's
+    normalisation and first convolution, the tag's frame size and classes; needs timm)."""
+    from ..torch.convgru_rcn import tagged_cfg
+
+    spec = specs.RCN_MODELS[weights.arch]
+    levels = len(spec.out_indices) if spec.out_indices is not None else 3
+    cfg = {key: list(value) if isinstance(value, tuple) else value for key, value in tagged_cfg(weights).items()}
+    return {"architecture": weights.arch, "num_classes": weights.num_classes,
+            "num_features": spec.width * (1 if spec.stacked else levels), "global_pool": "avg",
+            "model_args": {"in_chans": weights.input_size[0]}, "pretrained_cfg": {**cfg, "tag": weights.tag}}
+
+
 def build_folder(name: str, out, cards_dir) -> dict:
     """Write and check the Hub repo folder of ``name`` in ``out/<name>``; return ``{path in repo: local file}``."""
     weights = pretrained.get(name)
@@ -60,7 +76,7 @@ def build_folder(name: str, out, cards_dir) -> dict:
     if not (source / "release.json").is_file():
         raise PublishError(f"{name}: no release in {source} (release.json missing); run `convgru-zoo release {name} ...`")
     expected = dict(weights.sha256)
-    missing = [fw for fw in specs.FRAMEWORKS if fw not in expected]
+    missing = [fw for fw in weights.frameworks if fw not in expected]
     if missing:
         raise PublishError(f"{name}: no published sha256 for {', '.join(missing)} in convgru_zoo/weights/published.json")
     card = source / "README.md"
@@ -71,11 +87,12 @@ def build_folder(name: str, out, cards_dir) -> dict:
     files = {"README.md": card,
              specs.WEIGHT_FILES["torch"]: _verified(name, "torch", weights_path(weights, "torch", cards_dir),
                                                     expected["torch"])}
-    ms_file = weights_path(weights, "mindspore", cards_dir)
-    if not weights.ships:  # not committed: convert again, byte-for-byte the published file
-        ms_file = folder / specs.WEIGHT_FILES["mindspore"]
-        convert_to_mindspore(files[specs.WEIGHT_FILES["torch"]], ms_file, weights.arch)
-    files[specs.WEIGHT_FILES["mindspore"]] = _verified(name, "mindspore", ms_file, expected["mindspore"])
+    if "mindspore" in weights.frameworks:
+        ms_file = weights_path(weights, "mindspore", cards_dir)
+        if not weights.ships:  # not committed: convert again, byte-for-byte the published file
+            ms_file = folder / specs.WEIGHT_FILES["mindspore"]
+            convert_to_mindspore(files[specs.WEIGHT_FILES["torch"]], ms_file, weights.arch)
+        files[specs.WEIGHT_FILES["mindspore"]] = _verified(name, "mindspore", ms_file, expected["mindspore"])
     atomic_write_json(folder / "config.json", hub_config(weights))
     files["config.json"] = folder / "config.json"
     for extra in sorted([*source.glob("*.png"), *source.glob("eval_*.json"), source / "release.json"]):

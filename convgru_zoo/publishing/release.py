@@ -6,7 +6,8 @@
 ``release`` checks that the run is the recipe's (every ``TrainConfig`` field), then writes
 
 - the PyTorch weights (the run's float32 safetensors) and the MindSpore checkpoint converted from them
-  by :mod:`convgru_zoo.convert` (byte-for-byte reproducible): into the checkout's package folder
+  by :mod:`convgru_zoo.convert` (byte-for-byte reproducible; none for a GRU-RCN whose image backbone MindCV
+  has not, ``PretrainedWeights.frameworks``): into the checkout's package folder
   (``convgru_zoo/weights/<name>.safetensors|.ckpt``) for tags that ship, else ``model_cards/<name>/``
   (where the MindSpore file is not committed: ``publish`` converts it again and checks its sha256);
 - ``model_cards/<name>/``: the run's ``metrics.jsonl``, both frameworks' evaluation on the fixed test
@@ -152,10 +153,13 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
     out, repo = result_dir(name, cards_dir), repository(cards_dir)
     torch_file, ms_file = (weights_path(weights, fw, cards_dir) for fw in ("torch", "mindspore"))
     digests = {"torch": atomic_write_bytes(torch_file, (run / "model.safetensors").read_bytes())}
-    digests["mindspore"] = convert_to_mindspore(torch_file, ms_file, weights.arch)
+    if "mindspore" in weights.frameworks:
+        digests["mindspore"] = convert_to_mindspore(torch_file, ms_file, weights.arch)
     atomic_write_bytes(out / "metrics.jsonl", "".join(line + "\n" for line in metrics_lines).encode())
     evaluations = {}
     for framework, checkpoint in (("torch", None), ("mindspore", ms_file)):  # each framework reads its own file
+        if framework not in weights.frameworks:
+            continue
         report = evaluate.evaluate(torch_file, mnist=mnist, num_sequences=TEST_SEQUENCES, framework=framework,
                                    out=out, progress=progress, mindspore_checkpoint=checkpoint, overwrite=True,
                                    dataset=recipe["dataset"])

@@ -58,7 +58,7 @@ from .._zoo_registration import register_rcn_models
 from .convgru import ConvGRUCell, check_dtype, checked_lengths, gru_update
 from .convgru_net import _verified_pretrained_cfg, as_clip, check_lengths
 
-__all__ = ["ConvGRURCN", "LevelConvGRU", "pool_to_grid"]
+__all__ = ["ConvGRURCN", "LevelConvGRU", "load_image_backbone", "pool_to_grid"]
 
 # Keys of the image backbone's pretrained config that become the model's: its input as it was trained.
 BACKBONE_CFG_KEYS = ('input_size', 'interpolation', 'crop_pct', 'crop_mode', 'mean', 'std')
@@ -197,6 +197,7 @@ class ConvGRURCN(nn.Module):
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
 
+        self.backbone_name = backbone
         self.backbone = create_backbone(backbone, out_indices, in_chans, _checks.flag(
             "pretrained_backbone", pretrained_backbone), **dd)
         reductions = self.backbone.feature_info.reduction()
@@ -387,6 +388,25 @@ class ConvGRURCN(nn.Module):
         return self.forward_head(self._features(new_states)), new_states
 
 
+def load_image_backbone(model: ConvGRURCN, image_state: Dict[str, Tensor]) -> None:
+    """Load the weights of ``model``'s image backbone trained as a whole image model (timm's names, its classifier
+    included: a ``convgru-zoo train --task classify_frames`` run) into ``model.backbone``, strictly.
+
+    The image model is built for ``image_state``'s classifier and loaded strictly (a missing or unexpected
+    tensor names itself), then timm's own ``features_only`` path maps it onto the model's levels, as
+    ``pretrained=True`` does with ImageNet weights; the backbone then loads that state strictly.
+    """
+    classifier = get_pretrained_cfg(model.backbone_name.split('.')[0]).classifier
+    weight = image_state.get(f"{classifier}.weight") if isinstance(classifier, str) else None
+    image_model = timm.create_model(model.backbone_name, num_classes=0 if weight is None else weight.shape[0],
+                                    in_chans=model.in_chans)
+    image_model.load_state_dict(image_state)
+    features = timm.create_model(
+        model.backbone_name, features_only=True, out_indices=model.out_indices, in_chans=model.in_chans,
+        pretrained=True, pretrained_cfg_overlay=dict(state_dict=image_model.state_dict()))
+    model.backbone.load_state_dict(features.state_dict())
+
+
 def checkpoint_filter_fn(state_dict, model: ConvGRURCN):
     """Unwrap a training checkpoint (``state_dict`` / ``model`` keys)."""
     for key in ('state_dict', 'model'):
@@ -420,13 +440,12 @@ def backbone_cfg(backbone: str) -> dict:
 
 
 def _cfg(spec: specs.RcnSpec, **kwargs):
-    cfg = backbone_cfg(spec.backbone)
+    cfg = {**backbone_cfg(spec.backbone), **kwargs}
     return {
         'num_classes': specs.NUM_CLASSES, **cfg,
         'pool_size': tuple(s // 32 for s in cfg['input_size'][1:]),
         'classifier': 'head.fc', 'paper_ids': 'arXiv:1511.06432',
         'paper_name': 'Delving Deeper into Convolutional Networks for Learning Video Representations',
-        **kwargs,
     }
 
 
@@ -444,11 +463,13 @@ def _create_convgru_rcn(variant: str, pretrained: bool = False, **kwargs) -> Con
     else:
         model_cls, num_levels = ConvGRURCN, 0
     model_args.update(kwargs)
-    # The model's input config is its image backbone's (the generic model's backbone is an argument).
-    model_args['pretrained_cfg_overlay'] = dict(backbone_cfg(model_args['backbone']),
-                                                **(model_args.get('pretrained_cfg_overlay') or {}))
+    # The model's input config is its image backbone's: a variant's config holds it (a tag's, the frame size it
+    # was trained on too); another backbone (the generic model's is an argument) brings its own.
+    if model_args['backbone'] != spec.backbone:
+        model_args['pretrained_cfg_overlay'] = dict(backbone_cfg(model_args['backbone']),
+                                                    **(model_args.get('pretrained_cfg_overlay') or {}))
     cfg = resolve_pretrained_cfg(variant, pretrained_cfg=model_args.get('pretrained_cfg'),
-                                 pretrained_cfg_overlay=model_args['pretrained_cfg_overlay'])
+                                 pretrained_cfg_overlay=model_args.get('pretrained_cfg_overlay'))
     whole = bool(pretrained and (cfg.hf_hub_id or cfg.file or cfg.url or cfg.state_dict))
     if whole:
         model_args['pretrained_cfg'] = _verified_pretrained_cfg(variant, model_args)
@@ -462,14 +483,16 @@ def _create_convgru_rcn(variant: str, pretrained: bool = False, **kwargs) -> Con
     return model
 
 
-def _tagged_cfg(weights: specs.PretrainedWeights) -> dict:
+def tagged_cfg(weights: specs.PretrainedWeights) -> dict:
+    """A tag's config: its backbone's normalisation (what training normalised by), the frame size it was trained on."""
     return _cfg(specs.RCN_MODELS[weights.arch], hf_hub_id=weights.hf_hub_id, num_classes=weights.num_classes,
-                license=weights.license, description=weights.description, label_names=weights.label_names)
+                input_size=weights.input_size, license=weights.license, description=weights.description,
+                label_names=weights.label_names)
 
 
 # One config per pretrained tag; a variant without a tag gets a plain one (timm's default tag '').
 default_cfgs = generate_default_cfgs({
-    **{w.name: _tagged_cfg(w) for w in specs.PRETRAINED.values() if w.arch in specs.RCN_MODELS},
+    **{w.name: tagged_cfg(w) for w in specs.PRETRAINED.values() if w.arch in specs.RCN_MODELS},
     **{name: _cfg(spec) for name, spec in specs.RCN_MODELS.items() if specs.default_weights(name) is None},
 })
 

@@ -26,6 +26,7 @@ from ..data.datasets import input_norm
 from ..models import create_model
 from ..specs import MEAN, RCN_MODELS, STD
 from ..train import CONTEXT_FRAMES, ConfigError, Dist
+from .convgru_rcn import load_image_backbone
 from .device import autocast_for, resolve_amp, resolve_device
 
 
@@ -151,7 +152,8 @@ def _optimizer_state(tensors, json_part):
 
 
 def save_checkpoint(directory, step, model, optimizer, sidecar, rank_rng_tensors, keep=2) -> Path:
-    """Write checkpoint ``step`` (model, optimizer, every rank's torch RNG + ``sidecar``); return the sidecar path."""
+    """Write checkpoint ``step`` (model, optimizer, every rank's torch RNG + ``sidecar``), keeping the newest
+    ``keep`` (0: all); return the sidecar path."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     optim_tensors, optim_json = _optimizer_parts(optimizer)
     tensors.update(optim_tensors)
@@ -212,7 +214,7 @@ def recalibrate_batchnorm(task, model, dataset, batch_size, device, autocast) ->
 
 @torch.no_grad()
 def validate(task, model, dataset, batch_size, device, autocast, loss="bce"):
-    """Mean loss (and top-1 for classify) over ``dataset``, in order."""
+    """Mean loss (and top-1 for classifiers) over ``dataset``, in order."""
     was_training = model.training
     model.eval()
     total, correct, count = 0.0, 0, 0
@@ -223,11 +225,11 @@ def validate(task, model, dataset, batch_size, device, autocast, loss="bce"):
         n = (batch if task == "forecast" else batch[0]).shape[0]
         total += value.item() * n
         count += n
-        if task == "classify":
+        if task != "forecast":
             correct += (out.argmax(-1).cpu() == batch[1]).sum().item()
     model.train(was_training)
     result = {"val_loss": total / count}
-    if task == "classify":
+    if task != "forecast":
         result["val_top1"] = correct / count
     return result
 
@@ -253,7 +255,12 @@ def _train(config, runtime, env, device, resume_from):
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     model = create_model(config.model, **core.model_kwargs(config, runtime))
-    if config.init_weights:
+    if core.init_weights_are_image_backbone(config):
+        try:
+            load_image_backbone(model, {k: torch.from_numpy(v) for k, v in core.read_init_weights(config).items()})
+        except RuntimeError as err:
+            raise ConfigError(f"--init-weights must fit {config.model}'s image backbone: {err}") from None
+    elif config.init_weights:
         try:
             arrays = core.fit_init_weights(config, as_arrays(model.state_dict()))
             model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
@@ -356,4 +363,4 @@ def _save(out, step, model, optimizer, scaler, config, runtime, env):
         return
     sidecar = core.checkpoint_sidecar(config, runtime, step, all_json,
                                       scaler=scaler.state_dict() if scaler.is_enabled() else {})
-    save_checkpoint(out / "checkpoints", step, model, optimizer, sidecar, all_tensors)
+    save_checkpoint(out / "checkpoints", step, model, optimizer, sidecar, all_tensors, keep=runtime.keep_checkpoints)
