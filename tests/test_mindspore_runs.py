@@ -89,3 +89,34 @@ def test_msrun_data_parallel_matches_one_process(tmp_path):
     b, _ = read_weights(tmp_path / "one" / "model.safetensors")
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_resume_refuses_a_checkpoint_of_the_old_adamweightdecay_and_changes_nothing(tmp_path, capsys):
+    """Runs saved before the loop used torch's AdamW hold nn.AdamWeightDecay's moments (adam_m.*, adam_v.*), which
+    lack the bias correction: they cannot continue alike, so --resume names why and leaves the run as it was."""
+    from safetensors.numpy import load as load_arrays
+    from safetensors.numpy import save as save_arrays
+
+    from convgru_zoo import cli
+    from convgru_zoo.run_files import read_checkpoint, write_checkpoint
+
+    out = tmp_path / "old"
+    args = train(out)[3:]  # the command line after `python -m convgru_zoo.cli`
+    steps = args.index("--steps") + 1
+    args[steps] = "2"
+    args[args.index("--ckpt-every") + 1] = "1"
+    args[args.index("--val-every") + 1] = "0"
+    assert cli.main(args) == 0
+    latest = sorted((out / "checkpoints").glob("step_*.json"))[-1]
+    meta, data = read_checkpoint(latest)
+    renamed = {name.replace("exp_avg_sq.", "adam_v.").replace("exp_avg.", "adam_m."): value
+               for name, value in load_arrays(data).items()}
+    assert sum(name.startswith("adam_m.") for name in renamed) == 14  # one for each of the model's parameters
+    write_checkpoint(out / "checkpoints", meta["step"], save_arrays(renamed), meta)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    assert cli.main([*args, "--resume"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "holds the state of MindSpore's nn.AdamWeightDecay (adam_m.*, adam_v.*)" in err
+    assert "it skips AdamW's bias correction" in err and "start a new run in another --out" in err
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
