@@ -189,7 +189,7 @@ class PretrainedWeights:
     @property
     def mean(self):
         """Per-channel mean the inputs are normalised by; None for a GRU-RCN, whose frames are normalised as its image
-        backbone's were (its library's registry: ``convgru_zoo.models.input_config``)."""
+        backbone's were (its library's registry: ``convgru_zoo.data.clips.input_config``)."""
         if self.arch in RCN_MODELS:
             return None
         return MEAN[:self.input_size[0]] if self.task == "classify" else FORECAST_MEAN * self.input_size[0]

@@ -19,7 +19,7 @@ from huggingface_hub import ModelCard  # noqa: E402
 
 import convgru_zoo  # noqa: E402,F401  (registers the models)
 from convgru_zoo import cli, models, pretrained, specs  # noqa: E402
-from convgru_zoo.data import create_clip_transform  # noqa: E402
+from convgru_zoo.data import clips, create_clip_transform  # noqa: E402
 from convgru_zoo.publishing import cards, publish, release  # noqa: E402
 from helpers import MNIST, REPO, needs_mnist  # noqa: E402
 
@@ -104,7 +104,7 @@ def test_publish_builds_a_folder_timm_loads_to_the_released_outputs(as_published
     assert sorted(p.name for p in folder.iterdir() if p.suffix != ".png") == [
         "README.md", "config.json", "eval_classify_torch.json", "model.safetensors", "release.json"]
     config = json.loads((folder / "config.json").read_text())
-    backbone = models.rcn_backbone_config(ARCH)
+    backbone = clips.rcn_backbone_config(ARCH)
     cfg = config["pretrained_cfg"]
     assert config["architecture"] == ARCH and config["num_classes"] == specs.NUM_CLASSES == cfg["num_classes"]
     assert cfg["input_size"] == list(specs.INPUT_SIZE)  # the frames the tag was trained on, not ImageNet's 224

@@ -20,9 +20,41 @@ LAYOUTS = ("(H, W, C), (T, H, W, C) or (B, T, H, W, C) for numpy arrays, (C, H, 
 LUMA = (0.299, 0.587, 0.114)  # RGB -> grey, as Pillow's convert("L") and PyAV's "gray" weigh the channels
 
 
-def _config_of_name(name):
-    from ..models import input_config  # imports no framework (a GRU-RCN's config: timm's registry)
+def input_config(name) -> dict:
+    """``{"input_size": (C, H, W), "mean": ..., "std": ...}`` of the video model or pretrained tag ``name``: what
+    its frames are given in (a name: its first tag's, as ``pretrained=True`` loads it).
 
+    A GRU-RCN's frames are normalised as its image backbone's were, read from timm's registry (so timm must be
+    installed); its input size is its tag's (the frames it was trained on), or without a tag the backbone's.
+    """
+    weights = specs.PRETRAINED.get(name) or specs.default_weights(name)
+    arch = weights.arch if weights is not None else name
+    if arch in specs.RCN_MODELS:
+        backbone = rcn_backbone_config(arch)
+        return {"input_size": weights.input_size if weights is not None else backbone["input_size"],
+                "mean": backbone["mean"], "std": backbone["std"]}
+    if weights is None:
+        names = sorted(specs.BACKBONES) + sorted(specs.RCN_MODELS) + sorted(specs.FORECASTERS)
+        raise ValueError(f"model must be a model, a model name {names} or a pretrained tag "
+                         f"{sorted(specs.PRETRAINED)}, got {name!r}")
+    return {"input_size": weights.input_size, "mean": weights.mean, "std": weights.std}
+
+
+def rcn_backbone_config(arch) -> dict:
+    """The input config (``input_size``, ``mean``, ``std``, ``interpolation``, ``crop_pct``) of the GRU-RCN
+    ``arch``'s image backbone in timm's registry; an ImportError naming the need without timm."""
+    backbone = specs.RCN_MODELS[arch].backbone
+    try:
+        from timm.models import get_pretrained_cfg
+    except ImportError as error:
+        raise ImportError(f"{arch} normalises its frames as its image backbone {backbone!r} in timm's registry: "
+                          f"that needs timm (pip install 'convgru-zoo[torch]'): {error}") from error
+    cfg = get_pretrained_cfg(backbone) or get_pretrained_cfg(backbone.split(".")[0])
+    return {"input_size": tuple(cfg.input_size), "mean": tuple(cfg.mean), "std": tuple(cfg.std),
+            "interpolation": cfg.interpolation, "crop_pct": cfg.crop_pct}
+
+
+def _config_of_name(name):
     config = input_config(name)
     return config, config["input_size"][0]
 
