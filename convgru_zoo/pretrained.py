@@ -123,18 +123,39 @@ def _hub_download(weights: specs.PretrainedWeights, filename: str, cache_dir, sh
         return Path(huggingface_hub.hf_hub_download(weights.hf_hub_id, filename, local_files_only=True, **where))
     except LocalEntryNotFoundError:
         pass
-    if huggingface_hub.constants.HF_HUB_OFFLINE:
-        raise PretrainedWeightsError(f"{not_here}: HF_HUB_OFFLINE is set and the cache does not hold it. "
-                                     f"{_next_step(weights, filename)}") from None
-    try:  # one request, no retries
-        huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(weights.hf_hub_id, filename,
-                                                                        revision=weights.revision))
-    except Exception as e:  # no connection, a timeout, the Hub answering an error
-        raise PretrainedWeightsError(f"{not_here}: {type(e).__name__}: {e}. {_next_step(weights, filename)}") from e
+    reason = hub_unreachable(weights.hf_hub_id, [filename], **where)
+    if reason:
+        raise PretrainedWeightsError(f"{not_here}: {reason}. {_next_step(weights, filename)}")
     try:
         return Path(huggingface_hub.hf_hub_download(weights.hf_hub_id, filename, **where))
-    except Exception as e:  # the connection lost mid-download, a full disk
+    except Exception as e:  # no such file on the Hub, the connection lost mid-download, a full disk
         raise PretrainedWeightsError(f"{not_here}: {type(e).__name__}: {e}") from e
+
+
+def hub_unreachable(repo_id: str, filenames, revision=None, cache_dir=None) -> Optional[str]:
+    """Why the Hub repo ``repo_id`` cannot give any of ``filenames`` now, or None when it can.
+
+    None of them is in the cache and ``HF_HUB_OFFLINE`` is set, or the one request made (for the first
+    file, no retries) fails to connect or meets a server error. A loader checks this first to fail at once
+    where huggingface_hub would retry for about half a minute; a Hub that answers "no such repo or file"
+    is reachable: the download that follows names what is missing.
+    """
+    import huggingface_hub
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if any(isinstance(huggingface_hub.try_to_load_from_cache(repo_id, f, cache_dir=cache_dir, revision=revision), str)
+           for f in filenames):
+        return None
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set and the cache does not hold it"
+    try:
+        huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(repo_id, filenames[0], revision=revision))
+    except HfHubHTTPError as e:
+        status = e.response.status_code if e.response is not None else None
+        return None if status is not None and status < 500 else f"{type(e).__name__}: {e}"
+    except Exception as e:  # no connection, a timeout
+        return f"{type(e).__name__}: {e}"
+    return None
 
 
 def _next_step(weights: specs.PretrainedWeights, filename: str) -> str:

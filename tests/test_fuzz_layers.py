@@ -5,6 +5,9 @@ error of the promised type whose message names the argument (``<argument> must b
 any work, or, where the input is legitimate after all, in correct behaviour. The classes follow
 the issue: accepted though wrong, errors from deep inside, huge sizes, user-supplied weights.
 """
+import http.server
+import threading
+
 import numpy as np
 import pytest
 
@@ -333,6 +336,46 @@ def test_an_unreachable_hub_repo_in_the_overlay_is_named(monkeypatch, tmp_path):
                              r"download it first"):
         timm.create_model("convgru_tiny", pretrained=True,
                           pretrained_cfg_overlay=dict(hf_hub_id="convgru-zoo-tests/absent"))
+
+
+class FailingHub(http.server.BaseHTTPRequestHandler):
+    """A Hub whose every answer is a server error; counts the requests it gets."""
+    requests = []
+
+    def log_message(self, *args):
+        pass
+
+    def _fail(self):
+        FailingHub.requests.append(f"{self.command} {self.path}")
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD = _fail
+
+
+def test_an_overlay_hub_repo_that_answers_errors_fails_after_one_request(monkeypatch, tmp_path):
+    """huggingface_hub retries a failing Hub for about half a minute; a model built on it fails at the first."""
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FailingHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    endpoint = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    FailingHub.requests.clear()
+    try:
+        with pytest.raises(pretrained.PretrainedWeightsError,
+                           match=r"(?s)hf_hub_id 'someone/weights' could not be fetched .*: HfHubHTTPError: .*503.* Offline, "
+                                 r"download it first \(huggingface_hub.snapshot_download\('someone/weights'\)\)"):
+            timm.create_model("convgru_tiny", pretrained=True, pretrained_cfg_overlay=dict(hf_hub_id="someone/weights"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    asked_for_weights = [r for r in FailingHub.requests if "/someone/weights/" in r]  # not huggingface_hub's own calls
+    assert asked_for_weights == ["HEAD /someone/weights/resolve/main/model.safetensors"]
 
 
 @pytest.mark.parametrize("state_dict, error, pattern", [

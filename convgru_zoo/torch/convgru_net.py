@@ -37,10 +37,11 @@ from timm.layers import ClassifierHead, get_device_dtype, register_notrace_funct
 from timm.models import (adapt_input_conv, build_model_with_cfg, checkpoint, generate_default_cfgs, register_model,
                          resolve_pretrained_cfg)
 from timm.models._features import feature_take_indices  # timm exports it from no public module (1.0.31)
+from timm.models._hub import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME  # the files timm's Hub loader tries
 
 from .. import _checks, online, specs
 from .._zoo_registration import register_backbones
-from ..pretrained import PretrainedWeightsError, by_hf_hub_id, weights_file
+from ..pretrained import PretrainedWeightsError, by_hf_hub_id, hub_unreachable, weights_file
 from .convgru import ConvGRUCell, check_dtype, checked_lengths
 
 __all__ = ["ConvGRUNet", "ConvGRUStage", "FrameConvNorm"]
@@ -400,6 +401,11 @@ def _create_convgru_net(variant: str, pretrained: bool = False, **kwargs) -> Con
         cfg = model_args['pretrained_cfg'] = _verified_pretrained_cfg(variant, model_args)
         file = cfg.file
         hub_id = cfg.hf_hub_id if not (cfg.file or cfg.url or cfg.state_dict) else None
+    if hub_id:  # the caller's own Hub repo (pretrained_cfg_overlay): unreachable fails now, not after retries
+        repo, _, revision = hub_id.partition('@')
+        reason = hub_unreachable(repo, (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME), revision or None)
+        if reason:
+            raise PretrainedWeightsError(_hub_id_not_fetched(hub_id, reason))
     try:
         return build_model_with_cfg(
             ConvGRUNet, variant, pretrained,
@@ -412,11 +418,14 @@ def _create_convgru_net(variant: str, pretrained: bool = False, **kwargs) -> Con
         raise
     except OSError as e:  # huggingface_hub's errors (offline, no such repo or file) are OSErrors
         if hub_id:
-            raise PretrainedWeightsError(
-                f"pretrained_cfg hf_hub_id {hub_id!r} could not be fetched from the Hub or its cache: "
-                f"{type(e).__name__}: {e}. Offline, download it first (huggingface_hub.snapshot_download"
-                f"({hub_id!r})) or pass pretrained_cfg_overlay=dict(file=<a local weights file>)") from e
+            raise PretrainedWeightsError(_hub_id_not_fetched(hub_id, f"{type(e).__name__}: {e}")) from e
         raise
+
+
+def _hub_id_not_fetched(hub_id: str, reason: str) -> str:
+    return (f"pretrained_cfg hf_hub_id {hub_id!r} could not be fetched from the Hub or its cache: {reason}. "
+            f"Offline, download it first (huggingface_hub.snapshot_download({hub_id.partition('@')[0]!r})) or "
+            f"pass pretrained_cfg_overlay=dict(file=<a local weights file>)")
 
 
 def _cfg(arch: str, **kwargs):
