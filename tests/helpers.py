@@ -1,9 +1,10 @@
-"""What several test modules share: the MNIST digits beside the checkout."""
+"""What several test modules share: the checkout's folders and the MNIST digits beside it."""
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent  # tests/: these helpers, conftest.py and the subprocesses' stand-ins
+REPO = TESTS.parent
 CARDS_DIR = REPO / "model_cards"  # the checkout's released tags
 MNIST = REPO.parent / "shared" / "data" / "mnist"
 needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")

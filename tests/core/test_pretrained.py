@@ -13,7 +13,7 @@ import pytest
 
 from convgru_zoo import pretrained, specs
 from convgru_zoo._files import atomic_write
-from helpers import unpublish
+from helpers import REPO, unpublish
 
 try:
     import safetensors.torch as safetensors_torch
@@ -25,7 +25,6 @@ except ImportError:  # the framework-free part still runs
     torch = None
 needs_torch = pytest.mark.skipif(torch is None, reason="needs torch, timm and safetensors")
 
-REPO = Path(__file__).resolve().parents[1]
 NAME = "convgru_tiny.mmnist_motion"
 
 

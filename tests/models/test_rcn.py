@@ -170,12 +170,12 @@ def test_bad_input_is_named_before_any_work():
 
 def test_torch_hub_loads_the_gru_rcn_models():
     import importlib.util
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
-    model = torch.hub.load(str(repo), "convgru_rcn", source="local", **TINY)
+    from helpers import REPO
+
+    model = torch.hub.load(str(REPO), "convgru_rcn", source="local", **TINY)
     assert model.backbone.feature_info.reduction() == [8, 16, 32] and model.num_classes == 5
-    spec = importlib.util.spec_from_file_location("hubconf_of_rcn_test", repo / "hubconf.py")
+    spec = importlib.util.spec_from_file_location("hubconf_of_rcn_test", REPO / "hubconf.py")
     hubconf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hubconf)
     assert all("GRU-RCN" in getattr(hubconf, name).__doc__ for name in specs.RCN_MODELS)

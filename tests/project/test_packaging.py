@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
+
 WHEELHOUSE = REPO / ".cache" / "wheels"
 OTHER_PYTHONS = ("3.10", "3.12")  # with this interpreter's 3.11: what requires-python claims and the Makefile fetches
 
