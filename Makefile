@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MNIST ?= ../shared/data/mnist
-# Wheels the packaging tests install offline into fresh environments (tests/test_packaging.py)
+# Wheels the packaging tests install offline into fresh environments (tests/project/test_packaging.py)
 WHEELHOUSE := .cache/wheels
 OTHER_PYTHONS := 3.10 3.12
 

@@ -1,9 +1,10 @@
-"""What several test modules share: the MNIST digits beside the checkout."""
+"""What several test modules share: the checkout's folders and the MNIST digits beside it."""
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent  # tests/: these helpers, conftest.py and the subprocesses' stand-ins
+REPO = TESTS.parent
 CARDS_DIR = REPO / "model_cards"  # the checkout's released tags
 MNIST = REPO.parent / "shared" / "data" / "mnist"
 needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"MNIST digits not found in {MNIST}")
@@ -27,3 +28,13 @@ def unpublish(monkeypatch, name):
 
     from convgru_zoo import specs
     monkeypatch.setitem(specs.PRETRAINED, name, dataclasses.replace(specs.PRETRAINED[name], sha256=()))
+
+
+def stage_shapes(name, batch, height, width=None):
+    """The shape (batch, channels, height, width) of each stage's state of backbone ``name`` on frames of
+    ``height`` x ``width`` (default square), as its ``specs.BACKBONES`` entry makes it."""
+    from convgru_zoo import specs
+
+    spec, width = specs.BACKBONES[name], height if width is None else width
+    strides = [spec.stem_stride * 2 ** i for i in range(len(spec.dims))]
+    return [(batch, dim, height // s, width // s) for dim, s in zip(spec.dims, strides)]

@@ -13,7 +13,7 @@ import pytest
 
 from convgru_zoo import pretrained, specs
 from convgru_zoo._files import atomic_write
-from helpers import unpublish
+from helpers import REPO, unpublish
 
 try:
     import safetensors.torch as safetensors_torch
@@ -25,7 +25,6 @@ except ImportError:  # the framework-free part still runs
     torch = None
 needs_torch = pytest.mark.skipif(torch is None, reason="needs torch, timm and safetensors")
 
-REPO = Path(__file__).resolve().parents[1]
 NAME = "convgru_tiny.mmnist_motion"
 
 
@@ -148,7 +147,7 @@ def test_timm_pretrained_adapts_in_chans_and_classes(shipped_tiny):
     stem = safetensors_torch.load_file(str(shipped_tiny))["stem.conv.weight"]
     assert stem.shape[1] == 3
     torch.testing.assert_close(model.stem.conv.weight, stem.sum(1, keepdim=True))
-    assert model.head.fc.weight.shape == (5, 128)
+    assert model.head.fc.weight.shape == (5, specs.BACKBONES["convgru_tiny"].dims[-1])
     assert_same_weights(model, shipped_tiny, skip=("stem.conv.", "head."))
     x = torch.randn(1, 2, 1, 32, 32)
     rgb = timm.create_model("convgru_tiny", pretrained=True).eval()

@@ -11,13 +11,14 @@ import pytest
 pytest.importorskip("av")
 torch = pytest.importorskip("torch")
 
-from convgru_zoo import cli  # noqa: E402
+from convgru_zoo import cli, specs  # noqa: E402
 from convgru_zoo import train as training  # noqa: E402
 from convgru_zoo.data import transforms  # noqa: E402
 from convgru_zoo.data.video_folder import BadClipError, VideoFolder, VideoFolderConfig, frame_indices  # noqa: E402
 from video_clips import make_motion_folder, moving_square, snapshot, write_frames, write_video  # noqa: E402
 
 CLIP = ["--num-frames", "4", "--image-size", "16"]
+TINY_FEATURES = specs.BACKBONES["convgru_tiny"].dims[-1]  # convgru_tiny's classifier input
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +151,7 @@ def test_mindspore_fine_tunes_the_pytorch_run_on_the_folder(motion_data, torch_r
                      "--batch-size", "4", "--num-sequences", "8", "--lr", "1e-4", "--out", str(out),
                      "--no-progress"]) == 0
     state, meta = read_weights(out / "model.safetensors")
-    assert meta["framework"] == "mindspore" and state["head.fc.weight"].shape == (2, 128)
+    assert meta["framework"] == "mindspore" and state["head.fc.weight"].shape == (2, TINY_FEATURES)
     assert json.loads((out / "train_summary.json").read_text())["data"]["classes"] == ["left", "right"]
 
 
@@ -166,7 +167,7 @@ def test_a_new_head_for_the_folders_classes_when_starting_from_other_weights(mot
                      "--momentum", "0", "--out", str(out), "--no-progress"]) == 0
     from convgru_zoo.run_files import read_weights
     start, tuned = read_weights(torch_run / "model.safetensors")[0], read_weights(out / "model.safetensors")[0]
-    assert tuned["head.fc.weight"].shape == (3, 128)
+    assert tuned["head.fc.weight"].shape == (3, TINY_FEATURES)
     np.testing.assert_allclose(tuned["stem.conv.weight"], start["stem.conv.weight"], atol=1e-6)
 
 

@@ -1,9 +1,9 @@
 """The package's imports run downward only and form no cycle: each module sits in one layer, and may
 import its own layer or lower ones (every import counts, those inside functions too)."""
 import ast
-from pathlib import Path
+from helpers import REPO
 
-PACKAGE = Path(__file__).resolve().parents[1] / "convgru_zoo"
+PACKAGE = REPO / "convgru_zoo"
 
 # Lowest first. A module's layer is that of the longest prefix listed.
 LAYERS = [

@@ -324,7 +324,8 @@ def test_registered_where_mindcv_has_the_backbone():
     assert (cfg["first_conv"], cfg["classifier"]) == ("backbone.conv1", "head.fc")
     assert cfg["url"] == mindcv.models.registry.get_pretrained_cfg("resnet18")["url"]  # MindCV's ImageNet backbone
     net = mindcv.create_model("convgru_rcn_resnet50", width=8, stacked=True, num_classes=3)
-    assert (net.num_features, net.reductions, net.out_indices) == (8, (8, 16, 32), (2, 3, 4))
+    levels = specs.RCN_MODELS["convgru_rcn_resnet50"].out_indices
+    assert (net.num_features, net.reductions, net.out_indices) == (8, (8, 16, 32), levels)
     assert [p.weight.shape[1] for p in net.proj] == [512, 1024, 2048]  # resnet50's levels
     assert mindcv.create_model(ARCH).num_classes == specs.NUM_CLASSES  # MindCV's default 1000 is not asked for
 

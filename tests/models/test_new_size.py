@@ -2,14 +2,13 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from helpers import REPO
+
 pytest.importorskip("timm")
 pytest.importorskip("mindcv")
-
-REPO = Path(__file__).resolve().parents[1]
 
 NEW_SIZE = f"""
 import json

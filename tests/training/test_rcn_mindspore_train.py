@@ -19,7 +19,7 @@ ms.set_device("CPU")
 
 from safetensors.numpy import load as load_arrays  # noqa: E402
 
-from convgru_zoo import cli, convert, run_files  # noqa: E402
+from convgru_zoo import cli, convert, run_files, specs  # noqa: E402
 from convgru_zoo.data.datasets import normalize  # noqa: E402
 from convgru_zoo.models import create_model  # noqa: E402
 
@@ -65,7 +65,8 @@ def test_frozen_backbone_run_keeps_imagenet_weights_trains_the_rest_and_evaluate
     last = convert.torch_to_mindspore(trained, image_networks=convert.model_image_networks(ARCH))
     rest = [name for name in last if not name.startswith("backbone.")]
     # 3 projections, 3 ConvGRUs of 3 gates and the head, weights and biases
-    assert len(rest) == 26 and trained["head.fc.weight"].shape == (2, 192)
+    spec = specs.RCN_MODELS[ARCH]  # independent levels: one classifier over every level's state
+    assert len(rest) == 26 and trained["head.fc.weight"].shape == (2, spec.width * len(spec.out_indices))
     changed = [name for name in rest if not np.array_equal(first[name], last[name])]
     assert changed == rest  # every parameter outside the backbone trained from step 1 to step 2
 

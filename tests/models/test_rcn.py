@@ -170,12 +170,12 @@ def test_bad_input_is_named_before_any_work():
 
 def test_torch_hub_loads_the_gru_rcn_models():
     import importlib.util
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
-    model = torch.hub.load(str(repo), "convgru_rcn", source="local", **TINY)
+    from helpers import REPO
+
+    model = torch.hub.load(str(REPO), "convgru_rcn", source="local", **TINY)
     assert model.backbone.feature_info.reduction() == [8, 16, 32] and model.num_classes == 5
-    spec = importlib.util.spec_from_file_location("hubconf_of_rcn_test", repo / "hubconf.py")
+    spec = importlib.util.spec_from_file_location("hubconf_of_rcn_test", REPO / "hubconf.py")
     hubconf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hubconf)
     assert all("GRU-RCN" in getattr(hubconf, name).__doc__ for name in specs.RCN_MODELS)
@@ -243,7 +243,8 @@ def test_train_eval_and_stream_from_the_command_line(short_motion_clips, hub_cac
     backbone = {k[len("backbone."):]: v for k, v in trained.items() if k.startswith("backbone.")}
     assert backbone.keys() == served.keys() - {"fc.weight", "fc.bias"}  # (run files keep scalars as (1,) arrays)
     assert all(np.array_equal(v.ravel(), served[k].numpy().ravel()) for k, v in backbone.items())
-    assert trained["head.fc.weight"].shape == (2, 192)
+    spec = specs.RCN_MODELS["convgru_rcn_resnet18"]  # independent levels: one classifier over every level's state
+    assert trained["head.fc.weight"].shape == (2, spec.width * len(spec.out_indices))
     assert cli.main(["eval", "--weights", str(run), "--data", str(short_motion_clips), "--no-progress"]) == 0
     assert (run / "eval" / "eval_classify_torch.json").is_file()
     frames = next(p for p in (short_motion_clips / "left").iterdir() if p.is_dir())

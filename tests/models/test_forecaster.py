@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from convgru_zoo.models import create_forecaster, list_forecasters
-from convgru_zoo.specs import FORECASTERS, HEAD_PRIOR
+from convgru_zoo.specs import FORECASTERS, HEAD_KERNEL, HEAD_PRIOR
 from convgru_zoo.torch.forecaster import ConvGRUForecaster
 from convgru_zoo.torch.reference import reference_step
 
@@ -66,11 +66,15 @@ def test_variants_build_by_name_with_their_spec_and_default_shapes():
     assert list_forecasters() == sorted(FORECASTERS) and "convgru_forecaster" in FORECASTERS
     model = create_forecaster("convgru_forecaster", device="meta")
     spec = FORECASTERS["convgru_forecaster"]
-    assert (model.in_chans, model.patch_size, model.input_frames, model.output_frames) == (1, 4, 10, 10)
-    assert model.convgru.input_size == 16 and model.convgru.hidden_sizes == [64, 64, 64] == list(spec.hidden_sizes)
-    assert model.convgru.kernel_sizes == [3, 3, 3] and tuple(model.head.weight.shape) == (16, 64 + 16, 3, 3)
+    assert (model.in_chans, model.patch_size, model.input_frames, model.output_frames) == \
+        (spec.in_chans, spec.patch_size, spec.input_frames, spec.output_frames)
+    folded = spec.in_chans * spec.patch_size ** 2  # channels of a frame folded space-to-depth
+    assert model.convgru.input_size == folded and model.convgru.hidden_sizes == list(spec.hidden_sizes)
+    assert model.convgru.kernel_sizes == [spec.kernel_size] * len(spec.hidden_sizes)
+    # the head reads the last layer's state and the folded frame
+    assert tuple(model.head.weight.shape) == (folded, spec.hidden_sizes[-1] + folded, HEAD_KERNEL, HEAD_KERNEL)
     tiny = create_forecaster("convgru_forecaster_tiny", output_frames=4)
-    out = tiny(torch.rand(1, 10, 1, 64, 64))
+    out = tiny(torch.rand(1, FORECASTERS["convgru_forecaster_tiny"].input_frames, 1, 64, 64))
     assert out.shape == (1, 4, 1, 64, 64)
 
 
@@ -387,7 +391,8 @@ def test_pretrained_weights_are_refused_when_corrupted_unfitting_or_unknown(publ
     from convgru_zoo.pretrained import PretrainedWeightsError
     _, path = published_tiny
     with pytest.raises(PretrainedWeightsError, match="do not fit"):
-        create_forecaster("convgru_forecaster_tiny", pretrained=True, hidden_sizes=(32, 16))
+        unfitting = tuple(2 * h for h in specs.FORECASTERS["convgru_forecaster_tiny"].hidden_sizes)
+        create_forecaster("convgru_forecaster_tiny", pretrained=True, hidden_sizes=unfitting)
     with pytest.raises(PretrainedWeightsError, match="one of the tags"):
         create_forecaster("convgru_forecaster_tiny", pretrained="imagenet")
     path.write_bytes(path.read_bytes()[:-1] + b"\0")

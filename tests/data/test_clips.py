@@ -44,7 +44,7 @@ def test_output_is_what_training_fed_the_model(held_out):
     frames, clips, _ = held_out
     transform = create_clip_transform("convgru_tiny.mmnist_motion")
     out = transform(frames)
-    assert out.dtype == np.float32 and out.shape == (128, 10, 3, 64, 64)
+    assert out.dtype == np.float32 and out.shape == (128, 10, *specs.INPUT_SIZE)
     np.testing.assert_allclose(out, normalize(np.repeat(clips, 3, axis=2)), atol=1e-6, rtol=0)
     one_clip = [frame for frame in frames[0]]  # a list of (H, W, 1) frames, one clip
     np.testing.assert_array_equal(transform(one_clip), out[:1])
@@ -68,14 +68,15 @@ def test_every_input_kind_gives_the_same_input():
 def test_channels_and_size_follow_the_model():
     grey = np.full((2, 48, 80, 1), 255, np.uint8)  # not square: the centred square, resized
     out = create_clip_transform(timm.create_model("convgru_tiny"))(grey)
-    assert out.shape == (1, 2, 3, 64, 64) and np.allclose(out, 1.0)  # (1 - 0.5) / 0.5 on 3 channels
+    assert out.shape == (1, 2, *specs.INPUT_SIZE) and np.allclose(out, 1.0)  # (1 - 0.5) / 0.5 on 3 channels
     one_channel = create_clip_transform(timm.create_model("convgru_tiny", in_chans=1))
     assert one_channel.channels == 1 and one_channel.mean == (0.5,)
     rgb = np.zeros((3, 64, 64, 3), np.uint8)
     rgb[..., 0] = 200
     forecast = create_clip_transform(convgru_zoo.create_forecaster("convgru_forecaster_tiny"))(rgb)
     np.testing.assert_allclose(forecast, np.full((1, 3, 1, 64, 64), round(200 * 0.299) / 255), atol=1e-6)
-    assert resolve_clip_config("convgru_forecaster") == {"input_size": (1, 64, 64), "mean": (0.0,), "std": (1.0,)}
+    assert resolve_clip_config("convgru_forecaster") == {"input_size": specs.PRETRAINED["convgru_forecaster.mmnist"].input_size,
+                                                         "mean": specs.FORECAST_MEAN, "std": specs.FORECAST_STD}
     assert create_clip_transform("convgru_small", image_size=0)(grey).shape == (1, 2, 3, 48, 80)
 
 

@@ -21,10 +21,12 @@ from convgru_zoo import convert, pretrained, specs  # noqa: E402
 from convgru_zoo.mindspore import convgru_net  # noqa: E402  (registers the models)
 from convgru_zoo.mindspore.convgru_net import ConvGRUNet, adapt_first_conv  # noqa: E402
 from convgru_zoo.mindspore.weights import load_params  # noqa: E402
-from helpers import unpublish  # noqa: E402
+from helpers import stage_shapes, unpublish  # noqa: E402
 
 VARIANTS = sorted(specs.BACKBONES)
 TAG = "convgru_tiny.mmnist_motion"
+DIMS = specs.BACKBONES["convgru_tiny"].dims  # what tiny() builds: its stages' channels
+STAGES = stage_shapes("convgru_tiny", 2, 32)  # its stages' states on a (2, T, 1, 32, 32) clip
 
 
 def randn(*shape, seed=0):
@@ -107,8 +109,8 @@ def test_clip_and_image_forward_in_pynative():
     net = tiny()
     clip = randn(2, 3, 1, 32, 32)
     features = net.forward_features(Tensor(clip))
-    assert features.shape == (2, 128, 2, 2)
-    assert net.forward_head(features, pre_logits=True).shape == (2, 128)
+    assert features.shape == STAGES[-1]
+    assert net.forward_head(features, pre_logits=True).shape == (2, DIMS[-1])
     np.testing.assert_allclose(net.forward_head(features).asnumpy(), net(Tensor(clip)).asnumpy(), atol=1e-6)
     clip = clip[..., :16, :16]
     image = clip[:, 0]
@@ -126,7 +128,7 @@ def test_lengths_stop_each_sample_at_its_last_frame():
 def test_num_classes_zero_returns_pooled_features():
     net = tiny(num_classes=0)
     assert net.head.fc is None
-    assert net(Tensor(randn(1, 2, 1, 16, 16))).shape == (1, 128)
+    assert net(Tensor(randn(1, 2, 1, 16, 16))).shape == (1, DIMS[-1])
 
 
 def test_bad_input_is_rejected_before_any_work():
@@ -151,15 +153,15 @@ def test_features_only_returns_the_chosen_stage_states():
     states = [s.asnumpy() for s in full.forward_stages(clip)]
     extractor = tiny(features_only=True)
     load_params(extractor.net, params_of(full))
-    assert extractor.out_channels == [32, 64, 128]
+    assert extractor.out_channels == list(DIMS)
     features = extractor(clip)
-    assert [f.shape for f in features] == [(2, 32, 8, 8), (2, 64, 4, 4), (2, 128, 2, 2)]
+    assert [f.shape for f in features] == STAGES
     for got, want in zip(features, states):
         np.testing.assert_allclose(got.asnumpy(), want, atol=1e-6)
     picked = tiny(features_only=True, out_indices=[0, -1])
-    assert picked.out_channels == [32, 128]
-    assert [f.shape for f in picked(clip)] == [(2, 32, 8, 8), (2, 128, 2, 2)]
-    assert [f.shape for f in picked(Tensor(randn(2, 1, 32, 32)))] == [(2, 32, 8, 8), (2, 128, 2, 2)]
+    assert picked.out_channels == [DIMS[0], DIMS[-1]]
+    assert [f.shape for f in picked(clip)] == [STAGES[0], STAGES[-1]]
+    assert [f.shape for f in picked(Tensor(randn(2, 1, 32, 32)))] == [STAGES[0], STAGES[-1]]
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +184,7 @@ def graph_mode_outputs():
 def test_graph_mode_matches_pynative(graph_mode_outputs):
     (logits, features), (graph_logits, graph_features) = graph_mode_outputs
     np.testing.assert_allclose(graph_logits, logits, atol=1e-5)
-    assert [f.shape for f in graph_features] == [(2, 64, 4, 4), (2, 128, 2, 2)]
+    assert [f.shape for f in graph_features] == [STAGES[1], STAGES[2]]  # out_indices=(1, 2)
     for got, want in zip(graph_features, features):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
@@ -273,7 +275,7 @@ def test_pretrained_adapts_stem_and_classifier(publish):
     loaded = params_of(net)
     stem = source["stem.conv.weight"]
     np.testing.assert_allclose(loaded["stem.conv.weight"], np.repeat(stem, 3, axis=1) / 3, rtol=1e-6)
-    assert loaded["head.fc.weight"].shape == (10, 128)
+    assert loaded["head.fc.weight"].shape == (10, DIMS[-1])
     for name in source:
         if not name.startswith(("stem.conv.", "head.fc.")):
             np.testing.assert_array_equal(loaded[name], source[name], err_msg=name)

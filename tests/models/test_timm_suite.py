@@ -12,13 +12,13 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
 timm = pytest.importorskip("timm")
 
 from convgru_zoo import specs  # noqa: E402
+from helpers import TESTS  # noqa: E402
 from timm_suite.fetch import fetch, timm_tests_dir  # noqa: E402
 
 MODELS = tuple(sorted(specs.BACKBONES)) + tuple(sorted(specs.RCN_MODELS))  # the GRU-RCNs at timm's own sizes
@@ -42,7 +42,7 @@ def test_timm_model_tests_pass_for_every_convgru_model(tmp_path):
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "convgru_test_weights", "-p", "no:cacheprovider",
            "-W", "ignore::pytest.PytestUnknownMarkWarning", f"--rootdir={tests}", f"--junitxml={report}",
            str(tests / "test_models.py"), "-k", "convgru"]
-    plugin_dir = str(Path(__file__).resolve().parent / "timm_suite")
+    plugin_dir = str(TESTS / "timm_suite")
     env = dict(os.environ, HF_HUB_OFFLINE="1", CONVGRU_TEST_WEIGHTS_DIR=str(tmp_path / "weights"),
                PYTHONPATH=os.pathsep.join(filter(None, [plugin_dir, os.environ.get("PYTHONPATH")])))
     done = subprocess.run(cmd, cwd=tests, env=env, capture_output=True, text=True, timeout=900)

@@ -1,5 +1,5 @@
 """MindSpore training runs: ``--resume`` after a real SIGKILL ends with the same weights and log as an
-uninterrupted run (as tests/test_resume.py for PyTorch), and msrun data parallel on CPU matches one process."""
+uninterrupted run (as tests/training/test_resume.py for PyTorch), and msrun data parallel on CPU matches one process."""
 import json
 import os
 import shutil

@@ -12,8 +12,9 @@ torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
 import convgru_zoo  # noqa: E402,F401  (registers the timm models)
-from convgru_zoo import create_forecaster  # noqa: E402
+from convgru_zoo import create_forecaster, specs  # noqa: E402
 from convgru_zoo.torch.graphs import StepGraph  # noqa: E402
+from helpers import stage_shapes  # noqa: E402
 
 B, T, C, H, W = 2, 3, 1, 32, 32
 TOL = 1e-5
@@ -71,9 +72,11 @@ def test_torch_forecaster_step_equals_forecast():
 def test_torch_init_states_are_zeros_of_the_state_shapes():
     model = torch_backbone()
     states = model.init_states(B, H, W)
-    assert [tuple(s.shape) for s in states] == [(B, 32, 8, 8), (B, 64, 4, 4), (B, 128, 2, 2)]
+    assert [tuple(s.shape) for s in states] == stage_shapes("convgru_tiny", B, H, W)
     assert all(s.dtype == torch.float32 and not s.any() for s in states)
-    assert [tuple(s.shape) for s in torch_forecaster().init_states(B, H, W)] == [(B, 32, 8, 8)] * 2
+    spec = specs.FORECASTERS["convgru_forecaster_tiny"]
+    assert [tuple(s.shape) for s in torch_forecaster().init_states(B, H, W)] == \
+        [(B, hidden, H // spec.patch_size, W // spec.patch_size) for hidden in spec.hidden_sizes]
 
 
 @pytest.mark.parametrize("make", [torch_backbone, torch_forecaster])

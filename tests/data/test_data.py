@@ -11,8 +11,9 @@ import pytest
 from convgru_zoo.data import (BASELINE_FRAME, DIRECTIONS, FixedMovingMNIST, MotionMNIST, MovingMNIST, load_digits,
                               load_fixed_test, read_idx, single_frame_direction_ceiling, split_indices)
 from convgru_zoo.data.moving_mnist import STEP_LENGTH, bounce, render
+from helpers import REPO
 
-REAL_MNIST = Path(os.environ.get("CONVGRU_ZOO_MNIST", Path(__file__).resolve().parents[2] / "shared/data/mnist"))
+REAL_MNIST = Path(os.environ.get("CONVGRU_ZOO_MNIST", REPO.parent / "shared/data/mnist"))
 NUM_DIGITS = 40
 FREE = 64 - 28  # range of a digit's top-left corner
 

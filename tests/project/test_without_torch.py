@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("mindspore")
 
 import convgru_zoo  # noqa: E402
-from helpers import MNIST, needs_mnist  # noqa: E402
+from helpers import MNIST, TESTS, needs_mnist  # noqa: E402
 
 pytestmark = needs_mnist
 
@@ -81,7 +81,7 @@ print("mindspore-only: ok")
 
 def test_mindspore_user_without_torch_trains_evaluates_and_loads_weights(tmp_path):
     package_root = str(Path(convgru_zoo.__file__).parents[1])  # the checkout under test, not another install
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent / "no_torch"), package_root]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "no_torch"), package_root]),
            "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), str(MNIST)], env=env, capture_output=True,
                           text=True, timeout=900, cwd=tmp_path)

@@ -2,7 +2,7 @@
 
 The Hub lines read a huggingface_hub cache filled from this checkout's files (each tag's Hub folder as
 ``convgru-zoo publish`` builds it) with ``HF_HUB_OFFLINE=1``; ``torch.hub.load(specs.GITHUB_REPO, ...)``
-reads this checkout (torch.hub's download step answered by it, as tests/test_hubconf.py does, and only
+reads this checkout (torch.hub's download step answered by it, as tests/models/test_hubconf.py does, and only
 for that repository). Nothing else is stood in for: a block that names an undefined variable, a
 placeholder or a file it does not fetch fails here.
 """

@@ -14,9 +14,9 @@ pytest.importorskip("timm")
 
 from convgru_zoo import pretrained, specs  # noqa: E402
 from convgru_zoo.torch.convgru_net import ConvGRUNet  # noqa: E402
-from helpers import unpublish  # noqa: E402
+from helpers import REPO as CHECKOUT, unpublish  # noqa: E402
 
-REPO = str(Path(__file__).resolve().parents[1])
+REPO = str(CHECKOUT)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from conftest import RELEASED_BACKBONE, RELEASED_NAME  # noqa: E402
 from convgru_zoo.publishing import publish  # noqa: E402
 from convgru_zoo.publishing.release import SHIPPED  # noqa: E402
 from convgru_zoo import specs  # noqa: E402
+from helpers import TESTS  # noqa: E402
 from hub_standin import HubStandIn  # noqa: E402
 
 NAMES = [RELEASED_BACKBONE, RELEASED_NAME]
@@ -99,7 +100,7 @@ def hub_env(hub, root, token="tok-writer"):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     return {**env, "HF_ENDPOINT": hub.url, "HF_TOKEN": token, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(root / "hf"),
             "HF_HUB_DISABLE_TELEMETRY": "1", "OMP_NUM_THREADS": "1",
-            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])}
+            "PYTHONPATH": os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])}
 
 
 def test_dry_run_builds_checked_folders(as_published):

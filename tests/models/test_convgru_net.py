@@ -154,7 +154,7 @@ def test_out_indices_and_pruning_keep_the_selected_features():
         torch.testing.assert_close(early[0], full[1])  # stopped early, the final state is stage 1's
         kept = model.prune_intermediate_layers([0, 1])
         assert kept == [0, 1] and len(model.stages) == 2
-        assert model.num_features == model.head_hidden_size == 64
+        assert model.num_features == model.head_hidden_size == specs.BACKBONES["convgru_tiny"].dims[1]  # stage 1's
         pruned = model.forward_intermediates(x, indices=kept, intermediates_only=True)
         for a, b in zip(pruned, full[:2]):
             torch.testing.assert_close(a, b)

@@ -2,7 +2,7 @@
 the ones their sha256 names, and the repository keeps them once, within its size budget.
 
 Tags whose files ship in the package run here; the others are fetched from the Hub and are covered by
-tests/test_publish.py against a stand-in. A tag not yet released is skipped, naming it.
+tests/publishing/test_publish.py against a stand-in. A tag not yet released is skipped, naming it.
 """
 import hashlib
 
