@@ -14,8 +14,13 @@ What every run shares, whatever the framework (nothing here imports one):
   (:mod:`convgru_zoo.run_files`), and at the end ``model.safetensors`` (PyTorch names, whatever the
   framework) + ``config.json`` + ``train_summary.json``; only rank 0 writes.
 
-The loop itself is the framework's (:data:`TRAIN_LOOPS`, chosen by ``config.framework``), each
-with ``check(config, runtime, env)`` and ``run(config, runtime, env, resume_from) -> summary``.
+- the loop's skeleton (:func:`fit`): seeding, resuming, the steps with their learning rate, the metrics
+  log, BatchNorm recalibration, validation, checkpoints, the final weights and summary, and the check
+  that data-parallel ranks end with the same weights.
+
+What only a framework knows sits behind :class:`TrainLoop` in the framework's module
+(:data:`TRAIN_LOOPS`, chosen by ``config.framework``), which also has ``check(config, runtime, env)``
+and ``run(config, runtime, env, resume_from) -> summary`` (its process set-up around :func:`fit`).
 ``--resume`` after a kill continues exactly where the uninterrupted run would be.
 """
 import dataclasses
@@ -23,12 +28,15 @@ import json
 import math
 import os
 import tempfile
+import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import run_files as ckpt
 from ._checks import ConfigError
@@ -491,12 +499,13 @@ def open_metrics_log(out: Path, start: int):
     return open(out / "metrics.jsonl", "a")
 
 
-def checkpoint_sidecar(config: TrainConfig, runtime: Runtime, step: int, rank_rng: list, **loop_state) -> dict:
-    """The JSON half of a checkpoint: config, every rank's RNG state, the data position, the loop's own state."""
+def checkpoint_sidecar(config: TrainConfig, runtime: Runtime, step: int, rank_rng: list) -> dict:
+    """The JSON half of a checkpoint as every loop writes it (:meth:`TrainLoop.save` adds its own keys): config,
+    every rank's RNG state, the data position, the data."""
     return {"config": dataclasses.asdict(config), "rng": rank_rng, "world_size": len(rank_rng),
             "data_position": {"next_step": step, "next_sample": step * config.batch_size,
                               "epoch": step * config.batch_size // config.num_sequences},
-            "mnist": str(runtime.mnist), "data": data_record(config, runtime), **loop_state}
+            "mnist": str(runtime.mnist), "data": data_record(config, runtime)}
 
 
 def write_final(out: Path, arrays: dict, config: TrainConfig, summary: dict) -> None:
@@ -508,6 +517,131 @@ def write_final(out: Path, arrays: dict, config: TrainConfig, summary: dict) -> 
     ckpt.write_weights(out / "model.safetensors", arrays, meta)
     ckpt.atomic_write_json(out / "config.json", {**meta, "train": dataclasses.asdict(config)})
     ckpt.atomic_write_json(out / "train_summary.json", {**summary, "machine": machine.describe()})
+
+
+# ---------------------------------------------------------------- the loop
+class TrainLoop(ABC):
+    """A framework's part of a run, built by :func:`fit` after seeding: the model (started from
+    ``--init-weights`` or pretrained weights), its optimizer, steps, BatchNorm recalibration, validation,
+    checkpoint state and the collectives of a data-parallel job. :func:`fit` owns the rest."""
+
+    device = ""  # the summary's device
+    amp = "none"  # the summary's precision
+    progress_suffix = ""  # after "train MODEL" on the progress bar
+
+    def __init__(self, config: TrainConfig, runtime: Runtime, env: Dist):
+        self.config, self.runtime, self.env = config, runtime, env
+
+    @staticmethod
+    @abstractmethod
+    def seed(seed: int) -> None:
+        """Seed the framework's global RNG (before the model is built: every rank builds the same one)."""
+
+    def seed_rank(self, seed: int) -> None:
+        """Give this rank its own stream for the randomness of training steps, in a run that does not resume
+        (a resumed run restores the stream instead); nothing where the framework's ops seed themselves."""
+
+    @abstractmethod
+    def restore(self, path: Path) -> dict:
+        """Load the model's and optimizer's state (and this rank's framework RNG) from the checkpoint whose
+        sidecar is ``path``; return the sidecar."""
+
+    @abstractmethod
+    def batches(self, train_set, start: int):
+        """This rank's batches of ``train_set`` for steps ``start .. config.steps - 1``, the model ready to train."""
+
+    @abstractmethod
+    def step(self, batch, lr: float) -> tuple:
+        """One optimizer step at learning rate ``lr`` (times each group's scale); return (loss averaged over
+        the ranks, the gradients' global norm before clipping), as floats."""
+
+    @abstractmethod
+    def recalibrate(self, train_set) -> None:
+        """Replace the trained BatchNorms' running statistics by their plain average over
+        :func:`recalibration_batches` of ``train_set``, under the current weights."""
+
+    @abstractmethod
+    def validate(self, val_set) -> dict:
+        """``{"val_loss": ...}`` (and ``val_top1`` for classifiers) over ``val_set``, in order, in eval mode."""
+
+    @abstractmethod
+    def rank_rng_states(self) -> list:
+        """Every rank's Python and NumPy RNG states (:func:`convgru_zoo.run_files.rng_state`), rank order."""
+
+    @abstractmethod
+    def save(self, directory: Path, step: int, sidecar: Optional[dict], keep: int) -> None:
+        """Write checkpoint ``step`` into ``directory`` with ``sidecar`` plus the loop's own keys, keeping the
+        newest ``keep``. Every rank calls it; rank 0 writes (the others pass ``sidecar=None``)."""
+
+    @abstractmethod
+    def digests(self) -> list:
+        """Every rank's sha256 of its model's weights, rank order."""
+
+    @abstractmethod
+    def weights(self) -> dict:
+        """The model's weights as ``{name: array}`` under PyTorch names (``model.safetensors``)."""
+
+    def write_own_weights(self, out: Path) -> None:
+        """The framework's own weights file beside ``model.safetensors``, if it has one."""
+
+
+def fit(config: TrainConfig, runtime: Runtime, env: Dist, resume_from, loop_type) -> dict:
+    """Train (or resume from ``resume_from``, a checkpoint sidecar) with ``loop_type`` (a :class:`TrainLoop`);
+    return the summary. Only rank 0 writes (metrics, checkpoints, final weights); every rank steps,
+    recalibrates and takes part in the collectives of checkpoints and the final weights check."""
+    out = Path(runtime.out)
+    loop_type.seed(config.seed)
+    np.random.seed(config.seed)
+    loop = loop_type(config, runtime, env)
+    start = 0
+    if resume_from is not None:
+        sidecar = loop.restore(resume_from)
+        ckpt.set_rng_state(sidecar["rng"][env.rank])
+        start = sidecar["step"]
+    else:
+        loop.seed_rank(config.seed * 1000 + env.rank + 1)  # the model above is every rank's; dropout is not
+    metrics_file = open_metrics_log(out, start) if env.main else None
+    train_set, val_set = build_datasets(config, runtime, val=bool(config.val_every and env.main))
+    bar = tqdm(total=config.steps, initial=start, desc=f"train {config.model}{loop.progress_suffix}", unit="step",
+               disable=not (runtime.progress and env.main), dynamic_ncols=True)
+    began, cpu_began = time.perf_counter(), time.process_time()
+    try:
+        for step, batch in enumerate(loop.batches(train_set, start), start):
+            tick = time.perf_counter()
+            lr = learning_rate(step, config)
+            loss, grad_norm = loop.step(batch, lr)
+            done = step + 1
+            if recalibrates_at(done, config):
+                loop.recalibrate(train_set)
+            if env.main:
+                record = {"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                          "clips_per_s": config.batch_size / (time.perf_counter() - tick),
+                          "elapsed_s": time.perf_counter() - began, "cpu_s": time.process_time() - cpu_began}
+                if val_set is not None and done % config.val_every == 0:
+                    record.update(loop.validate(val_set))
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4g}", lr=f"{lr:.3g}")
+            if done % config.ckpt_every == 0 or done == config.steps:
+                rank_rng = loop.rank_rng_states()
+                sidecar = checkpoint_sidecar(config, runtime, done, rank_rng) if env.main else None
+                loop.save(out / "checkpoints", done, sidecar, runtime.keep_checkpoints)
+    finally:
+        bar.close()
+        if metrics_file is not None:
+            metrics_file.close()
+
+    digests = loop.digests()
+    summary = {"task": config.task, "model": config.model, "steps": config.steps, "world_size": env.world,
+               "device": str(loop.device), "amp": loop.amp, "weights_sha256": digests[0],
+               "ranks_agree_on_weights": len(set(digests)) == 1}
+    if env.main:
+        loop.write_own_weights(out)
+        write_final(out, loop.weights(), config, summary)
+    if not summary["ranks_agree_on_weights"]:
+        raise RuntimeError(f"data-parallel ranks ended with different weights: {digests}")
+    return summary
 
 
 def train(config: TrainConfig, runtime: Runtime) -> dict:

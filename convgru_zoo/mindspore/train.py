@@ -1,4 +1,5 @@
-"""The MindSpore training loop of :mod:`convgru_zoo.train`, compiled (GRAPH_MODE), float32.
+"""The MindSpore part of the training loop of :mod:`convgru_zoo.train` (:class:`MindSporeLoop`), compiled
+(GRAPH_MODE), float32.
 
 The same run as the PyTorch loop: data order, losses (per-pixel cross-entropy or MSE on the 10
 predicted frames; cross-entropy on normalised clips), AdamW or SGD, the step-wise learning rate,
@@ -27,17 +28,13 @@ same weights. It needs torch and timm installed, and timm's weights downloaded o
 cache; ``--no-pretrained-backbone`` or ``--init-weights`` need neither.
 """
 import hashlib
-import json
 import os
-import time
-from pathlib import Path
 
 import mindspore as ms
 import numpy as np
 from mindspore import ParameterTuple, Tensor, nn, ops
 from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
-from tqdm.auto import tqdm
 
 from .. import run_files as ckpt
 from .. import train as core
@@ -332,24 +329,6 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
-def run(config: core.TrainConfig, runtime: core.Runtime, env: Dist, resume_from) -> dict:
-    """Train (or resume from ``resume_from``, a checkpoint sidecar) in MindSpore; return the summary."""
-    target, index = device_target(runtime.device)
-    if target is not None:
-        ms.set_device(target, index)
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.GRAPH_MODE)
-    if env.world > 1:
-        from mindspore.communication import init
-
-        init()
-        ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
-    try:
-        return _train(config, runtime, env, resume_from)
-    finally:
-        ms.set_context(mode=previous)
-
-
 class GatherDigests(nn.Cell):
     """Every rank's sha256 of its weights (32 bytes each), to check that data-parallel replicas agree."""
 
@@ -361,91 +340,102 @@ class GatherDigests(nn.Cell):
         return self.all_gather(digest)
 
 
-def _rank_digests(env: Dist, digest: str):
-    if env.world == 1:
-        return [digest]
-    gathered = GatherDigests()(Tensor(np.frombuffer(bytes.fromhex(digest), np.uint8).astype(np.int32)))
-    return [bytes(row.astype(np.uint8).tolist()).hex() for row in gathered.asnumpy().reshape(env.world, -1)]
+class MindSporeLoop(core.TrainLoop):
+    """The MindSpore part of :func:`convgru_zoo.train.fit`: the model (a GRU-RCN's backbone from timm's ImageNet
+    weights, module docstring) and a :class:`Trainer`; batches read in the loop's process."""
 
+    progress_suffix = " (mindspore)"
 
-def _train(config, runtime, env, resume_from):
-    out = Path(runtime.out)
-    ms.set_seed(config.seed)
-    np.random.seed(config.seed)
-    kwargs = core.model_kwargs(config, runtime)
-    if config.model in RCN_MODELS:
-        kwargs["pretrained"] = False  # not MindCV's ImageNet weights: timm's, below (module docstring)
-    model = create_model(config.model, "mindspore", **kwargs)
-    if starts_from_timm_weights(config):
-        from .convgru_rcn import load_timm_imagenet_weights
+    def __init__(self, config: core.TrainConfig, runtime: core.Runtime, env: Dist):
+        super().__init__(config, runtime, env)
+        self.device = ms.get_context("device_target")
+        kwargs = core.model_kwargs(config, runtime)
+        if config.model in RCN_MODELS:
+            kwargs["pretrained"] = False  # not MindCV's ImageNet weights: timm's, below (module docstring)
+        model = create_model(config.model, "mindspore", **kwargs)
+        if starts_from_timm_weights(config):
+            from .convgru_rcn import load_timm_imagenet_weights
 
-        load_timm_imagenet_weights(model, RCN_MODELS[config.model].backbone)
-    if config.init_weights:
-        try:
-            image_networks = model_image_networks(config.model)
-            arrays = core.fit_init_weights(config, mindspore_to_torch_arrays(model, image_networks=image_networks))
-            load_params(model, torch_to_mindspore(arrays, image_networks=image_networks), repr(config.init_weights))
-        except ValueError as err:
-            raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
-    trainer = Trainer(config.task, model, config.optimizer, config.lr, config.weight_decay, config.momentum,
-                      config.loss, config.grad_clip, env.world,
-                      config.backbone_lr_scale if config.model in RCN_MODELS else None)
-    start = 0
-    if resume_from is not None:
-        meta, data = ckpt.read_checkpoint(resume_from)
+            load_timm_imagenet_weights(model, RCN_MODELS[config.model].backbone)
+        if config.init_weights:
+            try:
+                image_networks = model_image_networks(config.model)
+                arrays = core.fit_init_weights(config, mindspore_to_torch_arrays(model, image_networks=image_networks))
+                load_params(model, torch_to_mindspore(arrays, image_networks=image_networks), repr(config.init_weights))
+            except ValueError as err:
+                raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
+        self.model = model
+        self.trainer = Trainer(config.task, model, config.optimizer, config.lr, config.weight_decay, config.momentum,
+                               config.loss, config.grad_clip, env.world,
+                               config.backbone_lr_scale if config.model in RCN_MODELS else None)
+
+    @staticmethod
+    def seed(seed: int) -> None:
+        ms.set_seed(seed)
+
+    def restore(self, path) -> dict:
+        """Refuses a checkpoint of MindSpore's ``nn.AdamWeightDecay`` (earlier versions' ``--optimizer adamw``)."""
+        meta, data = ckpt.read_checkpoint(path)
         state = load_arrays(data)
         if any(name.startswith("adam_m.") for name in state):
-            raise ConfigError(f"--resume continues a run with its own optimizer, but {str(resume_from)!r} holds the "
+            raise ConfigError(f"--resume continues a run with its own optimizer, but {str(path)!r} holds the "
                               f"state of MindSpore's nn.AdamWeightDecay (adam_m.*, adam_v.*), which earlier versions "
                               f"used for --optimizer adamw: it skips AdamW's bias correction, so the run cannot "
                               f"continue alike with torch's AdamW, used now; start a new run in another --out")
-        trainer.load_state(state)
-        ckpt.set_rng_state(meta["rng"][env.rank])
-        start = meta["step"]
-    metrics_file = core.open_metrics_log(out, start) if env.main else None
-    train_set, val_set = core.build_datasets(config, runtime, val=bool(config.val_every and env.main))
-    bar = tqdm(total=config.steps, initial=start, desc=f"train {config.model} (mindspore)", unit="step",
-               disable=not (runtime.progress and env.main), dynamic_ncols=True)
-    began, cpu_began = time.perf_counter(), time.process_time()
-    try:
-        for step, indices in enumerate(core.rank_batches(start, config.steps, config.batch_size, len(train_set),
-                                                         config.seed, env.rank, env.world), start):
-            tick = time.perf_counter()
-            lr = core.learning_rate(step, config)
-            loss, grad_norm = trainer.step(train_set.batch(indices), lr)
-            done = step + 1
-            if core.recalibrates_at(done, config):
-                trainer.recalibrate_batchnorm(train_set, config.batch_size)
-            if not env.main:
-                continue
-            record = {"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                      "clips_per_s": config.batch_size / (time.perf_counter() - tick),
-                      "elapsed_s": time.perf_counter() - began,
-                      "cpu_s": time.process_time() - cpu_began}
-            if val_set is not None and done % config.val_every == 0:
-                record.update(validate(config.task, model, val_set, config.batch_size, config.loss))
-            metrics_file.write(json.dumps(record) + "\n")
-            metrics_file.flush()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4g}", lr=f"{lr:.3g}")
-            if done % config.ckpt_every == 0 or done == config.steps:
-                # The loop draws from no Python or NumPy RNG, so every rank's state is rank 0's.
-                sidecar = core.checkpoint_sidecar(config, runtime, done, [ckpt.rng_state()] * env.world)
-                ckpt.write_checkpoint(out / "checkpoints", done, save_arrays(trainer.state()), sidecar)
-    finally:
-        bar.close()
-        if metrics_file is not None:
-            metrics_file.close()
+        self.trainer.load_state(state)
+        return meta
 
-    model.set_train(False)
-    digests = _rank_digests(env, weights_digest(model))
-    summary = {"task": config.task, "model": config.model, "steps": config.steps, "world_size": env.world,
-               "device": ms.get_context("device_target"), "amp": "none", "weights_sha256": digests[0],
-               "ranks_agree_on_weights": len(set(digests)) == 1}
-    if env.main:
-        save_mindspore_checkpoint(model, out / "model.ckpt")
-        torch_weights = mindspore_to_torch_arrays(model, image_networks=model_image_networks(config.model))
-        core.write_final(out, torch_weights, config, summary)
-    if not summary["ranks_agree_on_weights"]:
-        raise RuntimeError(f"data-parallel ranks ended with different weights: {digests}")
-    return summary
+    def batches(self, train_set, start: int):
+        config, env = self.config, self.env
+        return (train_set.batch(indices) for indices in core.rank_batches(
+            start, config.steps, config.batch_size, len(train_set), config.seed, env.rank, env.world))
+
+    def step(self, batch, lr: float) -> tuple:
+        return self.trainer.step(batch, lr)
+
+    def recalibrate(self, train_set) -> None:
+        self.trainer.recalibrate_batchnorm(train_set, self.config.batch_size)
+
+    def validate(self, val_set) -> dict:
+        return validate(self.config.task, self.model, val_set, self.config.batch_size, self.config.loss)
+
+    def rank_rng_states(self) -> list:
+        # The loop draws from no Python or NumPy RNG, so every rank's state is rank 0's.
+        return [ckpt.rng_state()] * self.env.world
+
+    def save(self, directory, step: int, sidecar, keep: int) -> None:
+        """The tensors: every Parameter of the train step under its MindSpore name (model and optimizer)."""
+        if sidecar is not None:
+            ckpt.write_checkpoint(directory, step, save_arrays(self.trainer.state()), sidecar, keep)
+
+    def digests(self) -> list:
+        digest = weights_digest(self.model)
+        if self.env.world == 1:
+            return [digest]
+        gathered = GatherDigests()(Tensor(np.frombuffer(bytes.fromhex(digest), np.uint8).astype(np.int32)))
+        return [bytes(row.astype(np.uint8).tolist()).hex() for row in gathered.asnumpy().reshape(self.env.world, -1)]
+
+    def weights(self) -> dict:
+        return mindspore_to_torch_arrays(self.model, image_networks=model_image_networks(self.config.model))
+
+    def write_own_weights(self, out) -> None:
+        save_mindspore_checkpoint(self.model, out / "model.ckpt")
+
+
+def run(config: core.TrainConfig, runtime: core.Runtime, env: Dist, resume_from) -> dict:
+    """Train (or resume from ``resume_from``, a checkpoint sidecar) in MindSpore, compiled, under msrun's
+    communication if a data-parallel job; return the summary."""
+    target, index = device_target(runtime.device)
+    if target is not None:
+        ms.set_device(target, index)
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    if env.world > 1:
+        from mindspore.communication import init
+
+        init()
+        ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
+    try:
+        return core.fit(config, runtime, env, resume_from, MindSporeLoop)
+    finally:
+        ms.set_context(mode=previous)

@@ -1,24 +1,20 @@
-"""The PyTorch training loop of :mod:`convgru_zoo.train`: one process or many (``torchrun``:
-DistributedDataParallel over gloo on CPU, NCCL on GPU), float32 or bf16/fp16 autocast.
+"""The PyTorch part of the training loop of :mod:`convgru_zoo.train` (:class:`TorchLoop`): one process or
+many (``torchrun``: DistributedDataParallel over gloo on CPU, NCCL on GPU), float32 or bf16/fp16 autocast.
 
 A checkpoint's tensor file holds the model's and the optimizer's tensors and every rank's torch
 RNG state (``model.*``, ``optim.<param index>.<key>``, ``rng.torch.<rank>``, ``rng.cuda.<rank>``);
 its sidecar adds the optimizer's hyper-parameters and the grad-scaler state to the shared ones.
 """
 import hashlib
-import json
 import os
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from timm.utils import distribute_bn
-from tqdm.auto import tqdm
 
 from .. import run_files as ckpt
 from .. import train as core
@@ -234,8 +230,111 @@ def validate(task, model, dataset, batch_size, device, autocast, loss="bce"):
     return result
 
 
+class TorchLoop(core.TrainLoop):
+    """The PyTorch part of :func:`convgru_zoo.train.fit`: the model on its device (DistributedDataParallel
+    over the ranks of a torchrun job), AdamW or SGD with the backbone's lr group, autocast and, for fp16,
+    a GradScaler; a DataLoader over :class:`StepBatchSampler` (``--workers``)."""
+
+    def __init__(self, config: core.TrainConfig, runtime: core.Runtime, env: Dist):
+        super().__init__(config, runtime, env)
+        self.device = resolve_device(runtime.device, env.local_rank)
+        model = create_model(config.model, **core.model_kwargs(config, runtime))
+        if core.init_weights_are_image_backbone(config):
+            try:
+                load_image_backbone(model, {k: torch.from_numpy(v) for k, v in core.read_init_weights(config).items()})
+            except RuntimeError as err:
+                raise ConfigError(f"--init-weights must fit {config.model}'s image backbone: {err}") from None
+        elif config.init_weights:
+            try:
+                arrays = core.fit_init_weights(config, as_arrays(model.state_dict()))
+                model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
+            except RuntimeError as err:
+                raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
+        self.model = self.net = model.to(self.device)
+        self.optimizer = make_optimizer(config, self.model)
+        self.amp = resolve_amp(config.amp, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
+        self.autocast = autocast_for(self.amp, self.device)
+
+    @staticmethod
+    def seed(seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def seed_rank(self, seed: int) -> None:
+        self.seed(seed)
+
+    def restore(self, path) -> dict:
+        meta, rng_tensors = restore_checkpoint(path, self.model, self.optimizer, rank=self.env.rank)
+        if meta["scaler"]:
+            self.scaler.load_state_dict(meta["scaler"])
+        set_torch_rng_state(rng_tensors)
+        return meta
+
+    def batches(self, train_set, start: int):
+        config, env = self.config, self.env
+        sampler = StepBatchSampler(start, config.steps, config.batch_size, len(train_set), config.seed,
+                                   env.rank, env.world)
+        # Its own generator: creating the loader must not draw from the (checkpointed) global RNG.
+        loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=self.runtime.workers,
+                                             pin_memory=self.device.type == "cuda",
+                                             generator=torch.Generator().manual_seed(config.seed))
+        if env.world > 1:
+            # Each rank normalises its own share of the batch; the running statistics are averaged over the
+            # ranks after every step instead (step), so every replica holds the same buffers at all times.
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False)
+        self.model.train()
+        return loader
+
+    def step(self, batch, lr: float) -> tuple:
+        config, optimizer, scaler = self.config, self.optimizer, self.scaler
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        loss, _ = forward_loss(config.task, self.net, batch, self.device, self.autocast, config.loss)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), config.grad_clip if config.grad_clip > 0 else float("inf"))
+        scaler.step(optimizer)
+        scaler.update()
+        logged = loss.detach().clone()
+        if self.env.world > 1:
+            distribute_bn(self.model, self.env.world, reduce=True)
+            dist.all_reduce(logged)
+            logged /= self.env.world
+        return logged.item(), float(grad_norm)
+
+    def recalibrate(self, train_set) -> None:
+        recalibrate_batchnorm(self.config.task, self.model, train_set, self.config.batch_size, self.device,
+                              self.autocast)
+
+    def validate(self, val_set) -> dict:
+        return validate(self.config.task, self.model, val_set, self.config.batch_size, self.device, self.autocast,
+                        self.config.loss)
+
+    def rank_rng_states(self) -> list:
+        return _gather_objects(self.env, ckpt.rng_state())
+
+    def save(self, directory, step: int, sidecar, keep: int) -> None:
+        """Also every rank's torch RNG (tensors), the optimizer's hyper-parameters and the grad-scaler state."""
+        rank_rng_tensors = _gather_objects(self.env, {k: v.cpu() for k, v in torch_rng_state().items()})
+        if sidecar is None:
+            return
+        sidecar = dict(sidecar, scaler=self.scaler.state_dict() if self.scaler.is_enabled() else {})
+        save_checkpoint(directory, step, self.model, self.optimizer, sidecar, rank_rng_tensors, keep=keep)
+
+    def digests(self) -> list:
+        return _gather_objects(self.env, weights_digest(self.model))
+
+    def weights(self) -> dict:
+        return as_arrays(self.model.state_dict())
+
+
 def run(config: core.TrainConfig, runtime: core.Runtime, env: Dist, resume_from) -> dict:
-    """Train (or resume from ``resume_from``, a checkpoint sidecar) in PyTorch; return the summary."""
+    """Train (or resume from ``resume_from``, a checkpoint sidecar) in PyTorch, in the process group of a
+    torchrun job if any; return the summary."""
     device = resolve_device(runtime.device, env.local_rank)
     if env.world > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
@@ -244,123 +343,7 @@ def run(config: core.TrainConfig, runtime: core.Runtime, env: Dist, resume_from)
         dist.init_process_group(backend, rank=env.rank, world_size=env.world)
         dist.barrier()  # every rank has checked --out before rank 0 writes into it
     try:
-        return _train(config, runtime, env, device, resume_from)
+        return core.fit(config, runtime, env, resume_from, TorchLoop)
     finally:
         if env.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _train(config, runtime, env, device, resume_from):
-    out = Path(runtime.out)
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
-    model = create_model(config.model, **core.model_kwargs(config, runtime))
-    if core.init_weights_are_image_backbone(config):
-        try:
-            load_image_backbone(model, {k: torch.from_numpy(v) for k, v in core.read_init_weights(config).items()})
-        except RuntimeError as err:
-            raise ConfigError(f"--init-weights must fit {config.model}'s image backbone: {err}") from None
-    elif config.init_weights:
-        try:
-            arrays = core.fit_init_weights(config, as_arrays(model.state_dict()))
-            model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
-        except RuntimeError as err:
-            raise ConfigError(f"--init-weights must fit {config.model}: {err}") from None
-    model = model.to(device)
-    optimizer = make_optimizer(config, model)
-    amp = resolve_amp(config.amp, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-    start = 0
-    if resume_from is not None:
-        meta, rng_tensors = restore_checkpoint(resume_from, model, optimizer, rank=env.rank)
-        start = meta["step"]
-        if meta["scaler"]:
-            scaler.load_state_dict(meta["scaler"])
-        ckpt.set_rng_state(meta["rng"][env.rank])
-        set_torch_rng_state(rng_tensors)
-    else:
-        # Each rank its own stream (for dropout and the like); the model init above is shared.
-        torch.manual_seed(config.seed * 1000 + env.rank + 1)
-    metrics_file = core.open_metrics_log(out, start) if env.main else None
-
-    train_set, val_set = core.build_datasets(config, runtime, val=bool(config.val_every and env.main))
-    sampler = StepBatchSampler(start, config.steps, config.batch_size, len(train_set), config.seed,
-                               env.rank, env.world)
-    # Its own generator: creating the loader must not draw from the (checkpointed) global RNG.
-    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=runtime.workers,
-                                         pin_memory=device.type == "cuda",
-                                         generator=torch.Generator().manual_seed(config.seed))
-    net = model
-    if env.world > 1:
-        # Each rank normalises its own share of the batch; the running statistics are averaged over the
-        # ranks after every step instead (below), so every replica holds the same buffers at all times.
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
-    autocast = autocast_for(amp, device)
-    model.train()
-
-    bar = tqdm(total=config.steps, initial=start, desc=f"train {config.model}", unit="step",
-               disable=not (runtime.progress and env.main), dynamic_ncols=True)
-    began, cpu_began = time.perf_counter(), time.process_time()
-    try:
-        for step, batch in enumerate(loader, start):
-            tick = time.perf_counter()
-            lr = core.learning_rate(step, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
-            loss, _ = forward_loss(config.task, net, batch, device, autocast, config.loss)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                model.parameters(), config.grad_clip if config.grad_clip > 0 else float("inf"))
-            scaler.step(optimizer)
-            scaler.update()
-            if env.world > 1:
-                distribute_bn(model, env.world, reduce=True)
-            logged = loss.detach().clone()
-            if env.world > 1:
-                dist.all_reduce(logged)
-                logged /= env.world
-            done = step + 1
-            validating = bool(config.val_every) and done % config.val_every == 0
-            if core.recalibrates_at(done, config):
-                recalibrate_batchnorm(config.task, model, train_set, config.batch_size, device, autocast)
-            if env.main:
-                seconds = time.perf_counter() - tick
-                record = {"step": done, "loss": logged.item(), "lr": lr, "grad_norm": float(grad_norm),
-                          "clips_per_s": config.batch_size / seconds, "elapsed_s": time.perf_counter() - began,
-                          "cpu_s": time.process_time() - cpu_began}
-                if val_set is not None and validating:
-                    record.update(validate(config.task, model, val_set, config.batch_size, device, autocast,
-                                           config.loss))
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{lr:.3g}")
-            if done % config.ckpt_every == 0 or done == config.steps:
-                _save(out, done, model, optimizer, scaler, config, runtime, env)
-    finally:
-        bar.close()
-        if metrics_file is not None:
-            metrics_file.close()
-
-    digests = _gather_objects(env, weights_digest(model))
-    summary = {"task": config.task, "model": config.model, "steps": config.steps, "world_size": env.world,
-               "device": str(device), "amp": amp, "weights_sha256": digests[0],
-               "ranks_agree_on_weights": len(set(digests)) == 1}
-    if env.main:
-        core.write_final(out, as_arrays(model.state_dict()), config, summary)
-    if not summary["ranks_agree_on_weights"]:
-        raise RuntimeError(f"data-parallel ranks ended with different weights: {digests}")
-    return summary
-
-
-def _save(out, step, model, optimizer, scaler, config, runtime, env):
-    all_json = _gather_objects(env, ckpt.rng_state())
-    all_tensors = _gather_objects(env, {k: v.cpu() for k, v in torch_rng_state().items()})
-    if not env.main:
-        return
-    sidecar = core.checkpoint_sidecar(config, runtime, step, all_json,
-                                      scaler=scaler.state_dict() if scaler.is_enabled() else {})
-    save_checkpoint(out / "checkpoints", step, model, optimizer, sidecar, all_tensors, keep=runtime.keep_checkpoints)
