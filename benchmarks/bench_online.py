@@ -3,8 +3,8 @@
 Candidates, all with the same weights: PyTorch eager (``model.step``, checks included; ``model(clip)``),
 ``torch.compile`` (inductor) of the step graph and of the model, onnxruntime on the exported ONNX
 step and clip graphs (``convgru_zoo.deploy.export``), and compiled MindSpore (``StepCell`` and the net in
-GRAPH_MODE). Figures are ratios to PyTorch eager, timed interleaved (``_timing.interleaved``); MindSpore
-after the others, since its runtime's threads slow PyTorch in the same process once it is up.
+GRAPH_MODE). Figures are ratios to PyTorch eager, every runtime timed in the same interleaved rounds
+(``_timing.interleaved``), so a change in the machine's load falls on all of them alike.
 
 Per frame: batch 1, one frame at a time with the states carried (``--frames`` per timed call, so
 the time per frame is the call's time divided by it). Beside it, the time of the same step's
@@ -223,17 +223,16 @@ def main(argv=None) -> int:
         per_frame.update(onnx_frame)
         per_clip.update(onnx_clip)
         notes["onnxruntime clip graph max|diff| to torch"] = f"{diff:.1e}"
+        if not args.no_mindspore:
+            # Interleaved with the others: on PyTorch's thread count its runtime no longer slows PyTorch
+            # (docs/mindspore-cpu-speed.md); timed alone afterwards, it met another load than they did.
+            ms_frame, ms_clip, diff, path = mindspore_candidates(args.model, model, clip, args.frames)
+            per_frame.update(ms_frame)
+            per_clip.update(ms_clip)
+            notes["MindSpore compiled clip max|diff| to torch"] = f"{diff:.1e}"
+            notes["MindSpore convolution path"] = path
         frame_times = interleaved({"convolutions": convolutions, **per_frame}, args.rounds)
         clip_times = interleaved(per_clip, args.rounds)
-    if not args.no_mindspore:
-        # Timed after the others, not interleaved: once MindSpore's CPU runtime is up, its threads slow
-        # PyTorch in the same process several-fold (measured: the step's convolutions 27 -> 362 ms).
-        ms_frame, ms_clip, diff, path = mindspore_candidates(args.model, model, clip, args.frames)
-        frame_times.update(interleaved(ms_frame, args.rounds))
-        clip_times.update(interleaved(ms_clip, args.rounds))
-        notes["MindSpore compiled"] = "timed after the others (its runtime threads slow PyTorch when interleaved)"
-        notes["MindSpore compiled clip max|diff| to torch"] = f"{diff:.1e}"
-        notes["MindSpore convolution path"] = path
     results = {"model": args.model, "machine": machine.describe(), "load_average": load_average,
                "convolutions": frame_times.pop("convolutions"), "convolution_calls": calls,
                "per_frame": frame_times, "per_clip": clip_times, "frames_per_call": args.frames,
