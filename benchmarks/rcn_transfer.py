@@ -167,7 +167,7 @@ def plot(results: dict, path) -> Path:
               f"{scratch['model']} from scratch": ([0.0] + [p["cpu_hours"] for p in scratch["points"]],
                                                    [1 / DATASETS[DATASET].num_classes] + [p["top1"] for p in scratch["points"]])}
     return plots.save_curves(path, series, xlabel="CPU-hours (training process)", ylabel="top-1, fixed test set",
-                             title=f"Motion MNIST, {results['test_set']['num_sequences']} test clips (each line starts at chance "
+                             title=f"Motion MNIST, {results['test_set']['num_sequences']} test clips\n(each line starts at chance "
                                    "where its clip training starts)")
 
 
