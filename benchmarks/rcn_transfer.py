@@ -28,12 +28,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from convgru_zoo import machine  # noqa: E402
-from convgru_zoo import run_files as ckpt  # noqa: E402
 from convgru_zoo import train as training  # noqa: E402
 from convgru_zoo._files import atomic_write_json  # noqa: E402
 from convgru_zoo.data.datasets import DATASETS, build_dataset, input_norm, normalize  # noqa: E402
 from convgru_zoo.evaluation import evaluate, plots  # noqa: E402
 from convgru_zoo.publishing.release import TEST_SEQUENCES  # noqa: E402
+from _runs import checkpoint_states, run_config  # noqa: E402
 
 DATASET = "motion_mnist"  # the clips both clip runs train and are scored on
 
@@ -53,28 +53,6 @@ def cpu_hours_by_step(run: Path) -> dict:
         spent[record["step"]] = (before + record["cpu_s"]) / 3600
         previous = record["cpu_s"]
     return spent
-
-
-def run_config(run: Path) -> training.TrainConfig:
-    """The training configuration of a finished run folder (its ``config.json``)."""
-    config_file = run / "config.json"
-    if not config_file.is_file():
-        raise SystemExit(f"{run} must be a finished run folder of `convgru-zoo train` (config.json), got none there")
-    trained = training.as_trained(json.loads(config_file.read_text())["train"])
-    return training.TrainConfig(**trained)
-
-
-def checkpoint_states(run: Path):
-    """``(step, {name: tensor})`` of every intact checkpoint of a PyTorch run, oldest first."""
-    from safetensors.torch import load as load_tensors
-
-    found = [p for p in ckpt.list_checkpoints(run / "checkpoints") if ckpt.checkpoint_problem(p) is None]
-    if not found:
-        raise SystemExit(f"{run}/checkpoints holds no intact checkpoint: train with --keep-checkpoints 0")
-    for sidecar in found:
-        meta, data = ckpt.read_checkpoint(sidecar)
-        tensors = load_tensors(data)
-        yield meta["step"], {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
 
 
 def score_run(run: Path, mnist, num_sequences: int, batch_size: int, offset_hours: float = 0.0, progress=print) -> dict:

@@ -229,6 +229,29 @@ def _metrics_section(weights, evals, cards_dir):
         "![metrics per predicted frame](eval_forecast_torch_per_step.png)"])
 
 
+COST_CURVE = "cost_curve.json"  # in a forecaster's card folder: benchmarks/forecast_cost.py
+
+
+def _cost_section(name, cards_dir) -> str:
+    """The forecaster options tried, quality against training cost, from the card folder's ``cost_curve.json``."""
+    path = Path(cards_dir) / name / COST_CURVE
+    if not path.is_file():
+        return ""
+    results = json.loads(path.read_text())
+    options = [(run["label"], run["params_m"], run["points"][-1]["step"], run["points"][-1]) for run in results["runs"]]
+    options += [(tag["label"], tag["params_m"], tag["steps"], tag) for tag in results["released"]]
+    rows = [f"| {label} | {params:.3f} | {steps} | {_fmt(p['process_cpu_hours'], 2)} | {_fmt(p['cpu_hours'], 2)} | "
+            f"{_fmt(p['mse'], 2)} | {_fmt(p['ssim'])} |" for label, params, steps, p in options]
+    return "\n".join([
+        "", "### Quality against training cost", "",
+        f"The options tried, each scored on the fixed test set above (`python benchmarks/forecast_cost.py score ... "
+        f"--json model_cards/{name}/{COST_CURVE}`), a run at its last scored checkpoint; CPU-hours as the "
+        "training process's CPU time and as this card counts them (wall-clock hours x threads):", "",
+        "| option | params (M) | steps | CPU-hours (process) | CPU-hours (wall x threads) | MSE / frame | SSIM |",
+        "|---|---|---|---|---|---|---|", *rows, "",
+        f"![MSE against CPU-hours]({Path(COST_CURVE).with_suffix('.png').name})", ""])
+
+
 def _architecture(weights) -> str:
     """What the model is, from its spec."""
     if weights.arch in specs.RCN_MODELS:
@@ -252,7 +275,9 @@ def render(name, cards_dir) -> str:
     weights = specs.PRETRAINED[name]
     release, evals = _load(name, cards_dir)
     trained, recipe = release["trained"], release["recipe"]
-    hours = (f"{trained['cpu_hours']:.2f} CPU-hours ({trained['cpu_hours_from']})"
+    process = (f"; the training process's CPU time: {trained['process_cpu_hours']:.2f} hours"
+               if trained.get("process_cpu_hours") is not None else "")
+    hours = (f"{trained['cpu_hours']:.2f} CPU-hours ({trained['cpu_hours_from']}{process})"
              if trained.get("cpu_hours") is not None else f"{trained['wall_hours']:.2f} GPU-hours")
     runs = "in one run" if trained["segments"] == 1 else f"in {trained['segments']} runs joined by `--resume`"
     precision = {"none": " in float32", "bf16": " with bf16 autocast", "fp16": " with fp16 autocast"}.get(
@@ -309,7 +334,7 @@ convgru-zoo release {name} --run RUN_DIR --mnist MNIST_DIR
 | setting | value |
 |---|---|
 {recipe_rows}
-
+{_cost_section(name, cards_dir)}
 ## Files
 
 | framework | file | sha256 |

@@ -53,7 +53,8 @@ def test_card_body_has_command_hours_files_pictures_caveat_and_citation(card, pu
     record = json.loads((path.parent / "release.json").read_text())
     text = parsed.text
     assert f"convgru-zoo train --recipe {RELEASED_NAME}" in text
-    assert f"{record['trained']['cpu_hours']:.2f} CPU-hours ({release.CPU_HOURS_FROM})" in text
+    assert (f"{record['trained']['cpu_hours']:.2f} CPU-hours ({release.CPU_HOURS_FROM}; the training process's CPU "
+            f"time: {record['trained']['process_cpu_hours']:.2f} hours)") in text
     assert record["trained"]["amp"] == "none" and re.search(r" (in one run|in \d+ runs joined by `--resume`) in "
                                                             r"float32, ", text)
     for file in record["files"].values():
@@ -123,8 +124,11 @@ def test_committed_cards_count_cpu_hours_one_way_and_state_only_what_applies(nam
     assert trained["cpu_hours_from"] == release.CPU_HOURS_FROM
     assert trained["cpu_hours"] == pytest.approx(sum(h * n for h, n in zip(spent["segment_hours"], threads)))
     text = (folder / "README.md").read_text()
-    assert f"{trained['cpu_hours']:.2f} CPU-hours ({release.CPU_HOURS_FROM})" in text
-    settings = re.findall(r"^\| (\w+) \| .* \|$", text.split("| setting | value |")[1].split("## Files")[0], re.M)
+    process = trained.get("process_cpu_hours")
+    assert f"{trained['cpu_hours']:.2f} CPU-hours ({release.CPU_HOURS_FROM}" + (
+        f"; the training process's CPU time: {process:.2f} hours)" if process is not None else ")") in text
+    recipe = text.split("| setting | value |")[1].split("## Files")[0].split("### Quality against training cost")[0]
+    settings = re.findall(r"^\| (\w+) \| .* \|$", recipe, re.M)
     assert ("loss" in settings) == (weights.task == "forecast") and "momentum" not in settings  # adamw recipes
     if weights.task == "forecast":
         assert "timm" not in text and "MindCV" not in text
