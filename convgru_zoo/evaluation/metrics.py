@@ -13,6 +13,8 @@ over the N sequences; the scalar of a metric is the mean of its per-frame values
 - PSNR is ``10 log10(1 / m)`` with ``m`` the mean squared error over a frame's pixels, capped at
   ``PSNR_CAP`` dB (identical frames) so results stay finite and JSON-ready.
 """
+import math
+
 import numpy as np
 
 FORECAST_METRICS = ("mse", "mae", "ssim", "psnr")
@@ -217,6 +219,16 @@ class TopkAccuracy:
         if not self.count:
             raise ValueError("no predictions were added: call update(logits, labels) first")
         return {f"top{k}": float(h / self.count) for k, h in zip(self.ks, self.hits)}
+
+
+def wilson_interval(accuracy, count, z=1.96):
+    """(low, high): the Wilson score interval (95% at ``z=1.96``) of an accuracy measured on ``count`` items,
+    how far another sample of as many test items could move it."""
+    if not 0 <= accuracy <= 1 or not isinstance(count, int) or count < 1:
+        raise ValueError(f"accuracy must be in [0, 1] and count an int >= 1, got {accuracy!r}, {count!r}")
+    centre = (accuracy + z * z / (2 * count)) / (1 + z * z / count)
+    half = z / (1 + z * z / count) * math.sqrt(accuracy * (1 - accuracy) / count + z * z / (4 * count * count))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def accuracy_by_group(logits, labels, groups, num_groups):

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import machine, specs
 from ..data.moving_mnist import DIRECTIONS
+from ..evaluation.metrics import wilson_interval
 from ..train import settings_in_use
 from .release import result_dir
 
@@ -198,7 +199,11 @@ def _metrics_section(weights, evals, cards_dir):
                 f"/ 4 directions) | {_fmt(ceiling['top1'])} | {_fmt(ceiling['top5'])} |",
                 f"| chance | {_fmt(1 / weights.num_classes)} | {_fmt(5 / weights.num_classes)} |"]
         per_direction = ", ".join(f"{d} {_fmt(m['per_direction_top1'][d])}" for d in DIRECTIONS)
+        low, high = wilson_interval(m["clip"]["top1"], m["num_sequences"])
         return "\n".join(["| | top-1 | top-5 |", "|---|---|---|", *rows, "",
+                          f"On {m['num_sequences']} clips, top-1 {_fmt(m['clip']['top1'])} has a 95% Wilson interval "
+                          f"of {low:.3f}-{high:.3f}: differences within it between two tags may be the test "
+                          "sample's, not the models'.", "",
                           f"Top-1 per direction of motion: {per_direction}.", "",
                           "![top-1 per digit and direction](eval_classify_torch_per_class.png)"])
     ms, base = evals["mindspore"]["metrics"], m["baseline_last_frame"]
@@ -393,7 +398,9 @@ def _pretrained_table(cards_dir):
         record, evals = _load(name, cards_dir)
         m, hours = evals["torch"]["metrics"], record["trained"]
         if record["task"] == "classify":
-            result = f"top-1 {_fmt(m['clip']['top1'])}, top-5 {_fmt(m['clip']['top5'])}"
+            low, high = wilson_interval(m["clip"]["top1"], m["num_sequences"])
+            result = (f"top-1 {_fmt(m['clip']['top1'])} (95% interval {low:.3f}-{high:.3f}), "
+                      f"top-5 {_fmt(m['clip']['top5'])}")
             baseline = f"one frame at best: top-1 {_fmt(m['single_frame_ceiling']['top1'])}"
         else:
             base = m["baseline_last_frame"]

@@ -10,6 +10,7 @@ from huggingface_hub import ModelCard  # noqa: E402
 
 from convgru_zoo.publishing import cards, release  # noqa: E402
 from convgru_zoo import machine, specs  # noqa: E402
+from convgru_zoo.evaluation.metrics import wilson_interval  # noqa: E402
 from conftest import RELEASED_NAME  # noqa: E402
 from helpers import CARDS_DIR, REPO  # noqa: E402
 
@@ -110,6 +111,9 @@ def test_each_committed_card_parses_and_states_its_evaluation(name):
     for metric, value in expected.items():
         assert stated[metric] == pytest.approx(value, abs=1e-6), metric
     assert parsed.data.license == weights.license and weights.hf_hub_id.split("/")[1] in parsed.text
+    if weights.task == "classify":  # the top-1's sampling error on the test clips, stated with it
+        low, high = wilson_interval(evaluation["clip"]["top1"], evaluation["num_sequences"])
+        assert f"a 95% Wilson interval of {low:.3f}-{high:.3f}" in parsed.text
 
 
 @pytest.mark.parametrize("name", cards.released_names(CARDS_DIR))
