@@ -129,7 +129,9 @@ def _hub_download(weights: specs.PretrainedWeights, filename: str, cache_dir, sh
     try:
         return Path(huggingface_hub.hf_hub_download(weights.hf_hub_id, filename, **where))
     except Exception as e:  # no such file on the Hub, the connection lost mid-download, a full disk
-        raise PretrainedWeightsError(f"{not_here}: {type(e).__name__}: {e}") from e
+        local = _local_copy(weights, filename)
+        raise PretrainedWeightsError(f"{not_here}: {type(e).__name__}: {e}" + (
+            f"\nNext step: {local}" if local else "")) from e
 
 
 def hub_unreachable(repo_id: str, filenames, revision=None, cache_dir=None) -> Optional[str]:
@@ -159,17 +161,23 @@ def hub_unreachable(repo_id: str, filenames, revision=None, cache_dir=None) -> O
 
 
 def _next_step(weights: specs.PretrainedWeights, filename: str) -> str:
-    """What to do when the Hub cannot be reached: fetch the file once online, or use a local copy of the
-    PyTorch file (a checkout keeps each released backbone's in ``model_cards/<arch>.<tag>/``)."""
+    """What to do when the Hub cannot be reached: fetch the file once online, or use a local copy."""
     step = (f"Next step: download it once while online (huggingface_hub.snapshot_download("
             f"{weights.hf_hub_id!r})), then it loads offline from the cache")
+    local = _local_copy(weights, filename)
+    return f"{step}; or {local}" if local else step
+
+
+def _local_copy(weights: specs.PretrainedWeights, filename: str) -> str:
+    """How to load a local copy of a backbone's PyTorch file (a checkout keeps each released backbone's in
+    ``model_cards/<arch>.<tag>/``), or "" for a forecaster."""
     if weights.task != "classify":
-        return step
+        return ""
     local = f"model_cards/{weights.name}/{specs.WEIGHT_FILES['torch']}"
     if filename == specs.WEIGHT_FILES["torch"]:
-        return (f"{step}; or load a local copy, such as a convgru-zoo checkout's {local}: timm.create_model("
+        return (f"load a local copy, such as a convgru-zoo checkout's {local}: timm.create_model("
                 f"{weights.arch!r}, pretrained=True, pretrained_cfg_overlay=dict(file=PATH))")
-    return (f"{step}; or convert a local copy of its PyTorch file, such as a convgru-zoo checkout's {local}: "
+    return (f"convert a local copy of its PyTorch file, such as a convgru-zoo checkout's {local}: "
             f"convgru_zoo.publishing.release.convert_to_mindspore(PATH, 'model.ckpt', {weights.arch!r}), then "
             f"mindcv.create_model({weights.arch!r}, checkpoint_file='model.ckpt')")
 

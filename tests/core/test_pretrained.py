@@ -228,8 +228,10 @@ UNREACHABLE_HUB = textwrap.dedent("""
 
 
 @needs_hub_only
-def test_an_unreachable_hub_fails_at_the_first_request(tmp_path):
-    """huggingface_hub retries a failed download for about half a minute; one request tells enough."""
+@pytest.mark.parametrize("status", [503, 404])
+def test_an_unreachable_hub_fails_at_the_first_request(tmp_path, status):
+    """huggingface_hub retries a failed download for about half a minute; one request tells enough. A Hub
+    without the file (404) is reachable: its own error, then the local copy as the next step."""
     pytest.importorskip("huggingface_hub")
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     import threading
@@ -239,7 +241,7 @@ def test_an_unreachable_hub_fails_at_the_first_request(tmp_path):
     class Unavailable(BaseHTTPRequestHandler):
         def do_HEAD(self):
             requests.append((self.command, self.path))
-            self.send_response(503)
+            self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -261,9 +263,16 @@ def test_an_unreachable_hub_fails_at_the_first_request(tmp_path):
         server.server_close()
     assert done.returncode == 0, done.stderr[-3000:]
     hub_file = f"/convgru-zoo/{name}/resolve/main/model.safetensors"
-    assert [request for request in requests if request[1] == hub_file] == [("HEAD", hub_file)]
-    assert re.search(r"could not be fetched from the Hub or its cache: HfHubHTTPError: .*503", done.stdout)
-    assert f"huggingface_hub.snapshot_download('convgru-zoo/{name}')" in done.stdout
+    asked = [request for request in requests if request[1] == hub_file]
+    local = f"load a local copy, such as a convgru-zoo checkout's model_cards/{name}/model.safetensors"
+    if status == 503:
+        assert asked == [("HEAD", hub_file)]
+        assert re.search(r"could not be fetched from the Hub or its cache: HfHubHTTPError: .*503", done.stdout)
+        assert f"huggingface_hub.snapshot_download('convgru-zoo/{name}')" in done.stdout and local in done.stdout
+    else:  # our probe and huggingface_hub's own request, no retries
+        assert asked == [("HEAD", hub_file)] * 2
+        assert re.search(r"could not be fetched from the Hub or its cache: \w*NotFoundError: ", done.stdout)
+        assert f"Next step: {local}" in done.stdout and "snapshot_download" not in done.stdout
 
 
 @needs_torch
