@@ -1,5 +1,6 @@
 """Run folders of ``convgru-zoo train`` read by the benchmarks that score a run along its way: the run's
 training configuration and the model weights of every checkpoint it kept (``--keep-checkpoints 0``)."""
+import argparse
 import json
 from pathlib import Path
 
@@ -40,3 +41,28 @@ def checkpoint_states(run: Path, every: int = 1):
             continue
         tensors = load_tensors(data)
         yield meta["step"], {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+
+
+def score_and_plot_parser(doc: str, score_help: str):
+    """``(parser, score subparser)`` of a script that scores runs into a JSON and plots it: ``score`` with
+    ``--mnist``, ``--num-sequences``, ``--batch-size`` and ``--json`` (its own run flags to add), and ``plot``."""
+    from convgru_zoo.publishing.release import TEST_SEQUENCES
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    scoring = sub.add_parser("score", help=score_help)
+    scoring.add_argument("--mnist", required=True, help="folder of MNIST idx files (the test clips are made of them)")
+    scoring.add_argument("--num-sequences", type=int, default=TEST_SEQUENCES, help="test clips (the release's)")
+    scoring.add_argument("--batch-size", type=int, default=50)
+    scoring.add_argument("--json", required=True, help="results file; the plot goes beside it (.png)")
+    plotting = sub.add_parser("plot", help="draw the plot (beside the JSON, .png) from a results file again")
+    plotting.add_argument("--json", required=True)
+    return parser, scoring
+
+
+def check_score_args(parser, args) -> None:
+    """The ``score`` flags every such script shares, checked before any work: a usage error naming the flag."""
+    if args.num_sequences < 1 or args.batch_size < 1:
+        parser.error(f"--num-sequences and --batch-size must be >= 1, got {args.num_sequences}, {args.batch_size}")
+    if not Path(args.mnist).is_dir():
+        parser.error(f"--mnist must be a folder of MNIST idx files, got {args.mnist!r}")

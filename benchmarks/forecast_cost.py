@@ -15,7 +15,6 @@ shows: on a shared machine a run's wall-clock hours also count the time other jo
 
 The JSON in a tag's card folder is what its card's cost table and plot come from (``convgru-zoo cards``).
 """
-import argparse
 import json
 import os
 import sys
@@ -29,8 +28,8 @@ from convgru_zoo._files import atomic_write_json  # noqa: E402
 from convgru_zoo.data.datasets import build_dataset  # noqa: E402
 from convgru_zoo.evaluation import evaluate, plots  # noqa: E402
 from convgru_zoo.publishing import cards  # noqa: E402
-from convgru_zoo.publishing.release import CPU_HOURS_FROM, TEST_SEQUENCES, training_cost, training_time  # noqa: E402
-from _runs import checkpoint_states, run_config  # noqa: E402
+from convgru_zoo.publishing.release import CPU_HOURS_FROM, training_cost, training_time  # noqa: E402
+from _runs import check_score_args, checkpoint_states, run_config, score_and_plot_parser  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATASET = "moving_mnist"  # the clips the forecasters train and are scored on
@@ -151,30 +150,19 @@ def _hours(point) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    scoring = sub.add_parser("score", help="score the runs' checkpoints and the tags; write the JSON and the plot")
-    scoring.add_argument("--mnist", required=True, help="folder of MNIST idx files (the test clips are made of them)")
+    parser, scoring = score_and_plot_parser(__doc__, "score the runs' checkpoints and the tags; write the JSON and the plot")
     scoring.add_argument("--run", action="append", default=[], help="a forecast run folder (repeat for several)")
     scoring.add_argument("--tag", action="append", default=[], help="a released forecaster, e.g. convgru_forecaster.mmnist")
     scoring.add_argument("--cards", default=str(REPO / "model_cards"), help="the released tags' folders")
     scoring.add_argument("--train-threads", type=int, help="threads the runs trained with (default: train_summary.json)")
     scoring.add_argument("--every", type=int, default=1000, help="score checkpoints at multiples of this step")
-    scoring.add_argument("--num-sequences", type=int, default=TEST_SEQUENCES, help="test clips (the release's)")
-    scoring.add_argument("--batch-size", type=int, default=50)
-    scoring.add_argument("--json", required=True, help="results file; the plot goes beside it (.png)")
-    plotting = sub.add_parser("plot", help="draw the plot (beside the JSON, .png) from a results file again")
-    plotting.add_argument("--json", required=True)
     args = parser.parse_args(argv)
     if args.command == "score":
-        if min(args.num_sequences, args.batch_size, args.every) < 1 or (args.train_threads or 1) < 1:
-            parser.error(f"--num-sequences, --batch-size, --every and --train-threads must be >= 1, got "
-                         f"{args.num_sequences}, {args.batch_size}, {args.every}, {args.train_threads}")
+        check_score_args(parser, args)
+        if args.every < 1 or (args.train_threads is not None and args.train_threads < 1):
+            parser.error(f"--every and --train-threads must be >= 1, got {args.every}, {args.train_threads}")
         if not args.run and not args.tag:
             parser.error("give at least one --run or --tag, got neither")
-        if not Path(args.mnist).is_dir():
-            parser.error(f"--mnist must be a folder of MNIST idx files, got {args.mnist!r}")
         results = score(args)
     else:
         results = json.loads(Path(args.json).read_text())

@@ -17,7 +17,6 @@ training loop uses (``convgru_zoo.train.recalibration_batches``): what the run w
 The JSON is what the plot, ``convgru-zoo cards``' README table and the docs quote: each run's points (step,
 CPU-hours, top-1, top-5), the frame training's cost and digit top-1, and the comparison at equal CPU time.
 """
-import argparse
 import json
 import os
 import sys
@@ -32,8 +31,7 @@ from convgru_zoo import train as training  # noqa: E402
 from convgru_zoo._files import atomic_write_json  # noqa: E402
 from convgru_zoo.data.datasets import DATASETS, build_dataset, input_norm, normalize  # noqa: E402
 from convgru_zoo.evaluation import evaluate, plots  # noqa: E402
-from convgru_zoo.publishing.release import TEST_SEQUENCES  # noqa: E402
-from _runs import checkpoint_states, run_config  # noqa: E402
+from _runs import check_score_args, checkpoint_states, run_config, score_and_plot_parser  # noqa: E402
 
 DATASET = "motion_mnist"  # the clips both clip runs train and are scored on
 
@@ -166,25 +164,13 @@ def score(args) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    scoring = sub.add_parser("score", help="score every checkpoint of the runs; write the JSON and the plot")
-    scoring.add_argument("--mnist", required=True, help="folder of MNIST idx files (the test clips are made of them)")
+    parser, scoring = score_and_plot_parser(__doc__, "score every checkpoint of the runs; write the JSON and the plot")
     scoring.add_argument("--frames", required=True, help="run folder of the frame training (--task classify_frames)")
     scoring.add_argument("--rcn", required=True, help="run folder of the GRU-RCN (--init-weights FRAMES --freeze-backbone)")
     scoring.add_argument("--scratch", required=True, help="run folder of convgru_tiny from scratch")
-    scoring.add_argument("--num-sequences", type=int, default=TEST_SEQUENCES, help="test clips (the release's)")
-    scoring.add_argument("--batch-size", type=int, default=50)
-    scoring.add_argument("--json", required=True, help="results file; the plot goes beside it (.png)")
-    plotting = sub.add_parser("plot", help="draw the plot (beside the JSON, .png) from a results file again")
-    plotting.add_argument("--json", required=True)
     args = parser.parse_args(argv)
     if args.command == "score":
-        if args.num_sequences < 1 or args.batch_size < 1:
-            parser.error(f"--num-sequences and --batch-size must be >= 1, got {args.num_sequences}, {args.batch_size}")
-        if not Path(args.mnist).is_dir():
-            parser.error(f"--mnist must be a folder of MNIST idx files, got {args.mnist!r}")
+        check_score_args(parser, args)
         results = score(args)
     else:
         results = json.loads(Path(args.json).read_text())
