@@ -25,7 +25,7 @@ train-demo: $(VENV)/.installed
 	$(VENV)/bin/convgru-zoo demo --train --mnist $(MNIST)
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=15
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_convgru.py
