@@ -38,3 +38,17 @@ def stage_shapes(name, batch, height, width=None):
     spec, width = specs.BACKBONES[name], height if width is None else width
     strides = [spec.stem_stride * 2 ** i for i in range(len(spec.dims))]
     return [(batch, dim, height // s, width // s) for dim, s in zip(spec.dims, strides)]
+
+
+def mindspore_params(net):
+    """``{name: np.ndarray}`` of a MindSpore cell's parameters."""
+    return {p.name: p.asnumpy() for p in net.get_parameters()}
+
+
+def assert_same_mindspore_params(a, b):
+    """Two cells' :func:`mindspore_params` hold the same names and bit-identical values."""
+    import numpy as np
+
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

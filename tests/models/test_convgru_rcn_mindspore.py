@@ -18,6 +18,7 @@ from mindspore import Tensor  # noqa: E402
 from convgru_zoo import convert  # noqa: E402
 from convgru_zoo.mindspore.convgru_rcn import ImageFeatures, mindcv_image_network  # noqa: E402
 from convgru_zoo.mindspore.weights import load_params  # noqa: E402
+from helpers import assert_same_mindspore_params, mindspore_params  # noqa: E402
 
 TOL = 1e-4
 LEVELS = (2, 3, 4)  # strides 8, 16, 32
@@ -304,16 +305,6 @@ def test_mindir_step_and_clip_graphs_match_the_eager_model(tmp_path):
 # the MindCV door: registration, checkpoints, pretrained weights, options, errors
 
 
-def params_of(net):
-    return {p.name: p.asnumpy() for p in net.get_parameters()}
-
-
-def assert_same_params(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-
-
 def test_registered_where_mindcv_has_the_backbone():
     from convgru_zoo import specs
 
@@ -334,8 +325,8 @@ def test_mindcv_checkpoint_path_and_strict_checkpoint_file(rcn_twins, tmp_path):
     _, net = rcn_twins
     path = convert.save_mindspore_checkpoint(net, tmp_path / "rcn.ckpt")
     stacked = net.stacked
-    assert_same_params(params_of(mindspore_rcn(stacked=stacked, checkpoint_path=str(path))), params_of(net))
-    assert_same_params(params_of(mindspore_rcn(stacked=stacked, checkpoint_file=str(path))), params_of(net))
+    assert_same_mindspore_params(mindspore_params(mindspore_rcn(stacked=stacked, checkpoint_path=str(path))), mindspore_params(net))
+    assert_same_mindspore_params(mindspore_params(mindspore_rcn(stacked=stacked, checkpoint_file=str(path))), mindspore_params(net))
     with pytest.raises(ValueError, match=r"rcn\.ckpt.*misshapen.*grus\.1\.reset_gate\.weight"):
         mindspore_rcn(stacked=not stacked, checkpoint_file=str(path))
 
@@ -352,14 +343,14 @@ def mindcv_cache(tmp_path, monkeypatch):
 
 
 def test_pretrained_loads_mindcv_imagenet_backbone_strictly(mindcv_cache):
-    imagenet = params_of(mindcv.create_model("resnet18"))  # MindCV's layout, random values standing in
+    imagenet = mindspore_params(mindcv.create_model("resnet18"))  # MindCV's layout, random values standing in
     mindcv_cache.parent.mkdir()
     convert.save_mindspore_checkpoint(imagenet, mindcv_cache)
     net = mindcv.create_model(ARCH, pretrained=True)
     assert net.stem_pool == "mindcv"  # the network MindCV's weights were trained in
-    loaded = {name.removeprefix("backbone."): value for name, value in params_of(net).items()
+    loaded = {name.removeprefix("backbone."): value for name, value in mindspore_params(net).items()
               if name.startswith("backbone.")}
-    assert_same_params(loaded, {name: value for name, value in imagenet.items() if not name.startswith("classifier.")})
+    assert_same_mindspore_params(loaded, {name: value for name, value in imagenet.items() if not name.startswith("classifier.")})
     grey = mindcv.create_model(ARCH, pretrained=True, in_channels=1)
     np.testing.assert_allclose(grey.backbone.conv1.weight.asnumpy(), imagenet["conv1.weight"].sum(1, keepdims=True),
                                rtol=1e-6)
@@ -388,9 +379,9 @@ def test_pretrained_tag_loads_our_torch_weights_converted(rcn_twins, tmp_path, m
     loaded = create_model(ARCH, "mindspore", pretrained="test", num_classes=NUM_CLASSES, width=WIDTH,
                           stacked=net.stacked)
     assert loaded.stem_pool == "timm"
-    new_head = {name: value for name, value in params_of(loaded).items() if name.startswith("head.fc.")}
-    assert_same_params({name: value for name, value in params_of(loaded).items() if name not in new_head},
-                       {name: value for name, value in params_of(net).items() if name not in new_head})
+    new_head = {name: value for name, value in mindspore_params(loaded).items() if name.startswith("head.fc.")}
+    assert_same_mindspore_params({name: value for name, value in mindspore_params(loaded).items() if name not in new_head},
+                       {name: value for name, value in mindspore_params(net).items() if name not in new_head})
     assert new_head["head.fc.weight"].shape == (NUM_CLASSES, net.num_features)
 
 
@@ -401,20 +392,20 @@ def test_freeze_backbone_keeps_imagenet_statistics_and_weights():
     x = Tensor(randn(2, 3, 64, 64))
     net.set_train(False)
     eval_maps = [m.asnumpy() for m in net.image_features(x)]
-    before = params_of(net)
+    before = mindspore_params(net)
     ms.nn.WithLossCell(net, ms.nn.MSELoss()).set_train(True)  # a training wrapper flags every cell as training
     assert net.backbone.bn1.training and net.head.training
     for got, want in zip(net.image_features(x), eval_maps):  # the running statistics, not the batch's
         np.testing.assert_array_equal(got.asnumpy(), want)
     net(Tensor(randn(2, 2, 3, 64, 64)))
-    assert_same_params(params_of(net), before)  # the statistics stay ImageNet's
+    assert_same_mindspore_params(mindspore_params(net), before)  # the statistics stay ImageNet's
 
 
 def test_features_only_returns_the_levels_final_states(rcn_twins):
     _, net = rcn_twins
     extractor = mindcv.create_model(ARCH, num_classes=NUM_CLASSES, width=WIDTH, stacked=net.stacked,
                                     features_only=True, out_indices=[0, 2])
-    load_params(extractor.net, params_of(net))
+    load_params(extractor.net, mindspore_params(net))
     extractor.set_train(False)
     x = Tensor(randn(*CLIP, seed=6))
     want = [s.asnumpy() for s in net.forward_levels(x)]

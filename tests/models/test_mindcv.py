@@ -21,7 +21,7 @@ from convgru_zoo import convert, pretrained, specs  # noqa: E402
 from convgru_zoo.mindspore import convgru_net  # noqa: E402  (registers the models)
 from convgru_zoo.mindspore.convgru_net import ConvGRUNet, adapt_first_conv  # noqa: E402
 from convgru_zoo.mindspore.weights import load_params  # noqa: E402
-from helpers import stage_shapes, unpublish  # noqa: E402
+from helpers import assert_same_mindspore_params, mindspore_params, stage_shapes, unpublish  # noqa: E402
 
 VARIANTS = sorted(specs.BACKBONES)
 TAG = "convgru_tiny.mmnist_motion"
@@ -39,16 +39,6 @@ def tiny(**kwargs):
     net = mindcv.create_model("convgru_tiny", **kwargs)
     net.set_train(False)
     return net
-
-
-def params_of(net):
-    return {p.name: p.asnumpy() for p in net.get_parameters()}
-
-
-def assert_same_params(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -152,7 +142,7 @@ def test_features_only_returns_the_chosen_stage_states():
     full = tiny()
     states = [s.asnumpy() for s in full.forward_stages(clip)]
     extractor = tiny(features_only=True)
-    load_params(extractor.net, params_of(full))
+    load_params(extractor.net, mindspore_params(full))
     assert extractor.out_channels == list(DIMS)
     features = extractor(clip)
     assert [f.shape for f in features] == STAGES
@@ -170,7 +160,7 @@ def graph_mode_outputs():
     clip = Tensor(randn(2, 3, 1, 32, 32, seed=4))
     net = tiny()
     extractor = tiny(features_only=True, out_indices=(1, 2))
-    load_params(extractor.net, params_of(net))
+    load_params(extractor.net, mindspore_params(net))
     eager = net(clip).asnumpy(), [f.asnumpy() for f in extractor(clip)]
     previous = ms.get_context("mode")
     ms.set_context(mode=ms.GRAPH_MODE)
@@ -197,17 +187,17 @@ def test_graph_mode_matches_pynative(graph_mode_outputs):
 def test_checkpoint_file_loads_exactly(tmp_path, suffix):
     source = tiny()
     path = convert.save_mindspore_checkpoint(source, tmp_path / f"tiny{suffix}")
-    assert_same_params(params_of(tiny(checkpoint_file=str(path))), params_of(source))
-    assert_same_params(params_of(tiny(checkpoint_file=str(path), features_only=True)), params_of(source))
+    assert_same_mindspore_params(mindspore_params(tiny(checkpoint_file=str(path))), mindspore_params(source))
+    assert_same_mindspore_params(mindspore_params(tiny(checkpoint_file=str(path), features_only=True)), mindspore_params(source))
 
 
 def test_load_checkpoint_ema_weights(tmp_path):
     source = tiny()
-    ema = {f"ema.{name}": value for name, value in params_of(source).items()}
-    path = convert.save_mindspore_checkpoint(dict(params_of(tiny()), **ema), tmp_path / "ema.ckpt")
+    ema = {f"ema.{name}": value for name, value in mindspore_params(source).items()}
+    path = convert.save_mindspore_checkpoint(dict(mindspore_params(tiny()), **ema), tmp_path / "ema.ckpt")
     net = tiny()
     convgru_net.load_checkpoint(net, path, ema=True)
-    assert_same_params(params_of(net), params_of(source))
+    assert_same_mindspore_params(mindspore_params(net), mindspore_params(source))
 
 
 def test_checkpoint_file_errors_name_the_file(tmp_path):
@@ -218,10 +208,10 @@ def test_checkpoint_file_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"other\.ckpt.*misshapen.*head\.fc\.weight"):
         tiny(checkpoint_file=str(other))
     partial = convert.save_mindspore_checkpoint(
-        {k: v for k, v in params_of(tiny()).items() if not k.startswith("stem.")}, tmp_path / "partial.ckpt")
+        {k: v for k, v in mindspore_params(tiny()).items() if not k.startswith("stem.")}, tmp_path / "partial.ckpt")
     with pytest.raises(ValueError, match=r"partial\.ckpt.*missing.*stem\.conv\.weight"):
         tiny(checkpoint_file=str(partial))
-    extra = convert.save_mindspore_checkpoint(dict(params_of(tiny()), step=np.zeros(1)), tmp_path / "extra.ckpt")
+    extra = convert.save_mindspore_checkpoint(dict(mindspore_params(tiny()), step=np.zeros(1)), tmp_path / "extra.ckpt")
     with pytest.raises(ValueError, match=r"extra\.ckpt.*unexpected \['step'\]"):
         tiny(checkpoint_file=str(extra))
     garbage = tmp_path / "garbage.ckpt"
@@ -261,18 +251,18 @@ def publish(tmp_path, monkeypatch):
 @pytest.mark.parametrize("framework", ["mindspore", "torch"])
 def test_pretrained_loads_the_published_weights(publish, framework):
     source = tiny(num_classes=specs.NUM_CLASSES)
-    publish(framework, params_of(source))
+    publish(framework, mindspore_params(source))
     net = tiny(pretrained=True, num_classes=specs.NUM_CLASSES)
-    assert_same_params(params_of(net), params_of(source))
-    assert_same_params(params_of(tiny(pretrained=True, num_classes=specs.NUM_CLASSES, features_only=True)),
-                       params_of(source))
+    assert_same_mindspore_params(mindspore_params(net), mindspore_params(source))
+    assert_same_mindspore_params(mindspore_params(tiny(pretrained=True, num_classes=specs.NUM_CLASSES, features_only=True)),
+                       mindspore_params(source))
 
 
 def test_pretrained_adapts_stem_and_classifier(publish):
-    source = params_of(tiny(num_classes=specs.NUM_CLASSES))
+    source = mindspore_params(tiny(num_classes=specs.NUM_CLASSES))
     publish("mindspore", source)
     net = tiny(pretrained=True, num_classes=10, in_channels=3)
-    loaded = params_of(net)
+    loaded = mindspore_params(net)
     stem = source["stem.conv.weight"]
     np.testing.assert_allclose(loaded["stem.conv.weight"], np.repeat(stem, 3, axis=1) / 3, rtol=1e-6)
     assert loaded["head.fc.weight"].shape == (10, DIMS[-1])
@@ -291,11 +281,11 @@ def test_pretrained_adapts_stem_and_classifier(publish):
 def test_pretrained_errors_name_the_file(publish):
     with pytest.raises(pretrained.PretrainedWeightsError, match="no published"):
         tiny(pretrained=True)
-    path = publish("mindspore", params_of(tiny(num_classes=specs.NUM_CLASSES)))
+    path = publish("mindspore", mindspore_params(tiny(num_classes=specs.NUM_CLASSES)))
     path.write_bytes(path.read_bytes()[:-7])
     with pytest.raises(pretrained.PretrainedWeightsError, match=f"{re.escape(str(path))}.*sha256"):
         tiny(pretrained=True)
-    wrong = publish("mindspore", params_of(mindcv.create_model("convgru_small", in_channels=1)))
+    wrong = publish("mindspore", mindspore_params(mindcv.create_model("convgru_small", in_channels=1)))
     with pytest.raises(pretrained.PretrainedWeightsError, match=f"{re.escape(TAG)}.*{re.escape(str(wrong))}.*misshapen"):
         tiny(pretrained=True, num_classes=specs.NUM_CLASSES)
     with pytest.raises(ValueError, match="mutually exclusive"):
@@ -309,7 +299,7 @@ def test_pretrained_without_num_classes_keeps_the_published_head():
     published, _ = pretrained_params(TAG)
     net = mindcv.create_model("convgru_tiny", pretrained=True)
     assert net.num_classes == specs.NUM_CLASSES
-    assert_same_params(params_of(net), published)
+    assert_same_mindspore_params(mindspore_params(net), published)
     assert mindcv.create_model("convgru_tiny").num_classes == specs.NUM_CLASSES
     # asked for: a new head of that width, even 1000; MindCV's own models keep their 1000 default
     assert mindcv.create_model("convgru_tiny", pretrained=True, num_classes=1000).num_classes == 1000
@@ -326,10 +316,10 @@ def test_mindcv_loading_is_left_as_mindcv_ships_it(tmp_path):
     mindcv.create_model("resnet18", num_classes=3, checkpoint_path=str(tmp_path / "missing.ckpt"))
     source = tiny()
     partial = convert.save_mindspore_checkpoint(
-        {k: v for k, v in params_of(source).items() if k.startswith("stem.")}, tmp_path / "partial.ckpt")
+        {k: v for k, v in mindspore_params(source).items() if k.startswith("stem.")}, tmp_path / "partial.ckpt")
     net = tiny(checkpoint_path=str(partial))  # MindCV's lax loading: the stem only, no error
-    assert_same_params({k: v for k, v in params_of(net).items() if k.startswith("stem.")},
-                       {k: v for k, v in params_of(source).items() if k.startswith("stem.")})
+    assert_same_mindspore_params({k: v for k, v in mindspore_params(net).items() if k.startswith("stem.")},
+                       {k: v for k, v in mindspore_params(source).items() if k.startswith("stem.")})
 
 
 def test_import_convgru_zoo_registers_the_models_quietly():

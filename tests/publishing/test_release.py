@@ -118,14 +118,20 @@ def test_release_writes_into_the_checkout_it_is_given_not_the_installed_package(
     assert record["files"]["torch"]["path"] == str(SHIPPED / f"{NAME}.safetensors")  # relative to the checkout
 
 
+def _run_with_config(run, folder, edit):
+    """A copy of ``run``'s weights in ``folder`` whose ``config.json`` has its training fields changed by ``edit``;
+    returns ``(folder, that config)``."""
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
+    config = json.loads((run / "config.json").read_text())
+    edit(config["train"])
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder, config
+
+
 def test_a_run_that_is_not_the_recipe_is_refused(released, tmp_path):
     _, run, _, _ = released
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
-    config = json.loads((run / "config.json").read_text())
-    config["train"]["lr"] = 0.5
-    (other / "config.json").write_text(json.dumps(config))
+    other, _ = _run_with_config(run, tmp_path / "other", lambda train: train.update(lr=0.5))
     with pytest.raises(cli.training.ConfigError, match=r"lr: the run has 0.5, the recipe 0.005"):
         release.release(NAME, other, MNIST, cards_dir=tmp_path / "cards", train_threads=1)  # the real recipe
     assert not (tmp_path / "cards").exists()
@@ -133,12 +139,8 @@ def test_a_run_that_is_not_the_recipe_is_refused(released, tmp_path):
 
 def test_a_run_that_predates_a_training_field_is_the_recipes_with_its_default(released, tmp_path):
     _, run, _, weights = released
-    old = tmp_path / "old"
-    old.mkdir()
-    (old / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes())
-    config = json.loads((run / "config.json").read_text())
-    del config["train"]["dataset"], config["train"]["augment"]  # trained before --dataset and --augment existed
-    (old / "config.json").write_text(json.dumps(config))
+    # trained before --dataset and --augment existed
+    old, config = _run_with_config(run, tmp_path / "old", lambda train: [train.pop(k) for k in ("dataset", "augment")])
     assert release.check_run_matches_recipe(weights, old) == config
 
 
