@@ -114,13 +114,13 @@ def released_point(tag: str, cards_dir: Path, test_sha256: str) -> dict:
 
 def plot(results: dict, path) -> Path:
     """MSE per frame against the training process's CPU-hours: a line per run, a point per released tag (a tag
-    whose log predates CPU timing at its wall-clock hours x threads, so labelled)."""
-    series = {run["label"]: ([p["process_cpu_hours"] for p in run["points"]], [p["mse"] for p in run["points"]])
-              for run in results["runs"]}
+    whose log predates CPU timing at its wall-clock hours x threads, so labelled); the table has the details."""
+    series = {f"{run['model']}, {run['steps']}-step run": ([p["process_cpu_hours"] for p in run["points"]],
+                                                          [p["mse"] for p in run["points"]]) for run in results["runs"]}
     for tag in results["released"]:
         timed = tag["process_cpu_hours"] is not None
-        label = tag["label"] if timed else f"{tag['label']}, wall-clock hours x threads (no CPU-time log)"
-        series[label] = ([tag["process_cpu_hours"] if timed else tag["cpu_hours"]], [tag["mse"]])
+        series[tag["tag"] if timed else f"{tag['tag']} (wall x threads)"] = (
+            [tag["process_cpu_hours"] if timed else tag["cpu_hours"]], [tag["mse"]])
     return plots.save_curves(path, series, xlabel="CPU-hours (the training process's CPU time)",
                              ylabel="MSE per frame, fixed test set (lower is better)",
                              title=f"Moving MNIST forecasts, {results['test_set']['num_sequences']} test clips:\n"
