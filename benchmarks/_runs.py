@@ -8,19 +8,14 @@ from convgru_zoo import run_files as ckpt
 from convgru_zoo import train as training
 
 
-def intact_checkpoints(run: Path) -> list:
-    """Sidecar paths of a run's intact checkpoints, oldest first."""
-    return [p for p in ckpt.list_checkpoints(run / "checkpoints") if ckpt.checkpoint_problem(p) is None]
-
-
 def run_config(run: Path) -> training.TrainConfig:
     """The training configuration of a run folder: its ``config.json`` once finished, else (a run still going)
     the one its newest intact checkpoint records."""
     config_file = run / "config.json"
     if config_file.is_file():
         trained = json.loads(config_file.read_text())["train"]
-    elif found := intact_checkpoints(run):
-        trained = ckpt.read_checkpoint(found[-1])[0]["config"]
+    elif (newest := ckpt.latest_checkpoint(run / "checkpoints")) is not None:
+        trained = json.loads(newest.read_text())["config"]
     else:
         raise SystemExit(f"{run} must be a run folder of `convgru-zoo train` (config.json or a checkpoint), got "
                          "neither there")
@@ -29,18 +24,23 @@ def run_config(run: Path) -> training.TrainConfig:
 
 def checkpoint_states(run: Path, every: int = 1):
     """``(step, {name: tensor})`` of every intact checkpoint of a PyTorch run whose step is a multiple of
-    ``every``, oldest first."""
+    ``every``, oldest first; a damaged one is passed over, the others read (and their sha256 checked) once."""
     from safetensors.torch import load as load_tensors
 
-    found = intact_checkpoints(run)
-    if not found:
-        raise SystemExit(f"{run}/checkpoints holds no intact checkpoint: train with --keep-checkpoints 0")
-    for sidecar in found:
-        meta, data = ckpt.read_checkpoint(sidecar)
-        if meta["step"] % every:
+    scored = 0
+    for sidecar in ckpt.list_checkpoints(run / "checkpoints"):
+        if int(sidecar.stem.split("_")[1]) % every:  # the step is in the name: no need to read the others
             continue
+        try:
+            meta, data = ckpt.read_checkpoint(sidecar)
+        except ValueError:  # half-written or damaged
+            continue
+        scored += 1
         tensors = load_tensors(data)
         yield meta["step"], {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    if not scored:
+        raise SystemExit(f"{run}/checkpoints holds no intact checkpoint at a multiple of {every} steps: train "
+                         "with --keep-checkpoints 0")
 
 
 def score_and_plot_parser(doc: str, score_help: str):

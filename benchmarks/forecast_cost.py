@@ -89,8 +89,6 @@ def score_run(run: Path, test_set, threads, every: int, batch_size: int, progres
     cost = cost_at(run, threads, [step for step, _ in scored])
     points = [{"step": step, "cpu_hours": cost[step][0], "process_cpu_hours": cost[step][1], "mse": metrics["mse"],
                "ssim": metrics["ssim"]} for step, metrics in scored]
-    if not points:
-        raise SystemExit(f"{run} kept no checkpoint at a multiple of --every {every}")
     return {"label": f"{config.model}, {config.steps}-step schedule ({run.name})", "model": config.model,
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "steps": config.steps,
             "train": training.settings_in_use(vars(config)), "points": points}

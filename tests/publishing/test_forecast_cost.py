@@ -83,3 +83,5 @@ def test_a_run_still_going_needs_its_thread_count_before_any_scoring(published, 
     again = _score("--run", going, "--train-threads", 1, "--every", 2, "--num-sequences", 2, "--json", tmp_path / "cost.json")
     assert again.returncode == 0, again.stderr[-3000:]
     assert [p["step"] for p in json.loads((tmp_path / "cost.json").read_text())["runs"][0]["points"]] == [2]
+    none = _score("--run", going, "--train-threads", 1, "--every", 3, "--num-sequences", 2, "--json", tmp_path / "no.json")
+    assert none.returncode != 0 and "holds no intact checkpoint at a multiple of 3 steps" in none.stderr
