@@ -257,6 +257,43 @@ def _cost_section(name, cards_dir) -> str:
         f"![MSE against CPU-hours]({Path(COST_CURVE).with_suffix('.png').name})", ""])
 
 
+DIGIT_GAP = "digit_gap.json"  # in a classifier's card folder: benchmarks/digit_gap.py
+
+
+def _release_label(row, current_sha256) -> str:
+    if row["sha256"] == current_sha256:
+        return "this release"
+    return f"release at `{row['revision']}`" if row["revision"] else f"weights sha256 `{row['sha256'][:12]}`"
+
+
+def _digit_gap_section(name, release, cards_dir) -> str:
+    """Top-1 on clips of the training, validation and test digit images, this release's and earlier ones', from
+    the card folder's ``digit_gap.json``: how much of the accuracy is memorised digit images."""
+    path = Path(cards_dir) / name / DIGIT_GAP
+    if not path.is_file():
+        return ""
+    results = json.loads(path.read_text())
+    images = results["digit_images"]
+    test_top1 = results["releases"][-1]["top1"]["test"]
+    low, high = wilson_interval(test_top1, results["num_sequences"])
+    half_width = (high - low) / 2
+    before = "".join(f" --before {row['revision']}" for row in results["releases"] if row["revision"])
+    rows = [f"| {_release_label(row, release['files']['torch']['sha256'])} | {row['steps']} | "
+            f"{'yes' if row['augment'] else 'no'} | {_fmt(row['top1']['train'])} | {_fmt(row['top1']['val'])} | "
+            f"{_fmt(row['top1']['test'])} | {row['gap'] * 100:+.1f} |" for row in results["releases"]]
+    return "\n".join([
+        "", "", "### Digits learnt, or digit images memorised", "",
+        f"Top-1 on {results['num_sequences']} new clips (seed {results['seed']}) of each split's digit images: "
+        f"the {images['train']} images training saw, and the {images['val']} validation and {images['test']} test "
+        f"images it never saw (`python benchmarks/digit_gap.py --mnist MNIST_DIR --tag {name}{before} "
+        f"--json model_cards/{name}/{DIGIT_GAP}`). Training minus test is the part of the accuracy owed to "
+        "having seen the images, which digit augmentation (a random affine and stroke width per clip) is meant "
+        f"to remove; on {results['num_sequences']} clips a top-1 near {_fmt(test_top1)} is known to about "
+        f"+-{half_width * 100:.1f} pts (95% Wilson interval).", "",
+        "| weights | steps | digit augmentation | top-1, training digits | validation digits | test digits | "
+        "training - test (pts) |", "|---|---|---|---|---|---|---|", *rows])
+
+
 def _architecture(weights) -> str:
     """What the model is, from its spec."""
     if weights.arch in specs.RCN_MODELS:
@@ -323,7 +360,7 @@ On the fixed test set: the first {release['test_set']['num_sequences']} clips of
 split (seed {release['test_set']['seed']}; regenerated bit-exactly, sha256 of the clips
 `{release['test_set']['sha256']}`).
 
-{_metrics_section(weights, evals, cards_dir)}
+{_metrics_section(weights, evals, cards_dir)}{_digit_gap_section(name, release, cards_dir)}
 
 ## Training
 
