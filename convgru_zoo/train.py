@@ -88,9 +88,11 @@ class TrainConfig:
 
 def settings_in_use(fields: dict) -> dict:
     """:class:`TrainConfig` fields (a dict, as configs and recipes record them) less those the run ignores:
-    ``loss`` outside forecasting (classifiers train with cross-entropy) and ``momentum`` outside SGD."""
+    ``loss`` outside forecasting (classifiers train with cross-entropy), ``momentum`` outside SGD and the
+    image-backbone settings outside GRU-RCN models."""
     ignored = ({"loss"} if fields.get("task") != "forecast" else set()) | (
-        {"momentum"} if fields.get("optimizer") != "sgd" else set())
+        {"momentum"} if fields.get("optimizer") != "sgd" else set()) | (
+        set() if fields.get("model") in RCN_MODELS else {"pretrained_backbone", "freeze_backbone", "backbone_lr_scale"})
     return {key: value for key, value in fields.items() if key not in ignored}
 
 

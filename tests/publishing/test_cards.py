@@ -119,7 +119,8 @@ def test_each_committed_card_parses_and_states_its_evaluation(name):
 @pytest.mark.parametrize("name", cards.released_names(CARDS_DIR))
 def test_committed_cards_count_cpu_hours_one_way_and_state_only_what_applies(name):
     """CPU-hours derived alike for every tag from its committed log; no forecaster called a timm/MindCV model;
-    no loss printed for a classifier (it trains with cross-entropy); figures quoted from elsewhere kept out of
+    no loss printed for a classifier (it trains with cross-entropy), no image-backbone setting for a model without
+    one; figures quoted from elsewhere kept out of
     the fixed test set's table."""
     folder, weights = CARDS_DIR / name, specs.PRETRAINED[name]
     trained = json.loads((folder / "release.json").read_text())["trained"]
@@ -134,6 +135,7 @@ def test_committed_cards_count_cpu_hours_one_way_and_state_only_what_applies(nam
     recipe = text.split("| setting | value |")[1].split("## Files")[0].split("### Quality against training cost")[0]
     settings = re.findall(r"^\| (\w+) \| .* \|$", recipe, re.M)
     assert ("loss" in settings) == (weights.task == "forecast") and "momentum" not in settings  # adamw recipes
+    assert ("backbone_lr_scale" in settings) == (weights.arch in specs.RCN_MODELS)  # an image backbone's setting
     if weights.task == "forecast":
         assert "timm" not in text and "MindCV" not in text
         fixed_table = text.split("On the fixed test set")[1].split("\n\n")[1]
