@@ -285,7 +285,8 @@ def _digit_gap_section(name, release, cards_dir) -> str:
         "", "", "### Digits learnt, or digit images memorised", "",
         f"Top-1 on {results['num_sequences']} new clips (seed {results['seed']}) of each split's digit images: "
         f"the {images['train']} images training saw, and the {images['val']} validation and {images['test']} test "
-        f"images it never saw (`python benchmarks/digit_gap.py --mnist MNIST_DIR --tag {name}{before} "
+        f"images it never saw (`python benchmarks/digit_gap.py --mnist MNIST_DIR --tag {name}{before} --seed "
+        f"{results['seed']} --num-sequences {results['num_sequences']} "
         f"--json model_cards/{name}/{DIGIT_GAP}`). Training minus test is the part of the accuracy owed to "
         "having seen the images, which digit augmentation (a random affine and stroke width per clip) is meant "
         f"to remove; on {results['num_sequences']} clips a top-1 near {_fmt(test_top1)} is known to about "

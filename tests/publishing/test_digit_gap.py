@@ -84,6 +84,7 @@ def test_rows_are_the_named_weights_and_the_card_marks_this_release(repo, tmp_pa
     assert "### Digits learnt, or digit images memorised" in text
     assert f"| release at `{revision}` | 7 | no | {before['top1']['train']:.4f} |" in text
     assert f"| this release | {recorded['trained']['steps']} | no | {now['top1']['train']:.4f} |" in text
+    assert f"--tag {TAG} --before {revision} --seed 1 --num-sequences 20 --json" in text  # the command that made it
     (repo / "model_cards" / TAG / cards.DIGIT_GAP).unlink()
     assert "### Digits learnt" not in cards.render(TAG, repo / "model_cards")
 
@@ -96,3 +97,11 @@ def test_an_earlier_release_whose_file_is_not_the_recorded_one_is_refused(repo, 
     done = _score(repo / "model_cards", tmp_path / "gap.json", "HEAD")
     assert done.returncode != 0 and not (tmp_path / "gap.json").exists()
     assert f"{TAG}'s PyTorch file at HEAD has sha256" in done.stderr and f"records {fresh_sha256}" in done.stderr
+
+
+@pytest.mark.parametrize("flag, value", [("--seed", "-1"), ("--num-sequences", "0")])
+def test_bad_arguments_are_refused_naming_the_flag_before_any_scoring(tmp_path, flag, value):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--mnist", str(MNIST), "--tag", TAG, flag, value,
+                           "--json", str(tmp_path / "gap.json")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and not (tmp_path / "gap.json").exists()
+    assert f"{flag} must be" in done.stderr and f"got {value}" in done.stderr
