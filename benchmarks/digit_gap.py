@@ -69,6 +69,14 @@ def released_weights(tag: str, cards_dir: Path, revision=None) -> dict:
             "augment": record["recipe"].get("augment", False), "revision": revision}
 
 
+def clips_sha256(dataset, batch_size: int) -> str:
+    """The sha256 of every clip and label of ``dataset`` in order (``evaluate.HashedItems``'s proof of the data)."""
+    hashed = evaluate.HashedItems(dataset)
+    for first in range(0, len(dataset), batch_size):
+        hashed.batch(range(first, min(first + batch_size, len(dataset))))
+    return hashed.digest.hexdigest()
+
+
 def score_weights(model: str, weights: dict, clips: dict, batch_size: int) -> dict:
     """Clip top-1 of ``weights`` on each split's clips."""
     predict = evaluate.TorchPredictor(model, weights["state"], device="cpu",
@@ -84,8 +92,9 @@ def score(args) -> dict:
     cards_dir = Path(args.cards)
     releases = [*(released_weights(args.tag, cards_dir, rev) for rev in args.before),
                 released_weights(args.tag, cards_dir)]  # every file read and checked before any scoring
-    clips = {split: evaluate.HashedItems(MotionMNIST(args.mnist, split, args.num_sequences, seq_len=CONTEXT_FRAMES,
-                                                      channels=specs.INPUT_SIZE[0], seed=args.seed)) for split in SPLITS}
+    clips = {split: MotionMNIST(args.mnist, split, args.num_sequences, seq_len=CONTEXT_FRAMES,
+                                channels=specs.INPUT_SIZE[0], seed=args.seed) for split in SPLITS}
+    digests = {split: clips_sha256(dataset, args.batch_size) for split, dataset in clips.items()}
     rows = []
     for found in releases:
         top1 = score_weights(weights.arch, found, clips, args.batch_size)
@@ -94,8 +103,8 @@ def score(args) -> dict:
         print(f"{args.tag} at {found['revision'] or 'the working tree'}: " +
               ", ".join(f"{split} digits {value:.4f}" for split, value in top1.items()) + f", gap {rows[-1]['gap']:+.4f}")
     results = {"tag": args.tag, "dataset": DATASET, "seed": args.seed, "num_sequences": args.num_sequences,
-               "digit_images": {split: len(clips[split].dataset.digits) for split in SPLITS},
-               "clips_sha256": {split: clips[split].digest.hexdigest() for split in SPLITS}, "releases": rows}
+               "digit_images": {split: len(clips[split].digits) for split in SPLITS}, "clips_sha256": digests,
+               "releases": rows}
     atomic_write_json(args.json, results)
     return results
 

@@ -72,6 +72,11 @@ def test_rows_are_the_named_weights_and_the_card_marks_this_release(repo, tmp_pa
     report = json.loads(results.read_text())
     before, now = report["releases"]
     assert report["digit_images"] == {"train": 8000, "val": 1000, "test": 1000}
+    from convgru_zoo.data.moving_mnist import MotionMNIST
+    from convgru_zoo.evaluation.evaluate import HashedItems
+    test_clips = HashedItems(MotionMNIST(MNIST, "test", 20, seq_len=10, channels=3, seed=1))
+    test_clips.batch(range(20))
+    assert report["clips_sha256"]["test"] == test_clips.digest.hexdigest()  # the clips, however many rows
     assert (before["revision"], before["sha256"], before["steps"]) == (revision, fresh_sha256, 7)
     recorded = json.loads((CARDS_DIR / TAG / "release.json").read_text())
     assert (now["revision"], now["sha256"]) == (None, recorded["files"]["torch"]["sha256"])
