@@ -29,7 +29,7 @@ def checkpoint_states(run: Path, every: int = 1):
 
     scored = 0
     for sidecar in ckpt.list_checkpoints(run / "checkpoints"):
-        if int(sidecar.stem.split("_")[1]) % every:  # the step is in the name: no need to read the others
+        if ckpt.checkpoint_step(sidecar) % every:  # no need to read the others
             continue
         try:
             meta, data = ckpt.read_checkpoint(sidecar)
@@ -41,6 +41,17 @@ def checkpoint_states(run: Path, every: int = 1):
     if not scored:
         raise SystemExit(f"{run}/checkpoints holds no intact checkpoint at a multiple of {every} steps: train "
                          "with --keep-checkpoints 0")
+
+
+def items_sha256(dataset, batch_size: int) -> str:
+    """The sha256 of every item of ``dataset`` in order, as ``evaluate.HashedItems`` feeds it while scoring: which
+    clips a score is on, known before any scoring."""
+    from convgru_zoo.evaluation.evaluate import HashedItems
+
+    hashed = HashedItems(dataset)
+    for first in range(0, len(dataset), batch_size):
+        hashed.batch(range(first, min(first + batch_size, len(dataset))))
+    return hashed.digest.hexdigest()
 
 
 def score_and_plot_parser(doc: str, score_help: str):

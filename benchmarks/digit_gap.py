@@ -31,6 +31,7 @@ from convgru_zoo.data.datasets import CONTEXT_FRAMES, DATASETS  # noqa: E402
 from convgru_zoo.data.moving_mnist import SPLITS, MotionMNIST  # noqa: E402
 from convgru_zoo.evaluation import evaluate  # noqa: E402
 from convgru_zoo.publishing import cards, release as releasing  # noqa: E402
+from _runs import items_sha256  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATASET = "motion_mnist"  # what the classifier tags train on
@@ -69,14 +70,6 @@ def released_weights(tag: str, cards_dir: Path, revision=None) -> dict:
             "augment": record["recipe"].get("augment", False), "revision": revision}
 
 
-def clips_sha256(dataset, batch_size: int) -> str:
-    """The sha256 of every clip and label of ``dataset`` in order (``evaluate.HashedItems``'s proof of the data)."""
-    hashed = evaluate.HashedItems(dataset)
-    for first in range(0, len(dataset), batch_size):
-        hashed.batch(range(first, min(first + batch_size, len(dataset))))
-    return hashed.digest.hexdigest()
-
-
 def score_weights(model: str, weights: dict, clips: dict, batch_size: int) -> dict:
     """Clip top-1 of ``weights`` on each split's clips."""
     predict = evaluate.TorchPredictor(model, weights["state"], device="cpu",
@@ -94,7 +87,7 @@ def score(args) -> dict:
                 released_weights(args.tag, cards_dir)]  # every file read and checked before any scoring
     clips = {split: MotionMNIST(args.mnist, split, args.num_sequences, seq_len=CONTEXT_FRAMES,
                                 channels=specs.INPUT_SIZE[0], seed=args.seed) for split in SPLITS}
-    digests = {split: clips_sha256(dataset, args.batch_size) for split, dataset in clips.items()}
+    digests = {split: items_sha256(dataset, args.batch_size) for split, dataset in clips.items()}
     rows = []
     for found in releases:
         top1 = score_weights(weights.arch, found, clips, args.batch_size)

@@ -29,7 +29,7 @@ from convgru_zoo.data.datasets import build_dataset  # noqa: E402
 from convgru_zoo.evaluation import evaluate, plots  # noqa: E402
 from convgru_zoo.publishing import cards  # noqa: E402
 from convgru_zoo.publishing.release import CPU_HOURS_FROM, training_cost, training_time  # noqa: E402
-from _runs import check_score_args, checkpoint_states, run_config, score_and_plot_parser  # noqa: E402
+from _runs import check_score_args, checkpoint_states, items_sha256, run_config, score_and_plot_parser  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATASET = "moving_mnist"  # the clips the forecasters train and are scored on
@@ -89,7 +89,7 @@ def score_run(run: Path, test_set, threads, every: int, batch_size: int, progres
     cost = cost_at(run, threads, [step for step, _ in scored])
     points = [{"step": step, "cpu_hours": cost[step][0], "process_cpu_hours": cost[step][1], "mse": metrics["mse"],
                "ssim": metrics["ssim"]} for step, metrics in scored]
-    return {"label": f"{config.model}, {config.steps}-step schedule ({run.name})", "model": config.model,
+    return {"label": f"{config.model}, {config.steps}-step schedule ({run.name})", "run": run.name, "model": config.model,
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "steps": config.steps,
             "train": training.settings_in_use(vars(config)), "points": points}
 
@@ -113,8 +113,9 @@ def released_point(tag: str, cards_dir: Path, test_sha256: str) -> dict:
 def plot(results: dict, path) -> Path:
     """MSE per frame against the training process's CPU-hours: a line per run, a point per released tag (a tag
     whose log predates CPU timing at its wall-clock hours x threads, so labelled); the table has the details."""
-    series = {f"{run['model']}, {run['steps']}-step run": ([p["process_cpu_hours"] for p in run["points"]],
-                                                          [p["mse"] for p in run["points"]]) for run in results["runs"]}
+    series = {f"{run['model']}, {run['steps']} steps ({run['run']})": ([p["process_cpu_hours"] for p in run["points"]],
+                                                                       [p["mse"] for p in run["points"]])
+              for run in results["runs"]}  # one line per run folder: two runs of a model and schedule both drawn
     for tag in results["released"]:
         timed = tag["process_cpu_hours"] is not None
         series[tag["tag"] if timed else f"{tag['tag']} (wall x threads)"] = (
@@ -126,13 +127,10 @@ def plot(results: dict, path) -> Path:
 
 
 def score(args) -> dict:
-    test_set = evaluate.HashedItems(build_dataset(DATASET, args.mnist, "test", args.num_sequences))
-    for first in range(0, len(test_set), args.batch_size):  # the clips' sha256, before any scoring
-        test_set.batch(range(first, min(first + args.batch_size, len(test_set))))
-    digest = test_set.digest.hexdigest()
+    test_set = build_dataset(DATASET, args.mnist, "test", args.num_sequences)
+    digest = items_sha256(test_set, args.batch_size)
     released = [released_point(tag, Path(args.cards), digest) for tag in args.tag]
-    runs = [score_run(Path(run), test_set.dataset, args.train_threads, args.every, args.batch_size)
-            for run in args.run]
+    runs = [score_run(Path(run), test_set, args.train_threads, args.every, args.batch_size) for run in args.run]
     results = {"machine": machine.describe(), "cpu_hours_from": CPU_HOURS_FROM,
                "test_set": {"dataset": DATASET, "split": "test", "seed": 0, "num_sequences": args.num_sequences,
                             "sha256": digest},

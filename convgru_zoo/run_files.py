@@ -115,13 +115,17 @@ def read_checkpoint(json_path):
     return meta, data
 
 
+def checkpoint_step(json_path) -> int:
+    """The step of a checkpoint, from its sidecar's name (``step_0000120.json``: 120), without reading it."""
+    return int(_NAME.match(Path(json_path).name).group(1))
+
+
 def list_checkpoints(directory):
     """Sidecar paths of the checkpoints in ``directory``, oldest first."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
-    return [p for _, p in sorted(found)]
+    return sorted((p for p in directory.iterdir() if _NAME.match(p.name)), key=checkpoint_step)
 
 
 def _sidecar(json_path: Path):

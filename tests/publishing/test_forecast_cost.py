@@ -85,3 +85,17 @@ def test_a_run_still_going_needs_its_thread_count_before_any_scoring(published, 
     assert [p["step"] for p in json.loads((tmp_path / "cost.json").read_text())["runs"][0]["points"]] == [2]
     none = _score("--run", going, "--train-threads", 1, "--every", 3, "--num-sequences", 2, "--json", tmp_path / "no.json")
     assert none.returncode != 0 and "holds no intact checkpoint at a multiple of 3 steps" in none.stderr
+
+
+def test_the_plot_draws_every_run_even_two_of_one_model_and_schedule(monkeypatch, tmp_path):
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import forecast_cost
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    drawn = {}
+    monkeypatch.setattr(forecast_cost.plots, "save_curves", lambda path, series, **kw: drawn.update(series) or path)
+    point = {"process_cpu_hours": 1.0, "mse": 90.0}
+    runs = [{"run": name, "model": "convgru_forecaster", "steps": 12000, "points": [point]} for name in ("a", "b")]
+    forecast_cost.plot({"runs": runs, "released": [], "test_set": {"num_sequences": 4}}, tmp_path / "cost.png")
+    assert len(drawn) == 2
