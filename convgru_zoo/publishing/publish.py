@@ -95,7 +95,8 @@ def build_folder(name: str, out, cards_dir) -> dict:
         files[specs.WEIGHT_FILES["mindspore"]] = _verified(name, "mindspore", ms_file, expected["mindspore"])
     atomic_write_json(folder / "config.json", hub_config(weights))
     files["config.json"] = folder / "config.json"
-    extras = [*source.glob("*.png"), *source.glob("eval_*.json"), source / "release.json", source / cards.COST_CURVE]
+    extras = [*source.glob("*.png"), *source.glob("eval_*.json"), source / "release.json",
+              source / cards.COST_CURVE, source / cards.DIGIT_GAP]
     for extra in sorted(path for path in extras if path.is_file()):
         files[extra.name] = extra
     for path_in_repo, local in files.items():

@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("huggingface_hub")
 
 from convgru_zoo import specs  # noqa: E402
-from convgru_zoo.publishing import cards, release  # noqa: E402
+from convgru_zoo.publishing import cards, publish, release  # noqa: E402
 from helpers import CARDS_DIR, MNIST, REPO, needs_mnist  # noqa: E402
 
 SCRIPT = REPO / "benchmarks" / "digit_gap.py"
@@ -90,6 +90,10 @@ def test_rows_are_the_named_weights_and_the_card_marks_this_release(repo, tmp_pa
     assert f"| release at `{revision}` | 7 | no | {before['top1']['train']:.4f} |" in text
     assert f"| this release | {recorded['trained']['steps']} | no | {now['top1']['train']:.4f} |" in text
     assert f"--tag {TAG} --before {revision} --seed 1 --num-sequences 20 --json" in text  # the command that made it
+    (repo / "model_cards" / TAG / "README.md").write_text(text)
+    shutil.copyfile(release.weights_path(specs.PRETRAINED[TAG], "mindspore", CARDS_DIR),
+                    release.weights_path(specs.PRETRAINED[TAG], "mindspore", repo / "model_cards"))
+    assert cards.DIGIT_GAP in publish.build_folder(TAG, tmp_path / "staged", repo / "model_cards")  # the Hub holds it
     (repo / "model_cards" / TAG / cards.DIGIT_GAP).unlink()
     assert "### Digits learnt" not in cards.render(TAG, repo / "model_cards")
 
