@@ -5,8 +5,8 @@ scored on the fixed test set ``convgru-zoo release`` scores tags on (the first 1
 ``test`` split, seed 0); each ``--tag`` adds a released forecaster as one point (its ``release.json`` and
 evaluation, on the same clips, checked by their sha256). Each point records its cost two ways: as the cards
 count it (each resumed segment's wall-clock hours up to the checkpoint's step times the threads it trained with:
-``--train-threads``, else the run's ``train_summary.json``) and the training process's CPU time, which the plot
-shows: on a shared machine a run's wall-clock hours also count the time other jobs held its cores.
+``--train-threads``, else what the run's log records of each segment, else its ``train_summary.json``) and
+the training process's CPU time, which the plot shows: on a shared machine a run's wall-clock hours also count the time other jobs held its cores.
 
     python benchmarks/forecast_cost.py score --mnist DIR --run RUN --tag convgru_forecaster.mmnist \\
         --tag convgru_forecaster_tiny.mmnist --train-threads 1 --every 1000 \\
@@ -28,7 +28,8 @@ from convgru_zoo._files import atomic_write_json  # noqa: E402
 from convgru_zoo.data.datasets import build_dataset  # noqa: E402
 from convgru_zoo.evaluation import evaluate, plots  # noqa: E402
 from convgru_zoo.publishing import cards  # noqa: E402
-from convgru_zoo.publishing.release import CPU_HOURS_FROM, training_cost, training_time  # noqa: E402
+from convgru_zoo.publishing.release import (CPU_HOURS_FROM, threads_per_segment, training_cost,  # noqa: E402
+                                            training_time)
 from _runs import check_score_args, checkpoint_states, items_sha256, run_config, score_and_plot_parser  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,13 +38,15 @@ DATASET = "moving_mnist"  # the clips the forecasters train and are scored on
 
 def cost_at(run: Path, threads, steps) -> dict:
     """``{step: (CPU-hours as the cards count them, process CPU-hours)}`` at ``steps`` of a run's log: what
-    ``convgru-zoo release`` would count had the run ended there."""
+    ``convgru-zoo release`` would count had the run ended there. ``threads``: ``--train-threads`` or None (the
+    run's own record of them)."""
     lines = training.metrics_lines_upto(run / "metrics.jsonl", float("inf"))
-    segments = training_time(lines)["segments"]
-    per_segment = threads if isinstance(threads, list) else [threads] * segments
-    if len(per_segment) != segments:
-        raise SystemExit(f"--train-threads must give one count or one per segment of {run} ({segments}), got "
-                         f"{per_segment}")
+    summary = run / "train_summary.json"
+    try:
+        per_segment = threads_per_segment(training_time(lines), threads,
+                                          json.loads(summary.read_text()) if summary.is_file() else {}, run)
+    except training.ConfigError as err:
+        raise SystemExit(str(err)) from None
     line_of = {json.loads(line)["step"]: end for end, line in enumerate(lines, 1)}
     cost = {}
     for step in steps:
@@ -51,18 +54,6 @@ def cost_at(run: Path, threads, steps) -> dict:
         counted = training_cost(spent, per_segment[:spent["segments"]], world=1, gpu=False)
         cost[step] = (counted["cpu_hours"], counted.get("process_cpu_hours"))
     return cost
-
-
-def run_threads(run: Path, given):
-    """The threads the run trained with: ``given``, else its ``train_summary.json``'s (a finished run)."""
-    if given is not None:
-        return given
-    summary = run / "train_summary.json"
-    threads = json.loads(summary.read_text()).get("machine", {}).get("torch_threads") if summary.is_file() else None
-    if threads is None:
-        raise SystemExit(f"--train-threads must be given: {run} has no train_summary.json recording its threads "
-                         "(a run still going)")
-    return threads
 
 
 def score_run(run: Path, test_set, threads, every: int, batch_size: int, progress=print) -> dict:
@@ -75,7 +66,7 @@ def score_run(run: Path, test_set, threads, every: int, batch_size: int, progres
     if config.task != "forecast" or config.framework != "torch":
         raise SystemExit(f"--run must be a PyTorch run of --task forecast, got --task {config.task} --framework "
                          f"{config.framework} in {run}")
-    threads = run_threads(run, threads)  # before any scoring: a missing count fails now
+    cost_at(run, threads, [])  # before any scoring: a missing thread count fails now
     model = create_model(config.model, **training.model_kwargs(config, training.Runtime(mnist=None, out=str(run))))
     scored = []
     for step, state in checkpoint_states(run, every):
@@ -150,7 +141,7 @@ def main(argv=None) -> int:
     scoring.add_argument("--run", action="append", default=[], help="a forecast run folder (repeat for several)")
     scoring.add_argument("--tag", action="append", default=[], help="a released forecaster, e.g. convgru_forecaster.mmnist")
     scoring.add_argument("--cards", default=str(REPO / "model_cards"), help="the released tags' folders")
-    scoring.add_argument("--train-threads", type=int, help="threads the runs trained with (default: train_summary.json)")
+    scoring.add_argument("--train-threads", type=int, help="threads the runs trained with (default: each run's record of them)")
     scoring.add_argument("--every", type=int, default=1000, help="score checkpoints at multiples of this step")
     args = parser.parse_args(argv)
     if args.command == "score":

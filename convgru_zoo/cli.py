@@ -203,7 +203,8 @@ def build_parser():
     release.add_argument("--mnist", required=True, help="folder of MNIST idx files (the fixed test set is made of them)")
     release.add_argument("--train-threads", type=_positive_ints, default=None,
                          help="threads the training used (one, or one per resumed segment: 1,2,1), for a log "
-                              "without per-step CPU time; default: what train_summary.json records")
+                              "that does not record them; default: each segment's count in the log, else "
+                              "what train_summary.json records")
     release.add_argument("--no-progress", action="store_true")
     cards = sub.add_parser("cards", help="write model_cards/<tag>/README.md of every released tag and the README's "
                                          "tables from the committed results")

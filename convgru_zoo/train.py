@@ -10,7 +10,8 @@ What every run shares, whatever the framework (nothing here imports one):
   epoch ``k // N`` permutation drawn from ``seed`` and that epoch, and each rank takes every
   ``world``-th sample of a step's global batch, so any world size sees the same global batches;
 - the learning rate, a function of the step;
-- the run folder: ``metrics.jsonl`` (one JSON line per step, plus validation figures), ``checkpoints/``
+- the run folder: ``metrics.jsonl`` (one JSON line per step, plus validation figures; the first line of the
+  run and of each ``--resume`` also names the threads and precision it trained with), ``checkpoints/``
   (:mod:`convgru_zoo.run_files`), and at the end ``model.safetensors`` (PyTorch names, whatever the
   framework) + ``config.json`` + ``train_summary.json``; only rank 0 writes.
 
@@ -529,6 +530,7 @@ class TrainLoop(ABC):
 
     device = ""  # the summary's device
     amp = "none"  # the summary's precision
+    threads = None  # CPU threads the steps run on, where the framework tells
     progress_suffix = ""  # after "train MODEL" on the progress bar
 
     def __init__(self, config: TrainConfig, runtime: Runtime, env: Dist):
@@ -606,6 +608,9 @@ def fit(config: TrainConfig, runtime: Runtime, env: Dist, resume_from, loop_type
     train_set, val_set = build_datasets(config, runtime, val=bool(config.val_every and env.main))
     bar = tqdm(total=config.steps, initial=start, desc=f"train {config.model}{loop.progress_suffix}", unit="step",
                disable=not (runtime.progress and env.main), dynamic_ncols=True)
+    # The first record of each segment (the run, then each --resume) says what it trained with: a run resumed
+    # on another machine may differ (threads, the precision --amp auto picks); releases count cost per segment.
+    segment = {"amp": loop.amp, **({"threads": loop.threads} if loop.threads else {})}
     began, cpu_began = time.perf_counter(), time.process_time()
     try:
         for step, batch in enumerate(loop.batches(train_set, start), start):
@@ -618,7 +623,9 @@ def fit(config: TrainConfig, runtime: Runtime, env: Dist, resume_from, loop_type
             if env.main:
                 record = {"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm,
                           "clips_per_s": config.batch_size / (time.perf_counter() - tick),
-                          "elapsed_s": time.perf_counter() - began, "cpu_s": time.process_time() - cpu_began}
+                          "elapsed_s": time.perf_counter() - began, "cpu_s": time.process_time() - cpu_began,
+                          **segment}
+                segment = {}
                 if val_set is not None and done % config.val_every == 0:
                     record.update(loop.validate(val_set))
                 metrics_file.write(json.dumps(record) + "\n")

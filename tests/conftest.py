@@ -58,7 +58,7 @@ def _train_and_release(root, name):
         patch.setattr(release, "TEST_SEQUENCES", 4)
         run = root / f"run-{name}"
         assert cli.main(["train", "--recipe", name, "--mnist", str(MNIST), "--out", str(run), "--no-progress"]) == 0
-        record = release.release(name, run, MNIST, cards_dir=root / "cards", train_threads=1, progress=False)
+        record = release.release(name, run, MNIST, cards_dir=root / "cards", progress=False)  # threads: the log's
     finally:
         patch.undo()
         torch.set_num_threads(threads)

@@ -311,6 +311,23 @@ def _architecture(weights) -> str:
             "next 10 closed loop, each prediction fed back as the next input")
 
 
+_PRECISIONS = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}
+
+
+def _precision(amp) -> str:
+    """How the run computed: one precision, or each resumed segment's where they differ (``--amp auto`` on
+    machines with and without native bf16)."""
+    if isinstance(amp, list):
+        segments = {}
+        for number, each in enumerate(amp, 1):
+            segments.setdefault(each, []).append(number)
+        return " in " + " and ".join(f"{_PRECISIONS.get(each, each)} (segment{'s' * (len(numbers) > 1)} "
+                                     f"{', '.join(map(str, numbers))})" for each, numbers in segments.items())
+    if amp not in _PRECISIONS:
+        return ""
+    return f" in {_PRECISIONS[amp]}" if amp == "none" else f" with {_PRECISIONS[amp]}"
+
+
 def render(name, cards_dir) -> str:
     """The card of ``name`` as text (front matter + body), from its committed results only."""
     from huggingface_hub import ModelCard
@@ -323,8 +340,7 @@ def render(name, cards_dir) -> str:
     hours = (f"{trained['cpu_hours']:.2f} CPU-hours ({trained['cpu_hours_from']}{process})"
              if trained.get("cpu_hours") is not None else f"{trained['wall_hours']:.2f} GPU-hours")
     runs = "in one run" if trained["segments"] == 1 else f"in {trained['segments']} runs joined by `--resume`"
-    precision = {"none": " in float32", "bf16": " with bf16 autocast", "fp16": " with fp16 autocast"}.get(
-        trained.get("amp"), "")
+    precision = _precision(trained.get("amp"))
     what = _architecture(weights)
     limits = ("It was trained on synthetic clips of one grey MNIST digit moving in one of four diagonal "
               "directions; it is a starting point for fine-tuning on real videos (`convgru-zoo train --data`), "

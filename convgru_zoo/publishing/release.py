@@ -69,13 +69,17 @@ def check_run_matches_recipe(weights: specs.PretrainedWeights, run: Path) -> dic
 
 
 def training_time(metrics_lines) -> dict:
-    """Steps, wall-clock hours and (where the log has ``cpu_s``) the process's CPU hours of a run's log.
+    """Steps, wall-clock hours and (where the log has ``cpu_s``) the process's CPU hours of a run's log, and
+    where every segment's first record names them, the threads and precision of each segment.
 
-    ``elapsed_s`` and ``cpu_s`` restart at every resume, so the segments' last values add up. CPU time is
-    what the training process used, whatever its thread count and whatever else shared the machine.
+    A segment (the run, then each ``--resume``) starts at a record naming its precision (``amp``), or in a log
+    older than that where ``elapsed_s`` restarts. ``elapsed_s`` and ``cpu_s`` restart at every resume, so the
+    segments' last values add up. CPU time is what the training process used, whatever its thread count and
+    whatever else shared the machine.
     """
     records = [json.loads(line) for line in metrics_lines if line.strip()]
-    starts = [0] + [i for i in range(1, len(records)) if records[i]["elapsed_s"] < records[i - 1]["elapsed_s"]]
+    starts = [0] + [i for i in range(1, len(records))
+                    if "amp" in records[i] or records[i]["elapsed_s"] < records[i - 1]["elapsed_s"]]
     ends = [*starts[1:], len(records)]
     last = [records[end - 1] for end in ends if records]
     result = {"steps": max((r["step"] for r in records), default=0),
@@ -83,7 +87,26 @@ def training_time(metrics_lines) -> dict:
               "segment_hours": [r["elapsed_s"] / 3600 for r in last]}
     if records and all("cpu_s" in r for r in records):
         result["process_cpu_hours"] = sum(r["cpu_s"] for r in last) / 3600
+    for key in ("threads", "amp"):
+        if records and all(key in records[start] for start in starts):
+            result[f"segment_{key}"] = [records[start][key] for start in starts]
     return result
+
+
+def threads_per_segment(time_spent: dict, given, summary: dict, run) -> list:
+    """The threads each segment of ``run`` trained with: ``given`` (``--train-threads``: one count, or one per
+    segment), else what its log records of each segment, else its ``train_summary.json``'s count for all."""
+    threads = given or time_spent.get("segment_threads") or summary.get("machine", {}).get("torch_threads")
+    if threads is None:
+        raise ConfigError(f"--train-threads must be given: {str(run)!r} records no training threads (a log "
+                          "from before segments recorded them, and no train_summary.json)")
+    per_segment = threads if isinstance(threads, list) else [threads]
+    if len(per_segment) == 1:
+        return per_segment * time_spent["segments"]
+    if len(per_segment) != time_spent["segments"]:
+        raise ConfigError(f"--train-threads must give one count or one per segment of the run "
+                          f"({time_spent['segments']}), got {len(per_segment)}: {threads}")
+    return per_segment
 
 
 CPU_HOURS_FROM = "wall-clock hours x training threads, summed over resumed segments"
@@ -100,6 +123,13 @@ def training_cost(time_spent: dict, threads: list, world: int, gpu: bool) -> dic
     if "process_cpu_hours" in time_spent:
         cost["process_cpu_hours"] = time_spent["process_cpu_hours"] * world
     return cost
+
+
+def _one_or_each(values):
+    """The one value every segment shares, the list of each segment's where they differ, None for no list."""
+    if not values:
+        return None
+    return values[0] if len(set(values)) == 1 else values
 
 
 def convert_to_mindspore(torch_file: Path, ckpt_file: Path, arch: str) -> str:
@@ -138,17 +168,9 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
         raise ConfigError(f"--mnist must be a folder holding MNIST idx files, got {str(mnist)!r}")
     summary_file = run / "train_summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    threads = train_threads or summary.get("machine", {}).get("torch_threads")
-    if threads is None:
-        raise ConfigError(f"--train-threads must be given: {summary_file} does not record the training's threads")
     metrics_lines = (run / "metrics.jsonl").read_text().splitlines()
     time_spent = training_time(metrics_lines)
-    per_segment = threads if isinstance(threads, list) else [threads]
-    if len(per_segment) == 1:
-        per_segment = per_segment * time_spent["segments"]
-    elif len(per_segment) != time_spent["segments"]:
-        raise ConfigError(f"--train-threads must give one count or one per segment of the run "
-                          f"({time_spent['segments']}), got {len(per_segment)}: {threads}")
+    per_segment = threads_per_segment(time_spent, train_threads, summary, run)
 
     out, repo = result_dir(name, cards_dir), repository(cards_dir)
     torch_file, ms_file = (weights_path(weights, fw, cards_dir) for fw in ("torch", "mindspore"))
@@ -168,8 +190,9 @@ def release(name: str, run, mnist, cards_dir, train_threads=None, progress=True)
 
     machine_info = summary.get("machine") or {**machine.describe(), "torch_threads": per_segment[-1]}
     trained = {**{key: time_spent[key] for key in ("steps", "wall_hours", "segments")},
-               "threads": per_segment[0] if len(set(per_segment)) == 1 else per_segment,
-               "amp": summary.get("amp", config["train"]["amp"]), "machine": machine_info,
+               "threads": _one_or_each(per_segment),
+               "amp": _one_or_each(time_spent.get("segment_amp")) or summary.get("amp", config["train"]["amp"]),
+               "machine": machine_info,
                **training_cost(time_spent, per_segment, summary.get("world_size", 1), bool(machine_info.get("gpu")))}
     record = {"name": name, "task": weights.task, "recipe": recipe, "trained": trained,
               "command": f"convgru-zoo train --recipe {name} --mnist MNIST_DIR --out RUN_DIR",

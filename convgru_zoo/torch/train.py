@@ -255,6 +255,7 @@ class TorchLoop(core.TrainLoop):
         self.amp = resolve_amp(config.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
         self.autocast = autocast_for(self.amp, self.device)
+        self.threads = torch.get_num_threads() if self.device.type == "cpu" else None
 
     @staticmethod
     def seed(seed: int) -> None:

@@ -149,3 +149,9 @@ def test_the_machine_line_names_the_threads_of_each_resumed_segment():
     assert machine.summary_line({**info, "threads": 1}) == "AMD EPYC (AVX2, no native bf16), 2 cores, 1 thread"
     assert machine.summary_line({**info, "threads": [1, 2, 1]}).endswith(
         ", 2 cores, 1, 2, 1 threads in its successive segments")
+
+
+def test_the_training_line_names_the_precision_of_each_resumed_segment():
+    assert cards._precision("bf16") == " with bf16 autocast" and cards._precision("none") == " in float32"
+    # --amp auto resumed on a machine without native bf16
+    assert cards._precision(["bf16", "bf16", "none"]) == " in bf16 autocast (segments 1, 2) and float32 (segment 3)"

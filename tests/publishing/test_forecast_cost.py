@@ -72,17 +72,28 @@ def test_a_tag_scored_on_other_clips_is_refused_naming_both_digests(published, t
     assert f"{RELEASED_NAME} was scored on other clips (sha256 {record['test_set']['sha256']})" in done.stderr
 
 
-def test_a_run_still_going_needs_its_thread_count_before_any_scoring(published, tmp_path):
+def test_a_run_still_going_is_counted_at_the_threads_its_log_records_or_refused_before_scoring(published, tmp_path):
     _, run, _, _ = published
     going = tmp_path / "going"
     shutil.copytree(run / "checkpoints", going / "checkpoints")
-    shutil.copyfile(run / "metrics.jsonl", going / "metrics.jsonl")
-    done = _score("--run", going, "--json", tmp_path / "cost.json")
+    shutil.copyfile(run / "metrics.jsonl", going / "metrics.jsonl")  # no train_summary.json yet
+    done = _score("--run", going, "--every", 2, "--num-sequences", 2, "--json", tmp_path / "cost.json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    [point] = json.loads((tmp_path / "cost.json").read_text())["runs"][0]["points"]
+    records = [json.loads(line) for line in (going / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["threads"] == 1 and point["step"] == 2  # the run trained on one thread (one_thread)
+    assert point["cpu_hours"] == pytest.approx(records[1]["elapsed_s"] / 3600)
+
+    for record in records:  # a log from before segments recorded their threads
+        record.pop("threads", None)
+    (going / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    done = _score("--run", going, "--json", tmp_path / "old.json")
     assert done.returncode != 0 and "--train-threads must be given" in done.stderr
-    assert "step 1" not in done.stdout  # nothing scored first
-    again = _score("--run", going, "--train-threads", 1, "--every", 2, "--num-sequences", 2, "--json", tmp_path / "cost.json")
+    assert "step 2" not in done.stdout and not (tmp_path / "old.json").exists()  # nothing scored first
+    again = _score("--run", going, "--train-threads", 2, "--every", 2, "--num-sequences", 2, "--json", tmp_path / "old.json")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert [p["step"] for p in json.loads((tmp_path / "cost.json").read_text())["runs"][0]["points"]] == [2]
+    assert json.loads((tmp_path / "old.json").read_text())["runs"][0]["points"][0]["cpu_hours"] == pytest.approx(
+        2 * point["cpu_hours"])
     none = _score("--run", going, "--train-threads", 1, "--every", 3, "--num-sequences", 2, "--json", tmp_path / "no.json")
     assert none.returncode != 0 and "holds no intact checkpoint at a multiple of 3 steps" in none.stderr
 

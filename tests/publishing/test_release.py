@@ -160,6 +160,13 @@ def test_training_time_adds_up_resumed_segments():
     assert release.training_time(timed) == {"steps": 4, "wall_hours": 35.0 / 3600, "segments": 2,
                                             "segment_hours": [20.0 / 3600, 15.0 / 3600],
                                             "process_cpu_hours": 56.0 / 3600}
+    # a segment starts where a record names its threads and precision, even if its first step outlasts the
+    # previous segment's run time
+    named = [json.dumps({"step": s, "elapsed_s": e, **extra}) for s, e, extra in [
+        (1, 10.0, {"threads": 1, "amp": "bf16"}), (2, 20.0, {}), (3, 25.0, {"threads": 2, "amp": "none"}), (4, 30.0, {})]]
+    assert release.training_time(named) == {"steps": 4, "wall_hours": 50.0 / 3600, "segments": 2,
+                                            "segment_hours": [20.0 / 3600, 30.0 / 3600],
+                                            "segment_threads": [1, 2], "segment_amp": ["bf16", "none"]}
 
 
 def test_cpu_hours_are_each_segments_hours_times_its_threads_whatever_the_log_measured():

@@ -261,3 +261,37 @@ def test_amp_auto_trains_in_bf16_only_where_the_cpu_computes_it_natively(tmp_pat
     assert autocasts == ["bf16" if native else "none"]  # the autocast the steps ran under
     assert summary["amp"] == autocasts[0]
     assert json.loads((out / "config.json").read_text())["train"]["amp"] == "auto"  # the recipe's choice, not the machine's
+
+
+@needs_mnist
+def test_each_resumed_segment_records_its_threads_and_precision_for_the_release(tmp_path, monkeypatch):
+    """A run resumed on another machine: --amp auto picks bf16 there, float32 here, on other threads; the
+    release counts each segment's hours at its own threads and names both precisions."""
+    from convgru_zoo.publishing import release
+
+    config, out = _config(steps=3, amp="auto"), tmp_path / "moved"
+    step = torch_training.TorchLoop.step
+
+    def stopped_at_third_step(loop, batch, lr):
+        if loop.optimizer.state_dict()["state"] and loop.optimizer.state_dict()["state"][0]["step"].item() == 2:
+            raise KeyboardInterrupt  # killed after checkpoint 2
+        return step(loop, batch, lr)
+
+    monkeypatch.setattr(torch_device.machine, "native_bf16", lambda: True)
+    monkeypatch.setattr(torch_training.TorchLoop, "step", stopped_at_third_step)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config, Runtime(mnist=str(MNIST), out=str(out), progress=False))
+    monkeypatch.setattr(torch_device.machine, "native_bf16", lambda: False)
+    monkeypatch.setattr(torch_training.TorchLoop, "step", step)
+    torch.set_num_threads(2)  # one_thread restores the count
+    training.train(config, Runtime(mnist=str(MNIST), out=str(out), progress=False, resume=True))
+
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r.get("threads"), r.get("amp")) for r in records] == [(1, 1, "bf16"), (2, None, None),
+                                                                               (3, 2, "none")]
+    spent = release.training_time((out / "metrics.jsonl").read_text().splitlines())
+    assert (spent["segments"], spent["segment_threads"], spent["segment_amp"]) == (2, [1, 2], ["bf16", "none"])
+    last_count = {"machine": {"torch_threads": 2}}  # train_summary.json: the last segment's machine
+    assert release.threads_per_segment(spent, None, last_count, out) == [1, 2]
+    assert release.training_cost(spent, [1, 2], world=1, gpu=False)["cpu_hours"] == pytest.approx(
+        spent["segment_hours"][0] + 2 * spent["segment_hours"][1])
