@@ -6,7 +6,8 @@ scored on the fixed test set ``convgru-zoo release`` scores tags on (the first 1
 evaluation, on the same clips, checked by their sha256). Each point records its cost two ways: as the cards
 count it (each resumed segment's wall-clock hours up to the checkpoint's step times the threads it trained with:
 ``--train-threads``, else what the run's log records of each segment, else its ``train_summary.json``) and
-the training process's CPU time, which the plot shows: on a shared machine a run's wall-clock hours also count the time other jobs held its cores.
+the training process's CPU time, which the plot shows: on a shared machine a run's wall-clock hours also count
+the time other jobs held its cores.
 
     python benchmarks/forecast_cost.py score --mnist DIR --run RUN --tag convgru_forecaster.mmnist \\
         --tag convgru_forecaster_tiny.mmnist --train-threads 1 --every 1000 \\
@@ -36,17 +37,21 @@ REPO = Path(__file__).resolve().parent.parent
 DATASET = "moving_mnist"  # the clips the forecasters train and are scored on
 
 
-def cost_at(run: Path, threads, steps) -> dict:
-    """``{step: (CPU-hours as the cards count them, process CPU-hours)}`` at ``steps`` of a run's log: what
-    ``convgru-zoo release`` would count had the run ended there. ``threads``: ``--train-threads`` or None (the
-    run's own record of them)."""
-    lines = training.metrics_lines_upto(run / "metrics.jsonl", float("inf"))
+def run_threads(run: Path, given) -> list:
+    """The threads each segment of ``run`` trained with (``release.threads_per_segment``): ``given``
+    (``--train-threads``) or None for the run's own record of them."""
     summary = run / "train_summary.json"
     try:
-        per_segment = threads_per_segment(training_time(lines), threads,
-                                          json.loads(summary.read_text()) if summary.is_file() else {}, run)
+        return threads_per_segment(training_time(training.metrics_lines_upto(run / "metrics.jsonl", float("inf"))),
+                                   given, json.loads(summary.read_text()) if summary.is_file() else {}, run)
     except training.ConfigError as err:
         raise SystemExit(str(err)) from None
+
+
+def cost_at(run: Path, per_segment: list, steps) -> dict:
+    """``{step: (CPU-hours as the cards count them, process CPU-hours)}`` at ``steps`` of a run's log, its
+    segments trained on ``per_segment`` threads: what ``convgru-zoo release`` would count had the run ended there."""
+    lines = training.metrics_lines_upto(run / "metrics.jsonl", float("inf"))
     line_of = {json.loads(line)["step"]: end for end, line in enumerate(lines, 1)}
     cost = {}
     for step in steps:
@@ -66,7 +71,7 @@ def score_run(run: Path, test_set, threads, every: int, batch_size: int, progres
     if config.task != "forecast" or config.framework != "torch":
         raise SystemExit(f"--run must be a PyTorch run of --task forecast, got --task {config.task} --framework "
                          f"{config.framework} in {run}")
-    cost_at(run, threads, [])  # before any scoring: a missing thread count fails now
+    per_segment = run_threads(run, threads)  # before any scoring: a missing count fails now
     model = create_model(config.model, **training.model_kwargs(config, training.Runtime(mnist=None, out=str(run))))
     scored = []
     for step, state in checkpoint_states(run, every):
@@ -77,7 +82,7 @@ def score_run(run: Path, test_set, threads, every: int, batch_size: int, progres
                                                     batch_size, progress=False)
         scored.append((step, metrics))
         progress(f"{run.name}: step {step}, MSE {metrics['mse']:.2f}, SSIM {metrics['ssim']:.4f}")
-    cost = cost_at(run, threads, [step for step, _ in scored])
+    cost = cost_at(run, per_segment, [step for step, _ in scored])
     points = [{"step": step, "cpu_hours": cost[step][0], "process_cpu_hours": cost[step][1], "mse": metrics["mse"],
                "ssim": metrics["ssim"]} for step, metrics in scored]
     return {"label": f"{config.model}, {config.steps}-step schedule ({run.name})", "run": run.name, "model": config.model,
