@@ -248,7 +248,7 @@ PRETRAINED = {w.name: replace(w, sha256=_published_sha256(w.name)) for w in (
     PretrainedWeights("convgru_small", "mmnist_motion", _MMNIST_MOTION, recipe=_recipe(
         model="convgru_small", steps=6000, lr=2e-3, amp="auto", augment=True, **_BACKBONE_RECIPE)),
     PretrainedWeights("convgru_base", "mmnist_motion", _MMNIST_MOTION, recipe=_recipe(
-        model="convgru_base", steps=3000, lr=1.5e-3, amp="auto", augment=True, **_BACKBONE_RECIPE)),
+        model="convgru_base", steps=6000, lr=1.5e-3, amp="auto", augment=True, **_BACKBONE_RECIPE)),
     PretrainedWeights("convgru_forecaster", "mmnist", _MMNIST, ships=True, recipe=_recipe(
         model="convgru_forecaster", steps=4000, lr=3e-3, amp="auto", **_FORECAST_RECIPE)),
     PretrainedWeights("convgru_forecaster_tiny", "mmnist", _MMNIST, ships=True, recipe=_recipe(
