@@ -127,7 +127,7 @@ def score(args) -> dict:
     digest = items_sha256(test_set, args.batch_size)
     released = [released_point(tag, Path(args.cards), digest) for tag in args.tag]
     runs = [score_run(Path(run), test_set, args.train_threads, args.every, args.batch_size) for run in args.run]
-    results = {"machine": machine.describe(), "cpu_hours_from": CPU_HOURS_FROM,
+    results = {"machine": machine.describe(), "cpu_hours_from": CPU_HOURS_FROM, "every": args.every,
                "test_set": {"dataset": DATASET, "split": "test", "seed": 0, "num_sequences": args.num_sequences,
                             "sha256": digest},
                "runs": runs, "released": released}

@@ -237,8 +237,14 @@ def _metrics_section(weights, evals, cards_dir):
 COST_CURVE = "cost_curve.json"  # in a forecaster's card folder: benchmarks/forecast_cost.py
 
 
+def _recipe_named(settings: dict):
+    """The ``specs.PRETRAINED`` name whose recipe is exactly ``settings`` (as a run records the ones in use), or None."""
+    return next((name for name, w in specs.PRETRAINED.items() if settings_in_use(dict(w.recipe)) == settings), None)
+
+
 def _cost_section(name, cards_dir) -> str:
-    """The forecaster options tried, quality against training cost, from the card folder's ``cost_curve.json``."""
+    """The forecaster options tried, quality against training cost, from the card folder's ``cost_curve.json``:
+    a row per option and the commands that train and score them again."""
     path = Path(cards_dir) / name / COST_CURVE
     if not path.is_file():
         return ""
@@ -247,14 +253,24 @@ def _cost_section(name, cards_dir) -> str:
     options += [(tag["label"], tag["params_m"], tag["steps"], tag) for tag in results["released"]]
     rows = [f"| {label} | {params:.3f} | {steps} | {_fmt(p['process_cpu_hours'], 2)} | {_fmt(p['cpu_hours'], 2)} | "
             f"{_fmt(p['mse'], 2)} | {_fmt(p['ssim'])} |" for label, params, steps, p in options]
+    trains = [f"convgru-zoo train --recipe {recipe} --mnist MNIST_DIR --out {run['run']} --keep-checkpoints 0"
+              if (recipe := _recipe_named(run["train"])) else
+              f"# {run['run']}: settings in {COST_CURVE} (runs[].train), no published recipe" for run in results["runs"]]
+    score = " ".join(["python benchmarks/forecast_cost.py score --mnist MNIST_DIR",
+                      *(f"--run {run['run']}" for run in results["runs"]),
+                      *(f"--tag {tag['tag']}" for tag in results["released"]),
+                      f"--every {results['every']} --num-sequences {results['test_set']['num_sequences']}",
+                      f"--json model_cards/{name}/{COST_CURVE}"])
     return "\n".join([
         "", "### Quality against training cost", "",
-        f"The options tried, each scored on the fixed test set above (`python benchmarks/forecast_cost.py score ... "
-        f"--json model_cards/{name}/{COST_CURVE}`), a run at its last scored checkpoint; CPU-hours as the "
-        "training process's CPU time and as this card counts them (wall-clock hours x threads):", "",
+        "The options tried, each scored on the fixed test set above, a run at its last scored checkpoint; CPU-hours "
+        "as the training process's CPU time and as this card counts them (wall-clock hours x threads):", "",
         "| option | params (M) | steps | CPU-hours (process) | CPU-hours (wall x threads) | MSE / frame | SSIM |",
         "|---|---|---|---|---|---|---|", *rows, "",
-        f"![MSE against CPU-hours]({Path(COST_CURVE).with_suffix('.png').name})", ""])
+        f"![MSE against CPU-hours]({Path(COST_CURVE).with_suffix('.png').name})", "",
+        f"To train each run again (every checkpoint kept) and score its checkpoints at multiples of "
+        f"{results['every']} steps (these scores: {machine.summary_line(results['machine'])}):", "",
+        "```bash", *trains, score, "```", ""])
 
 
 DIGIT_GAP = "digit_gap.json"  # in a classifier's card folder: benchmarks/digit_gap.py

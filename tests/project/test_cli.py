@@ -42,8 +42,8 @@ def exit_code(argv):
     (["--batch-size", "two"], "argument --batch-size: expected a positive int, got 'two'"),
     (["--task", "segment"], "argument --task: invalid choice: 'segment'"),
     (["--amp", "fp8"], "argument --amp: invalid choice: 'fp8'"),
-    (["--model", "resnet50"], "--model must be one of ['convgru_forecaster', 'convgru_forecaster_tiny'] for --task "
-                              "forecast, got 'resnet50'"),
+    (["--model", "resnet50"], "--model must be one of ['convgru_forecaster', 'convgru_forecaster_tiny', "
+                              "'convgru_forecaster_wide'] for --task forecast, got 'resnet50'"),
     (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a CUDA device"),
     (["--dataset", "motion_mnist"], "--dataset must be one of ['moving_mnist'] for --task forecast, got 'motion_mnist'"),
     (["--dataset", "kinetics"], "argument --dataset: invalid choice: 'kinetics'"),

@@ -54,7 +54,18 @@ def test_a_runs_last_point_is_its_release_and_the_card_shows_the_curve(published
         assert "### Quality against training cost" in text and f"]({card_json.with_suffix('.png').name})" in text
         assert f"| {scored['label']} | " in text and f"| {tag['label']} | " in text
         assert f"| {last['mse']:.2f} | {last['ssim']:.4f} |" in text
+        # the commands that train the run again (by its recipe) and score it as the table was scored
+        assert f"convgru-zoo train --recipe {RELEASED_NAME} --mnist MNIST_DIR --out {run.name} --keep-checkpoints 0" in text
+        assert (f"python benchmarks/forecast_cost.py score --mnist MNIST_DIR --run {run.name} --tag {RELEASED_NAME} "
+                f"--every 1 --num-sequences {record['test_set']['num_sequences']} --json model_cards/{RELEASED_NAME}/"
+                f"{cards.COST_CURVE}") in text
         (root / "cards" / RELEASED_NAME / "README.md").write_text(text)
+        changed = {**report, "runs": [{**scored, "train": {**scored["train"], "lr": 2 * scored["train"]["lr"]}}]}
+        card_json.write_text(json.dumps(changed))  # a run no recipe describes: named as such, no wrong command
+        other = cards.render(RELEASED_NAME, root / "cards")
+        assert f"# {run.name}: settings in {cards.COST_CURVE} (runs[].train), no published recipe" in other
+        assert f"--recipe {RELEASED_NAME} --mnist MNIST_DIR --out {run.name}" not in other
+        card_json.write_text(json.dumps(report))
         uploaded = publish.build_folder(RELEASED_NAME, tmp_path / "staged", root / "cards")
         assert cards.COST_CURVE in uploaded and card_json.with_suffix(".png").name in uploaded
     finally:
